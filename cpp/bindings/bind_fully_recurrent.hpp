@@ -1,0 +1,251 @@
+// Python bindings of the fully recurrent network's algorithms, one body for both backend modules.
+#pragma once
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "array_ref.hpp"
+#include "rtrl/backend.hpp"
+
+namespace rtrl {
+
+struct FullyRecurrentConfig {
+  FullyRecurrentDims dims;
+  Activation activation = Activation::logistic;
+  bool teacher_forcing = false;
+  double loss_scale = 1.0;
+};
+
+inline FullyRecurrentConfig make_fully_recurrent_config(index_t units, index_t inputs, bool bias,
+                                                        index_t outputs, index_t batch,
+                                                        const std::string& activation,
+                                                        bool teacher_forcing,
+                                                        const std::string& reduction) {
+  RTRL_CHECK(units >= 1, "n_units: expected a positive integer, got " + std::to_string(units));
+  RTRL_CHECK(inputs >= 0, "n_inputs: expected a non-negative integer, got " + std::to_string(inputs));
+  RTRL_CHECK(outputs >= 0 && outputs <= units,
+             "n_outputs: expected an integer in [0, n_units=" + std::to_string(units) + "], got " +
+                 std::to_string(outputs));
+  RTRL_CHECK(batch >= 1, "batch_size: expected a positive integer, got " + std::to_string(batch));
+  FullyRecurrentConfig c;
+  c.dims = FullyRecurrentDims{units, inputs, bias ? 1 : 0, outputs, batch};
+  if (activation == "logistic") c.activation = Activation::logistic;
+  else if (activation == "tanh") c.activation = Activation::tanh;
+  else throw std::invalid_argument("activation: expected 'logistic' or 'tanh', got '" + activation + "'");
+  if (reduction == "mean") c.loss_scale = 1.0 / double(batch);
+  else if (reduction == "sum") c.loss_scale = 1.0;
+  else throw std::invalid_argument("reduction: expected 'mean' or 'sum', got '" + reduction + "'");
+  c.teacher_forcing = teacher_forcing;
+  // BLAS takes 32-bit sizes: the widest matrix is P, [n, B N].
+  const double width = double(batch) * double(c.dims.n_weights());
+  RTRL_CHECK(width < 2147483647.0,
+             "batch_size * n_units * (n_inputs + bias + n_units) = " + std::to_string(width) +
+                 " exceeds the 32-bit index range of the BLAS; use fewer streams or units");
+  return c;
+}
+
+inline OptimizerConfig make_optimizer_config(const std::string& kind, double lr, double momentum,
+                                             double beta1, double beta2, double eps,
+                                             double max_grad_norm) {
+  OptimizerConfig o;
+  if (kind == "none") o.kind = OptimizerKind::none;
+  else if (kind == "sgd") o.kind = OptimizerKind::sgd;
+  else if (kind == "adam") o.kind = OptimizerKind::adam;
+  else throw std::invalid_argument("optimizer: expected 'none', 'sgd' or 'adam', got '" + kind + "'");
+  o.lr = lr;
+  o.momentum = momentum;
+  o.beta1 = beta1;
+  o.beta2 = beta2;
+  o.eps = eps;
+  o.max_grad_norm = max_grad_norm;
+  return o;
+}
+
+template <class Backend, class Reader>
+struct FullyRecurrentBindings {
+  // Rejects +-inf anywhere and NaN unless nan_ok; names the step and stream of the first offender.
+  template <class T>
+  static void check_finite(const T* data, const std::vector<index_t>& shape, const char* name,
+                           bool nan_ok, std::uintptr_t stream) {
+    index_t count = 1;
+    for (index_t s : shape) count *= s;
+    const index_t bad = Backend::find_nonfinite(stream, data, count, nan_ok);
+    if (bad < 0) return;
+    const index_t per_step = shape[1] * shape[2];
+    const index_t t = bad / per_step, s = (bad % per_step) / shape[2], k = bad % shape[2];
+    throw std::invalid_argument(std::string(name) + ": non-finite value at step " +
+                                std::to_string(t) + ", stream " + std::to_string(s) + ", index " +
+                                std::to_string(k) +
+                                (nan_ok ? " (NaN marks a missing target; +-inf is not allowed)"
+                                        : " (values must be finite)"));
+  }
+
+  template <class T>
+  static std::int64_t rtrl(const FullyRecurrentConfig& c, const ArrayRef& weight, const ArrayRef& y,
+                           const ArrayRef& P, const ArrayRef& grad, py::object opt_state,
+                           const ArrayRef& X, py::object targets, const ArrayRef& outputs,
+                           const ArrayRef& loss, const OptimizerConfig& opt, std::int64_t opt_step,
+                           bool update_each_step, std::uintptr_t stream) {
+    const FullyRecurrentDims& d = c.dims;
+    const index_t n = d.units, L = d.width(), B = d.batch;
+    RTRL_CHECK(X.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
+                                        std::to_string(B) + ", " + std::to_string(d.inputs) +
+                                        "), got shape " + shape_string(X.shape));
+    const index_t Tn = X.shape[0];
+    FullyRecurrentState<T> st{};
+    st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", true);
+    st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
+    st.P = checked<T>(P, "sensitivities", {n, B, n, L}, "(units, streams, units, inputs + bias + units)", true);
+    st.grad = checked<T>(grad, "grad", {n, L}, "(units, inputs + bias + units)", true);
+    st.opt_state = nullptr;
+    if (opt.state_rows() > 0)
+      st.opt_state = checked<T>(Reader::read(opt_state, "optimizer_state"), "optimizer_state",
+                                {index_t(opt.state_rows()), n, L}, "(state rows, units, width)", true);
+    FullyRecurrentSequence<T> seq{};
+    seq.steps = Tn;
+    seq.x = checked<T>(X, "X", {Tn, B, d.inputs}, "(time, streams, inputs)", false);
+    seq.target = nullptr;
+    if (!targets.is_none())
+      seq.target = checked<T>(Reader::read(targets, "targets"), "targets", {Tn, B, d.outputs},
+                              "(time, streams, outputs)", false);
+    seq.outputs = checked<T>(outputs, "outputs", {Tn, B, d.outputs}, "(time, streams, outputs)", true);
+    seq.loss = checked<T>(loss, "loss", {Tn}, "(time,)", true);
+    check_finite(seq.x, X.shape, "X", false, stream);
+    if (seq.target) check_finite(seq.target, {Tn, B, d.outputs}, "targets", true, stream);
+
+    FullyRecurrentOptions o;
+    o.activation = c.activation;
+    o.teacher_forcing = c.teacher_forcing;
+    o.loss_scale = c.loss_scale;
+    o.update_each_step = update_each_step;
+    o.optimizer = opt;
+    o.optimizer_step = opt_step;
+    py::gil_scoped_release release;
+    return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o);
+  }
+
+  template <class T>
+  static void bptt(const FullyRecurrentConfig& c, const ArrayRef& weight, const ArrayRef& y,
+                   const ArrayRef& grad, const ArrayRef& X, py::object targets,
+                   const ArrayRef& outputs, const ArrayRef& loss, std::uintptr_t stream) {
+    const FullyRecurrentDims& d = c.dims;
+    const index_t n = d.units, L = d.width(), B = d.batch;
+    RTRL_CHECK(X.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
+                                        std::to_string(B) + ", " + std::to_string(d.inputs) +
+                                        "), got shape " + shape_string(X.shape));
+    const index_t Tn = X.shape[0];
+    FullyRecurrentBpttState<T> st{};
+    st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", false);
+    st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
+    st.grad = checked<T>(grad, "grad", {n, L}, "(units, inputs + bias + units)", true);
+    FullyRecurrentSequence<T> seq{};
+    seq.steps = Tn;
+    seq.x = checked<T>(X, "X", {Tn, B, d.inputs}, "(time, streams, inputs)", false);
+    seq.target = nullptr;
+    if (!targets.is_none())
+      seq.target = checked<T>(Reader::read(targets, "targets"), "targets", {Tn, B, d.outputs},
+                              "(time, streams, outputs)", false);
+    seq.outputs = checked<T>(outputs, "outputs", {Tn, B, d.outputs}, "(time, streams, outputs)", true);
+    seq.loss = checked<T>(loss, "loss", {Tn}, "(time,)", true);
+    check_finite(seq.x, X.shape, "X", false, stream);
+    if (seq.target) check_finite(seq.target, {Tn, B, d.outputs}, "targets", true, stream);
+    py::gil_scoped_release release;
+    Backend::template fully_recurrent_bptt<T>(stream, d, st, seq, c.activation, c.teacher_forcing,
+                                              c.loss_scale);
+  }
+
+  template <class T>
+  static void optimizer_step(const OptimizerConfig& opt, std::int64_t step, const ArrayRef& param,
+                             const ArrayRef& grad, py::object state, std::uintptr_t stream) {
+    index_t count = 1;
+    for (index_t s : param.shape) count *= s;
+    T* p = checked<T>(param, "param", param.shape, "", true);
+    T* g = checked<T>(grad, "grad", param.shape, "(same as param)", true);
+    T* st = nullptr;
+    if (opt.state_rows() > 0) {
+      std::vector<index_t> shape{index_t(opt.state_rows())};
+      shape.insert(shape.end(), param.shape.begin(), param.shape.end());
+      st = checked<T>(Reader::read(state, "optimizer_state"), "optimizer_state", shape,
+                      "(state rows, *param.shape)", true);
+    }
+    RTRL_CHECK(step >= 1, "step: expected a positive update count");
+    py::gil_scoped_release release;
+    Backend::template optimizer_step<T>(stream, opt, step, count, p, g, st);
+  }
+
+  // Dispatches on the dtype of `reference` (float32 or float64).
+  template <class F>
+  static auto by_dtype(const ArrayRef& reference, const char* name, F&& f) {
+    if (reference.kind == 'f' && reference.itemsize == 4) return f(float{});
+    if (reference.kind == 'f' && reference.itemsize == 8) return f(double{});
+    throw py::type_error(std::string(name) + ": expected dtype float32 or float64");
+  }
+
+  static void bind(py::module_& m) {
+    py::class_<FullyRecurrentConfig>(m, "FullyRecurrentConfig")
+        .def(py::init(&make_fully_recurrent_config), py::arg("units"), py::arg("inputs"),
+             py::arg("bias"), py::arg("outputs"), py::arg("batch"), py::arg("activation"),
+             py::arg("teacher_forcing"), py::arg("reduction"))
+        .def_property_readonly("n_weights", [](const FullyRecurrentConfig& c) { return c.dims.n_weights(); })
+        .def_property_readonly("width", [](const FullyRecurrentConfig& c) { return c.dims.width(); });
+    py::class_<OptimizerConfig>(m, "OptimizerConfig")
+        .def(py::init(&make_optimizer_config), py::arg("kind"), py::arg("lr"),
+             py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
+             py::arg("eps") = 1e-8, py::arg("max_grad_norm") = 0.0)
+        .def_property_readonly("state_rows", &OptimizerConfig::state_rows);
+
+    m.def("fully_recurrent_rtrl",
+          [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object P,
+             py::object grad, py::object opt_state, py::object X, py::object targets,
+             py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
+             bool update_each_step, std::uintptr_t stream) {
+            const ArrayRef w = Reader::read(weight, "weight");
+            const ArrayRef x = Reader::read(X, "X");
+            return by_dtype(w, "weight", [&](auto tag) {
+              using T = decltype(tag);
+              return rtrl<T>(c, w, Reader::read(y, "state"), Reader::read(P, "sensitivities"),
+                             Reader::read(grad, "grad"), opt_state, x, targets,
+                             Reader::read(outputs, "outputs"), Reader::read(loss, "loss"), opt,
+                             step, update_each_step, stream);
+            });
+          },
+          py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("sensitivities"),
+          py::arg("grad"), py::arg("optimizer_state"), py::arg("X"), py::arg("targets"),
+          py::arg("outputs"), py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
+          py::arg("update_each_step"), py::arg("stream") = 0,
+          "Runs exact RTRL over X; returns the optimizer's update count after the call.");
+
+    m.def("fully_recurrent_bptt",
+          [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object grad,
+             py::object X, py::object targets, py::object outputs, py::object loss,
+             std::uintptr_t stream) {
+            const ArrayRef w = Reader::read(weight, "weight");
+            by_dtype(w, "weight", [&](auto tag) {
+              using T = decltype(tag);
+              bptt<T>(c, w, Reader::read(y, "state"), Reader::read(grad, "grad"),
+                      Reader::read(X, "X"), targets, Reader::read(outputs, "outputs"),
+                      Reader::read(loss, "loss"), stream);
+            });
+          },
+          py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("grad"), py::arg("X"),
+          py::arg("targets"), py::arg("outputs"), py::arg("loss"), py::arg("stream") = 0,
+          "Runs BPTT over X (weights fixed) and adds the sequence's gradient to grad.");
+
+    m.def("optimizer_step",
+          [](const OptimizerConfig& opt, std::int64_t step, py::object param, py::object grad,
+             py::object state, std::uintptr_t stream) {
+            const ArrayRef p = Reader::read(param, "param");
+            by_dtype(p, "param", [&](auto tag) {
+              using T = decltype(tag);
+              optimizer_step<T>(opt, step, p, Reader::read(grad, "grad"), state, stream);
+            });
+          },
+          py::arg("optimizer"), py::arg("step"), py::arg("param"), py::arg("grad"),
+          py::arg("state"), py::arg("stream") = 0,
+          "Applies one optimizer update (step is 1-based) to param in place.");
+  }
+};
+
+}  // namespace rtrl

@@ -1,0 +1,91 @@
+// The CPU extension module, rtrl._rtrl_cpu.
+#include <cblas.h>
+#include <omp.h>
+#include <pybind11/pybind11.h>
+
+#include "bind_fully_recurrent.hpp"
+#include "rtrl/gemm_layout.hpp"
+#include "src/cpu_context.hpp"
+
+namespace py = pybind11;
+using namespace rtrl;
+
+static const char* simd_level() {
+#if defined(__AVX512F__)
+  return "AVX-512";
+#elif defined(__AVX2__)
+  return "AVX2";
+#elif defined(__AVX__)
+  return "AVX";
+#elif defined(__SSE4_2__)
+  return "SSE4.2";
+#elif defined(__ARM_NEON)
+  return "NEON";
+#else
+  return "scalar";
+#endif
+}
+
+// Row-major C = alpha op(A) op(B) + beta C computed by a column-major BLAS call through
+// row_major_as_col_major: the mapping the CUDA backend uses for cuBLAS, checked here on the CPU.
+template <class T>
+static void gemm_via_col_major(bool trans_a, bool trans_b, py::array_t<T> A, py::array_t<T> B,
+                               py::array_t<T> C, T alpha, T beta) {
+  RTRL_CHECK(A.ndim() == 2 && B.ndim() == 2 && C.ndim() == 2, "A, B, C: expected 2-d arrays");
+  const index_t M = C.shape(0), N = C.shape(1), K = trans_a ? A.shape(0) : A.shape(1);
+  RTRL_CHECK((trans_a ? A.shape(1) : A.shape(0)) == M, "A: rows of op(A) must equal rows of C");
+  RTRL_CHECK((trans_b ? B.shape(1) : B.shape(0)) == K, "B: rows of op(B) must equal columns of op(A)");
+  RTRL_CHECK((trans_b ? B.shape(0) : B.shape(1)) == N, "B: columns of op(B) must equal columns of C");
+  const auto cm = row_major_as_col_major<T>(trans_a, trans_b, M, N, K, A.data(), A.shape(1),
+                                            B.data(), B.shape(1), C.shape(1));
+  auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
+  T* c = C.mutable_data();
+  if constexpr (sizeof(T) == 4)
+    scipy_cblas_sgemm(CblasColMajor, op(cm.trans_a), op(cm.trans_b), blasint(cm.m), blasint(cm.n),
+                      blasint(cm.k), alpha, cm.a, blasint(cm.lda), cm.b, blasint(cm.ldb), beta, c,
+                      blasint(cm.ldc));
+  else
+    scipy_cblas_dgemm(CblasColMajor, op(cm.trans_a), op(cm.trans_b), blasint(cm.m), blasint(cm.n),
+                      blasint(cm.k), alpha, cm.a, blasint(cm.lda), cm.b, blasint(cm.ldb), beta, c,
+                      blasint(cm.ldc));
+}
+
+// Seconds per call of one row-major sgemm of the given shape on `threads` OpenBLAS threads
+// (the reference rate the benchmarks compare against).
+static double time_sgemm(index_t M, index_t N, index_t K, int repeats, int threads) {
+  std::vector<float> A(size_t(M * K), 0.5f), B(size_t(K * N), 0.25f), C(size_t(M * N));
+  py::gil_scoped_release release;
+  scipy_openblas_set_num_threads(threads);
+  cpu_gemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+  const double start = omp_get_wtime();
+  for (int r = 0; r < repeats; ++r)
+    cpu_gemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+  const double elapsed = omp_get_wtime() - start;
+  scipy_openblas_set_num_threads(1);
+  return elapsed / repeats;
+}
+
+PYBIND11_MODULE(_rtrl_cpu, m) {
+  m.doc() = "rtrl CPU backend (OpenMP + OpenBLAS)";
+  cpu_backend_init();
+  FullyRecurrentBindings<CpuBackend, HostArrays>::bind(m);
+
+  m.def("info", []() {
+    py::dict d;
+    d["version"] = RTRL_VERSION;
+    d["blas"] = std::string("OpenBLAS (scipy-openblas32) ") + scipy_openblas_get_config();
+    d["blas_core"] = scipy_openblas_get_corename();
+    d["threads"] = omp_get_max_threads();
+    d["simd"] = simd_level();
+    d["arch"] = RTRL_ARCH;
+    return d;
+  });
+  m.def("set_num_threads", [](int threads) {
+    RTRL_CHECK(threads >= 1, "threads: expected a positive integer");
+    omp_set_num_threads(threads);
+  });
+  m.def("_gemm_via_col_major", &gemm_via_col_major<float>);
+  m.def("_gemm_via_col_major", &gemm_via_col_major<double>);
+  m.def("_time_sgemm", &time_sgemm, py::arg("M"), py::arg("N"), py::arg("K"),
+        py::arg("repeats"), py::arg("threads"));
+}

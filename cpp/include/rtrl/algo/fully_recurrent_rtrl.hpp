@@ -1,0 +1,59 @@
+// Exact RTRL for the fully recurrent network (DESIGN §3.1), all streams at once.
+//
+// Per step: the forward step, then for each block of rows of P (the context decides the blocks and
+// runs them in parallel where it pays): Q = W_U P[:, block] (one GEMM), then one pass that adds the
+// immediate term, multiplies by f', zeroes forced units, writes P in place and the per-column error
+// contraction G; then the stream reduction of G into the gradient and, in real-time mode, the update.
+#pragma once
+
+#include <cstdint>
+
+#include "rtrl/algo/fully_recurrent_forward.hpp"
+#include "rtrl/algo/optimizer_step.hpp"
+
+namespace rtrl {
+
+// Returns the number of optimizer updates applied so far (options.optimizer_step + updates made).
+template <class Ctx, class T>
+std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
+                                  const FullyRecurrentState<T>& st,
+                                  const FullyRecurrentSequence<T>& seq,
+                                  const FullyRecurrentOptions& opt) {
+  const index_t B = d.batch, n = d.units, L = d.width(), N = d.n_weights();
+  const T scale = T(opt.loss_scale);
+  auto z_buf = ctx.template alloc<T>(2 * B * L);
+  auto unit_buf = ctx.template alloc<T>(5 * B * n);
+  auto G_buf = ctx.template alloc<T>(B * N);
+  T* z_t = z_buf.data();
+  T* z_next = z_t + B * L;
+  T* G = G_buf.data();
+  const UnitScratch<T> u{unit_buf.data(), unit_buf.data() + B * n, unit_buf.data() + 2 * B * n,
+                         unit_buf.data() + 3 * B * n, unit_buf.data() + 4 * B * n};
+  const T* W_U = st.weight + d.recurrent_offset();
+  std::int64_t updates = opt.optimizer_step;
+
+  ctx.for_each(B * n, UnitsOfZ<T>{d, true, z_t, st.y});
+  for (index_t t = 0; t < seq.steps; ++t) {
+    const T* target_t = seq.target ? seq.target + t * B * d.outputs : nullptr;
+    fully_recurrent_forward_step(ctx, d, opt.activation, opt.teacher_forcing, scale, st.weight,
+                                 seq.x + t * B * d.inputs, target_t, z_t, z_next, u,
+                                 seq.outputs + t * B * d.outputs, seq.loss + t);
+    // Rows of P's column space: r = s n + i, each row a group of L columns (one weight row i of stream s).
+    ctx.template for_row_blocks<T>(B * n, n * L, [&](index_t r0, index_t r1, T* Q) {
+      const index_t cols = (r1 - r0) * L;
+      ctx.gemm(false, false, n, cols, n, T(1), W_U, L, st.P + r0 * L, B * N, T(0), Q, cols);
+      ctx.for_each_2d(r0, r1, L,
+                      SensitivityUpdate<T>{d, r0, Q, cols, z_t, u.slope, u.error, u.keep, st.P, G});
+    });
+    const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
+    ctx.for_each(N, ReduceStreams<T>{B, N, scale, !update, G, st.grad});
+    if (update) optimizer_step(ctx, opt.optimizer, ++updates, N, st.weight, st.grad, st.opt_state);
+    T* swap = z_t;
+    z_t = z_next;
+    z_next = swap;
+  }
+  ctx.for_each(B * n, UnitsOfZ<T>{d, false, z_t, st.y});
+  return updates;
+}
+
+}  // namespace rtrl

@@ -1,0 +1,44 @@
+// The entry points each backend module provides, declared for the bindings (which are compiled by the
+// host compiler for both modules) and defined by the backend: cpp/src/cpu_backend.cpp and
+// cuda/cuda_backend.cu. `stream` is the CUDA stream to run on (ignored on the CPU).
+//
+// Every pointer is to memory of the backend's device, laid out as documented in the algorithm headers.
+#pragma once
+
+#include <cstdint>
+
+#include "rtrl/fully_recurrent.hpp"
+#include "rtrl/optimizer.hpp"
+
+namespace rtrl {
+
+
+#define RTRL_DECLARE_BACKEND(Name)                                                                \
+  struct Name {                                                                                   \
+    template <class T>                                                                            \
+    static std::int64_t fully_recurrent_rtrl(std::uintptr_t stream, const FullyRecurrentDims& d,  \
+                                             const FullyRecurrentState<T>& state,                 \
+                                             const FullyRecurrentSequence<T>& seq,                \
+                                             const FullyRecurrentOptions& options);               \
+    template <class T>                                                                            \
+    static void fully_recurrent_bptt(std::uintptr_t stream, const FullyRecurrentDims& d,          \
+                                     const FullyRecurrentBpttState<T>& state,                     \
+                                     const FullyRecurrentSequence<T>& seq, Activation activation, \
+                                     bool teacher_forcing, double loss_scale);                    \
+    /* One optimizer update; state: [opt.state_rows(), count] or null. */                         \
+    template <class T>                                                                            \
+    static void optimizer_step(std::uintptr_t stream, const OptimizerConfig& opt,                 \
+                               std::int64_t step, index_t count, T* param, T* grad,         \
+                               T* state);                                                         \
+    /* Index of the first element that is +-inf (or NaN when nan_ok is false), or -1. */          \
+    template <class T>                                                                            \
+    static index_t find_nonfinite(std::uintptr_t stream, const T* data, index_t count,            \
+                                  bool nan_ok);                                                   \
+  };
+
+RTRL_DECLARE_BACKEND(CpuBackend)
+RTRL_DECLARE_BACKEND(CudaBackend)
+
+#undef RTRL_DECLARE_BACKEND
+
+}  // namespace rtrl

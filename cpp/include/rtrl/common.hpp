@@ -1,0 +1,29 @@
+// Definitions shared by every translation unit of the core, host and device alike.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#if defined(__CUDACC__)
+#define RTRL_HD __host__ __device__ __forceinline__
+#else
+#define RTRL_HD inline
+#endif
+
+namespace rtrl {
+
+using index_t = std::int64_t;
+
+// Throws std::invalid_argument (ValueError in Python) when a user-facing precondition fails.
+#define RTRL_CHECK(cond, msg)                                 \
+  do {                                                        \
+    if (!(cond)) throw std::invalid_argument(std::string(msg)); \
+  } while (0)
+
+template <class T>
+RTRL_HD bool is_nan(T x) {
+  return x != x;
+}
+
+}  // namespace rtrl

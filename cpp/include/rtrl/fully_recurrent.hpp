@@ -1,0 +1,218 @@
+// Williams & Zipser (1989) fully recurrent network: sizes, buffers and the per-element math shared by
+// the CPU and CUDA backends.
+//
+// Notation (DESIGN §3.1): n units, m inputs, b in {0, 1} bias line, L = m + b + n, N = n * L weights,
+// B streams, O visible units (the first O units). z(t) = [x(t); 1; y(t)].
+// Sensitivities of all streams form one row-major matrix P[n, B * N]:
+//   P[k, s * N + i * L + j] = d y_k / d w_ij for stream s,
+// so that the propagation W_U P is a single GEMM for all streams.
+#pragma once
+
+#include <cstdint>
+
+#include "rtrl/activation.hpp"
+#include "rtrl/common.hpp"
+#include "rtrl/optimizer.hpp"
+
+namespace rtrl {
+
+struct FullyRecurrentDims {
+  index_t units = 0;    // n
+  index_t inputs = 0;   // m
+  index_t bias = 1;     // b, 0 or 1
+  index_t outputs = 0;  // O <= n
+  index_t batch = 1;    // B
+
+  RTRL_HD index_t width() const { return inputs + bias + units; }     // L
+  RTRL_HD index_t n_weights() const { return units * width(); }       // N
+  RTRL_HD index_t recurrent_offset() const { return inputs + bias; }  // first column of W_U in W
+};
+
+template <class T>
+struct FullyRecurrentState {
+  T* weight;     // [n, L]
+  T* y;          // [B, n]   unit values the next step feeds back (after forcing)
+  T* P;          // [n, B N] sensitivities, updated in place
+  T* grad;       // [n, L]   accumulated gradient (real-time mode: the last step's gradient)
+  T* opt_state;  // [optimizer state rows, n L] or null
+};
+
+template <class T>
+struct FullyRecurrentSequence {
+  index_t steps;     // T
+  const T* x;        // [T, B, m]
+  const T* target;   // [T, B, O] or null
+  T* outputs;        // [T, B, O]
+  T* loss;           // [T]
+};
+
+struct FullyRecurrentOptions {
+  Activation activation = Activation::logistic;
+  bool teacher_forcing = false;
+  double loss_scale = 1.0;       // 1/B for reduction "mean", 1 for "sum"
+  bool update_each_step = false; // real-time mode with an optimizer; else accumulate into grad
+  OptimizerConfig optimizer;
+  std::int64_t optimizer_step = 0;  // updates applied so far (Adam's t before this call)
+};
+
+template <class T>
+struct FullyRecurrentBpttState {
+  const T* weight;  // [n, L]
+  T* y;             // [B, n]  unit values carried into and out of the sequence
+  T* grad;          // [n, L]  the sequence's gradient is added here
+};
+
+// Copies x(t) and the bias line into z(t).
+//   x: [B, m]   z: [B, L]   item: (s, j) with j < m + b, flattened
+template <class T>
+struct LoadInputs {
+  FullyRecurrentDims d;
+  const T* x;
+  T* z;
+  RTRL_HD void operator()(index_t idx) const {
+    const index_t head = d.inputs + d.bias;
+    const index_t s = idx / head, j = idx % head;
+    z[s * d.width() + j] = j < d.inputs ? x[s * d.inputs + j] : T(1);
+  }
+};
+
+// From the pre-activations s(t), computes y(t+1), the slope f', the error against the target, whether
+// the unit is forced, writes the (possibly forced) unit values into z(t+1) and the visible outputs.
+//   pre: [B, n]   target: [B, O] or null (NaN = no target)   slope, error, keep, sq_error: [B, n]
+//   z_next: [B, L]   outputs: [B, O] or null        item: (s, k), flattened
+template <class T>
+struct UnitsForward {
+  FullyRecurrentDims d;
+  Activation activation;
+  bool teacher_forcing;
+  const T* pre;
+  const T* target;
+  T* slope;
+  T* error;
+  T* keep;
+  T* sq_error;
+  T* z_next;
+  T* outputs;
+  RTRL_HD void operator()(index_t idx) const {
+    const index_t s = idx / d.units, k = idx % d.units;
+    const T y = activate(activation, pre[idx]);
+    bool has_target = false;
+    T goal = T(0);
+    if (target != nullptr && k < d.outputs) {
+      goal = target[s * d.outputs + k];
+      has_target = !is_nan(goal);
+    }
+    const T e = has_target ? goal - y : T(0);
+    const bool forced = teacher_forcing && has_target;
+    slope[idx] = activation_slope(activation, y);
+    error[idx] = e;
+    keep[idx] = forced ? T(0) : T(1);
+    sq_error[idx] = T(0.5) * e * e;
+    z_next[s * d.width() + d.recurrent_offset() + k] = forced ? goal : y;
+    if (outputs != nullptr && k < d.outputs) outputs[s * d.outputs + k] = y;
+  }
+};
+
+// One column group of the sensitivity update for one stream and one weight row i:
+//   P(t+1)[k, q] = f'_k (Q[k, q] + [k == i] z_j),  q = s N + i L + j,  Q = W_U P(t),
+// then zeroes the rows of forced units and stores G[q] = sum_k e_k P(t+1)[k, q] (before zeroing).
+//   row r = s * n + i (r in [row0, row0 + rows of the block)), column j in [0, L)
+//   Q: [n, ldq] holding columns [row0 * L, ...) of the product   P: [n, B N]   G: [B N]
+//   z: [B, L] = z(t)   slope, error, keep: [B, n]
+template <class T>
+struct SensitivityUpdate {
+  FullyRecurrentDims d;
+  index_t row0;
+  const T* Q;
+  index_t ldq;
+  const T* z;
+  const T* slope;
+  const T* error;
+  const T* keep;
+  T* P;
+  T* G;
+  RTRL_HD void operator()(index_t r, index_t j) const {
+    const index_t L = d.width(), n = d.units;
+    const index_t s = r / n, i = r % n;
+    const index_t q = r * L + j;
+    const index_t ld = d.batch * d.n_weights();
+    const T zj = z[s * L + j];
+    const T* q_col = Q + (r - row0) * L + j;
+    const T* slope_s = slope + s * n;
+    const T* error_s = error + s * n;
+    const T* keep_s = keep + s * n;
+    T acc = T(0);
+    for (index_t k = 0; k < n; ++k) {
+      const T v = slope_s[k] * (q_col[k * ldq] + (k == i ? zj : T(0)));
+      acc += error_s[k] * v;
+      P[k * ld + q] = keep_s[k] != T(0) ? v : T(0);
+    }
+    G[q] = acc;
+  }
+};
+
+// grad[c] (=|+=) -scale * sum_s G[s N + c]: the step's gradient, summed over streams in a fixed order.
+//   G: [B, N]   grad: [N]   item: c
+template <class T>
+struct ReduceStreams {
+  index_t batch, n_weights;
+  T scale;
+  bool accumulate;
+  const T* G;
+  T* grad;
+  RTRL_HD void operator()(index_t c) const {
+    T sum = T(0);
+    for (index_t s = 0; s < batch; ++s) sum += G[s * n_weights + c];
+    const T g = -scale * sum;
+    grad[c] = accumulate ? grad[c] + g : g;
+  }
+};
+
+// loss = scale * sum of the per-unit squared errors, summed in a fixed order (one item).
+//   sq_error: [count]   loss: [1]
+template <class T>
+struct SumLoss {
+  index_t count;
+  T scale;
+  const T* sq_error;
+  T* loss;
+  RTRL_HD void operator()(index_t) const {
+    T sum = T(0);
+    for (index_t i = 0; i < count; ++i) sum += sq_error[i];
+    *loss = scale * sum;
+  }
+};
+
+// Backpropagated error at the pre-activations (BPTT):
+//   delta = f' * (-scale * e + keep * g_rec),  g_rec = dL/dy(t+1) through z(t+1) (zero at the last step)
+//   slope, error, keep, g_rec, delta: [B, n]
+template <class T>
+struct BackpropDelta {
+  T scale;
+  const T* slope;
+  const T* error;
+  const T* keep;
+  const T* g_rec;
+  T* delta;
+  RTRL_HD void operator()(index_t idx) const {
+    const T g = g_rec != nullptr ? keep[idx] * g_rec[idx] : T(0);
+    delta[idx] = slope[idx] * (-scale * error[idx] + g);
+  }
+};
+
+// Copies the unit block of z into y (or back).   z: [B, L]   y: [B, n]   item: (s, k)
+template <class T>
+struct UnitsOfZ {
+  FullyRecurrentDims d;
+  bool to_z;
+  T* z;
+  T* y;
+  RTRL_HD void operator()(index_t idx) const {
+    const index_t s = idx / d.units, k = idx % d.units;
+    T& zk = z[s * d.width() + d.recurrent_offset() + k];
+    if (to_z) zk = y[idx];
+    else y[idx] = zk;
+  }
+};
+
+}  // namespace rtrl

@@ -1,0 +1,60 @@
+// The CPU backend: the shared algorithms run on CpuContext, instantiated for float and double.
+#include "rtrl/backend.hpp"
+
+#include <cmath>
+
+#include "cpu_context.hpp"
+#include "rtrl/algo/fully_recurrent_bptt.hpp"
+#include "rtrl/algo/fully_recurrent_rtrl.hpp"
+
+namespace rtrl {
+
+template <class T>
+std::int64_t CpuBackend::fully_recurrent_rtrl(std::uintptr_t, const FullyRecurrentDims& d,
+                                              const FullyRecurrentState<T>& state,
+                                              const FullyRecurrentSequence<T>& seq,
+                                              const FullyRecurrentOptions& options) {
+  CpuContext ctx;
+  return rtrl::fully_recurrent_rtrl(ctx, d, state, seq, options);
+}
+
+template <class T>
+void CpuBackend::fully_recurrent_bptt(std::uintptr_t, const FullyRecurrentDims& d,
+                                      const FullyRecurrentBpttState<T>& state,
+                                      const FullyRecurrentSequence<T>& seq, Activation activation,
+                                      bool teacher_forcing, double loss_scale) {
+  CpuContext ctx;
+  rtrl::fully_recurrent_bptt(ctx, d, state, seq, activation, teacher_forcing, loss_scale);
+}
+
+template <class T>
+void CpuBackend::optimizer_step(std::uintptr_t, const OptimizerConfig& opt, std::int64_t step,
+                                index_t count, T* param, T* grad, T* state) {
+  CpuContext ctx;
+  rtrl::optimizer_step(ctx, opt, step, count, param, grad, state);
+}
+
+template <class T>
+index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count, bool nan_ok) {
+  for (index_t i = 0; i < count; ++i) {
+    const T v = data[i];
+    if (std::isinf(v) || (!nan_ok && std::isnan(v))) return i;
+  }
+  return -1;
+}
+
+#define RTRL_INSTANTIATE(T)                                                                     \
+  template std::int64_t CpuBackend::fully_recurrent_rtrl<T>(                                    \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&);                          \
+  template void CpuBackend::fully_recurrent_bptt<T>(                                            \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentBpttState<T>&,             \
+      const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
+  template void CpuBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,           \
+                                              std::int64_t, index_t, T*, T*, T*);         \
+  template index_t CpuBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);
+
+RTRL_INSTANTIATE(float)
+RTRL_INSTANTIATE(double)
+
+}  // namespace rtrl

@@ -1,0 +1,156 @@
+// CPU backend context: row-major GEMM on OpenBLAS, loops on OpenMP (DESIGN §2).
+//
+// OpenBLAS runs single-threaded (set once when the module loads); all threading is OpenMP's, one level
+// deep, so BLAS threads never nest inside OpenMP threads. The number of threads is OpenMP's
+// (OMP_NUM_THREADS), fixed for the lifetime of a context.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "rtrl/common.hpp"
+
+namespace rtrl {
+
+// Row-major C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C on one thread.
+void cpu_gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
+              const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
+              index_t ldc);
+void cpu_gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, double alpha,
+              const double* A, index_t lda, const double* B, index_t ldb, double beta, double* C,
+              index_t ldc);
+
+// Puts OpenBLAS into single-threaded mode; called once when the CPU module is imported.
+void cpu_backend_init();
+
+template <class T>
+class HostBuffer {
+ public:
+  explicit HostBuffer(index_t count) : data_(count > 0 ? new T[size_t(count)] : nullptr) {}
+  T* data() { return data_.get(); }
+
+ private:
+  std::unique_ptr<T[]> data_;
+};
+
+class CpuContext {
+ public:
+  CpuContext() : threads_(std::max(1, omp_get_max_threads())) {}
+  explicit CpuContext(int threads) : threads_(std::max(1, threads)) {}
+
+  int threads() const { return threads_; }
+
+  template <class T>
+  HostBuffer<T> alloc(index_t count) {
+    return HostBuffer<T>(count);
+  }
+
+  // Splits the larger of M and N across threads when the product is large and no parallel region
+  // is active; each slice is one single-threaded OpenBLAS call.
+  template <class T>
+  void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, const T* A,
+            index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
+    const double flops = 2.0 * double(M) * double(N) * double(K);
+    if (threads_ == 1 || omp_in_parallel() || flops < kParallelFlops) {
+      cpu_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    }
+    const bool split_n = N >= M;
+    const index_t extent = split_n ? N : M;
+    const index_t parts = std::min<index_t>(threads_, std::max<index_t>(1, extent / 16));
+#pragma omp parallel for num_threads(threads_) schedule(static)
+    for (index_t p = 0; p < parts; ++p) {
+      const index_t lo = extent * p / parts, hi = extent * (p + 1) / parts;
+      if (split_n) {
+        const T* B_part = trans_b ? B + lo * ldb : B + lo;
+        cpu_gemm(trans_a, trans_b, M, hi - lo, K, alpha, A, lda, B_part, ldb, beta, C + lo, ldc);
+      } else {
+        const T* A_part = trans_a ? A + lo : A + lo * lda;
+        cpu_gemm(trans_a, trans_b, hi - lo, N, K, alpha, A_part, lda, B, ldb, beta,
+                 C + lo * ldc, ldc);
+      }
+    }
+  }
+
+  template <class F>
+  void for_each(index_t count, const F& f) {
+    if (threads_ == 1 || omp_in_parallel() || count < kParallelItems) {
+#pragma omp simd
+      for (index_t i = 0; i < count; ++i) f(i);
+      return;
+    }
+#pragma omp parallel for simd num_threads(threads_) schedule(static)
+    for (index_t i = 0; i < count; ++i) f(i);
+  }
+
+  // f(r, c) for r in [row0, row1), c in [0, cols); the inner loop is vectorised.
+  template <class F>
+  void for_each_2d(index_t row0, index_t row1, index_t cols, const F& f) {
+    if (threads_ == 1 || omp_in_parallel() || (row1 - row0) * cols < kParallelItems) {
+      for (index_t r = row0; r < row1; ++r) {
+#pragma omp simd
+        for (index_t c = 0; c < cols; ++c) f(r, c);
+      }
+      return;
+    }
+#pragma omp parallel for num_threads(threads_) schedule(static)
+    for (index_t r = row0; r < row1; ++r) {
+#pragma omp simd
+      for (index_t c = 0; c < cols; ++c) f(r, c);
+    }
+  }
+
+  // Calls body(r0, r1, scratch) over blocks of [0, rows) with scratch holding
+  // (r1 - r0) * scratch_per_row elements. Blocks are sized to stay in cache and, when the work is
+  // large enough to share, their number is a multiple of the thread count so that threads get
+  // equal shares.
+  template <class T, class Body>
+  void for_row_blocks(index_t rows, index_t scratch_per_row, const Body& body) {
+    const index_t bytes = rows * scratch_per_row * index_t(sizeof(T));
+    const bool parallel =
+        threads_ > 1 && !omp_in_parallel() && bytes >= kParallelBytes && rows >= threads_;
+    index_t blocks = std::max<index_t>(1, (bytes + kBlockBytes - 1) / kBlockBytes);
+    if (parallel) blocks = (blocks + threads_ - 1) / threads_ * threads_;
+    blocks = std::min(blocks, rows);
+    const index_t rows_per_block = (rows + blocks - 1) / blocks;
+    blocks = (rows + rows_per_block - 1) / rows_per_block;
+    const int workers = parallel ? int(std::min<index_t>(threads_, blocks)) : 1;
+    const index_t slot = rows_per_block * scratch_per_row;
+    T* scratch = scratch_space<T>(workers * slot);
+    auto run_block = [&](index_t b, T* mine) {
+      body(b * rows_per_block, std::min(rows, (b + 1) * rows_per_block), mine);
+    };
+    if (workers == 1) {
+      for (index_t b = 0; b < blocks; ++b) run_block(b, scratch);
+      return;
+    }
+#pragma omp parallel num_threads(workers)
+    {
+      T* mine = scratch + omp_get_thread_num() * slot;
+#pragma omp for schedule(static)
+      for (index_t b = 0; b < blocks; ++b) run_block(b, mine);
+    }
+  }
+
+ private:
+  static constexpr double kParallelFlops = 4.0e6;
+  static constexpr index_t kParallelItems = 1 << 15;
+  static constexpr index_t kBlockBytes = 256 * 1024;
+  static constexpr index_t kParallelBytes = 64 * 1024;
+
+  // Scratch reused across the calls of one context (one native call), aligned for any T.
+  template <class T>
+  T* scratch_space(index_t count) {
+    const size_t words = (size_t(count) * sizeof(T) + sizeof(double) - 1) / sizeof(double);
+    if (scratch_.size() < words) scratch_.resize(words);
+    return reinterpret_cast<T*>(scratch_.data());
+  }
+
+  int threads_;
+  std::vector<double> scratch_;
+};
+
+}  // namespace rtrl

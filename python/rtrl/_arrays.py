@@ -1,0 +1,60 @@
+"""Bringing user arrays onto a model's device and dtype, and the unbatched convention."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._backend import Backend
+
+DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def resolve_dtype(dtype: Any) -> np.dtype:
+    """``"float32" | "float64"`` (or the NumPy types) as a NumPy dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in DTYPES:
+        raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def as_device_array(value: Any, name: str, dtype: np.dtype, be: Backend) -> Any:
+    """``value`` as a C-contiguous array of ``dtype`` on ``be``'s device (NumPy input is copied to
+    the GPU; a GPU array given to a CPU model is refused). Non-real input raises ``TypeError``."""
+    if value is None:
+        raise TypeError(f"{name}: expected an array, got None")
+    if be.device == "cpu" and hasattr(value, "__cuda_array_interface__"):
+        raise TypeError(
+            f"{name}: got a CUDA device array for a model on the CPU; copy it to the host first "
+            "(array.get()) or move the model with .to('cuda')"
+        )
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected an array of real numbers, got {type(value).__name__}")
+    try:
+        arr = be.xp.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected an array of real numbers ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    return be.xp.ascontiguousarray(arr, dtype=dtype)
+
+
+def add_batch_axis(arr: Any, name: str, batched_ndim: int, batch_size: int, axes: str) -> tuple[Any, bool]:
+    """Accepts ``arr`` with ``batched_ndim`` dimensions, or one fewer (no stream axis, which needs
+    ``batch_size == 1``); returns the batched array and whether the input was unbatched. The stream
+    axis is the second-to-last one. ``axes`` names the batched axes for error messages."""
+    if arr.ndim == batched_ndim:
+        return arr, False
+    if arr.ndim == batched_ndim - 1:
+        if batch_size != 1:
+            raise ValueError(
+                f"{name}: expected shape {axes} with streams={batch_size}, got an unbatched array of "
+                f"shape {tuple(arr.shape)}; unbatched input needs batch_size=1"
+            )
+        return arr[..., None, :], True
+    raise ValueError(f"{name}: expected shape {axes} (or without the streams axis when batch_size=1), "
+                     f"got shape {tuple(arr.shape)}")

@@ -1,0 +1,373 @@
+"""Learners: RTRL (exact, online) and BPTT over a model, with the time loop in the native core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import optim as _optim
+from ._arrays import add_batch_axis, as_device_array
+from .models import FullyRecurrent, Model
+
+LOSSES = ("mse", "cross_entropy")
+REDUCTIONS = ("mean", "sum")
+UPDATES = ("realtime", "epoch")
+
+
+@dataclass
+class RunResult:
+    """What :meth:`RTRL.run` and :meth:`BPTT.run` return.
+
+    Attributes
+    ----------
+    outputs : array (T, B, O), or (T, O) for unbatched input
+        The visible outputs of every step (a unit's own value, before teacher forcing).
+    loss : array (T,)
+        The loss of every step, reduced over streams.
+    """
+
+    outputs: Any
+    loss: Any
+
+
+def _make_optimizer(lr: float | None, optimizer: _optim.Optimizer | None) -> _optim.Optimizer | None:
+    if lr is not None and optimizer is not None:
+        raise ValueError("lr and optimizer: give one of them (lr= is shorthand for optimizer=rtrl.optim.SGD(lr))")
+    if lr is not None:
+        return _optim.SGD(lr)
+    if optimizer is not None and not isinstance(optimizer, _optim.Optimizer):
+        raise TypeError(f"optimizer: expected an rtrl.optim optimizer, got {type(optimizer).__name__}")
+    return optimizer
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+class Learner:
+    """What RTRL and BPTT share: state arrays, the gradient, the optimizer and checkpoints."""
+
+    _kind = ""
+
+    def __init__(self, model: Model, *, lr: float | None, optimizer: _optim.Optimizer | None,
+                 loss: str, reduction: str, clip_grad_norm: float | None, batch_size: int,
+                 teacher_forcing: bool) -> None:
+        if not isinstance(model, FullyRecurrent):
+            raise TypeError(f"model: expected an rtrl.FullyRecurrent, got {type(model).__name__}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        _check_choice("loss", loss, LOSSES)
+        if loss == "cross_entropy":
+            raise ValueError("loss='cross_entropy' needs a model with a readout (rtrl.RecurrentNet); "
+                             "the units of FullyRecurrent are trained with loss='mse'")
+        _check_choice("reduction", reduction, REDUCTIONS)
+        if clip_grad_norm is not None:
+            clip_grad_norm = _optim._positive("clip_grad_norm", clip_grad_norm)
+        self.model = model
+        self.optimizer = _make_optimizer(lr, optimizer)
+        self.loss, self.reduction = loss, reduction
+        self.clip_grad_norm = clip_grad_norm
+        self.batch_size = int(batch_size)
+        self.teacher_forcing = bool(teacher_forcing)
+        be = model._backend
+        self._be, self._xp, self._core = be, be.xp, be.core
+        self._config = self._core.FullyRecurrentConfig(
+            model.n_units, model.n_inputs, model.bias, model.n_outputs, self.batch_size,
+            model.activation, self.teacher_forcing, reduction)
+        self._native_optimizer = (self.optimizer.native(self._core, clip_grad_norm)
+                                  if self.optimizer is not None else self._core.OptimizerConfig("none", 0.0))
+        rows = self._native_optimizer.state_rows
+        dt = model.dtype
+        self._state = self._xp.zeros((self.batch_size, model.n_units), dtype=dt)
+        self._grad = self._xp.zeros_like(model.weight)
+        self._optimizer_state = self._xp.zeros((rows,) + tuple(model.weight.shape), dtype=dt) if rows else None
+        self._optimizer_step = 0
+        self._pending = False
+        self.steps = 0
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def _sequence(self, X: Any, targets: Any) -> tuple[Any, Any, bool]:
+        m = self.model
+        X = as_device_array(X, "X", m.dtype, self._be)
+        X, unbatched = add_batch_axis(X, "X", 3, self.batch_size,
+                                      f"(T, {self.batch_size}, {m.n_inputs}) (time, streams, inputs)")
+        if targets is not None:
+            targets = as_device_array(targets, "targets", m.dtype, self._be)
+            targets, _ = add_batch_axis(
+                targets, "targets", 3, self.batch_size,
+                f"({X.shape[0]}, {self.batch_size}, {m.n_outputs}) (time, streams, outputs)")
+        return X, targets, unbatched
+
+    def _result(self, outputs: Any, loss: Any, unbatched: bool) -> RunResult:
+        return RunResult(outputs[:, 0] if unbatched else outputs, loss)
+
+    def _buffers(self, steps: int) -> tuple[Any, Any]:
+        outputs = self._xp.empty((steps, self.batch_size, self.model.n_outputs), dtype=self.model.dtype)
+        return outputs, self._xp.empty((steps,), dtype=self.model.dtype)
+
+    def run(self, X: Any, targets: Any = None) -> RunResult:
+        raise NotImplementedError
+
+    def step(self, x: Any, target: Any = None) -> Any:
+        """Feeds one step ``x`` (B, I) — or (I,) when ``batch_size == 1`` — with its ``target``
+        (B, O) or (O,), NaN where there is none; returns the outputs (B, O) or (O,)."""
+        x = as_device_array(x, "x", self.model.dtype, self._be)
+        x, unbatched = add_batch_axis(x, "x", 2, self.batch_size,
+                                      f"({self.batch_size}, {self.model.n_inputs}) (streams, inputs)")
+        if target is not None:
+            target = as_device_array(target, "target", self.model.dtype, self._be)
+            target, _ = add_batch_axis(target, "target", 2, self.batch_size,
+                                       f"({self.batch_size}, {self.model.n_outputs}) (streams, outputs)")
+            target = target[None]
+        out = self.run(x[None], target).outputs[0]
+        return out[0] if unbatched else out
+
+    # -- gradient and updates ---------------------------------------------------------------------
+    def gradients(self) -> dict[str, Any]:
+        """Copies of the accumulated gradient of the total loss (dL/dtheta), keyed like
+        ``model.parameters()``. In real-time mode with an optimizer it is the last step's gradient
+        (already applied)."""
+        return {"weight": self._grad.copy()}
+
+    def zero_grad(self) -> None:
+        self._grad.fill(0)
+        self._pending = False
+
+    def apply(self) -> None:
+        """Applies the accumulated gradient with the optimizer (clipped first when
+        ``clip_grad_norm`` is set), then clears it. Raises ``RuntimeError`` without an optimizer."""
+        if self.optimizer is None:
+            raise RuntimeError("apply(): this learner has no optimizer; pass lr= or optimizer=")
+        if not self._pending:
+            return
+        self._core.optimizer_step(self._native_optimizer, self._optimizer_step + 1, self.model.weight,
+                                  self._grad, self._optimizer_state, self._be.stream())
+        self._optimizer_step += 1
+        self.zero_grad()
+
+    # -- state -------------------------------------------------------------------------------------
+    @property
+    def state(self) -> Any:
+        """Array (B, n_units): the unit values the next step feeds back (after teacher forcing)."""
+        return self._state
+
+    def _stream_index(self, streams: Any) -> Any:
+        if streams is None:
+            return slice(None)
+        idx = np.asarray(streams)
+        if idx.dtype.kind not in "iu" or idx.ndim > 1:
+            raise TypeError(f"streams: expected an int or a sequence of ints, got {streams!r}")
+        idx = idx.reshape(-1)
+        if idx.size and (idx.min() < -self.batch_size or idx.max() >= self.batch_size):
+            raise ValueError(f"streams: indices must be in [0, {self.batch_size}), got {idx.tolist()}")
+        return idx
+
+    def reset(self, streams: Any = None) -> None:
+        """Zeroes the recurrent state (and, for RTRL, the sensitivities) of all streams or of the
+        given stream indices."""
+        self._state[self._stream_index(streams)] = 0
+
+    def _arrays(self) -> dict[str, Any]:
+        arrays = {"state": self._state, "grad": self._grad}
+        if self._optimizer_state is not None:
+            arrays["optimizer_state"] = self._optimizer_state
+        return arrays
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: parameters, state, sensitivities (RTRL), gradient,
+        optimizer state and counters. Arrays are copies on the learner's device."""
+        return {
+            "parameters": {k: v.copy() for k, v in self.model.parameters().items()},
+            **{k: v.copy() for k, v in self._arrays().items()},
+            "optimizer_step": self._optimizer_step,
+            "steps": self.steps,
+            "pending": self._pending,
+        }
+
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        """Restores a :meth:`state_dict`. Everything is checked before anything is copied."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"state_dict: expected a mapping, got {type(d).__name__}")
+        arrays = self._arrays()
+        missing = sorted({"parameters", "optimizer_step", "steps", *arrays} - set(d))
+        if missing:
+            raise ValueError(f"state_dict: missing entries {missing}")
+        staged = {}
+        for name, target in arrays.items():
+            arr = as_device_array(d[name], name, self.model.dtype, self._be)
+            if arr.shape != target.shape:
+                raise ValueError(f"{name}: expected shape {tuple(target.shape)}, got {tuple(arr.shape)}")
+            staged[name] = arr
+        snapshot = {k: v.copy() for k, v in self.model.parameters().items()}
+        self.model.load_parameters(d["parameters"])
+        try:
+            for name, arr in staged.items():
+                arrays[name][...] = arr
+        except Exception:
+            self.model.load_parameters(snapshot)
+            raise
+        self._optimizer_step = int(d["optimizer_step"])
+        self.steps = int(d["steps"])
+        self._pending = bool(d.get("pending", False))
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "loss": self.loss, "reduction": self.reduction, "clip_grad_norm": self.clip_grad_norm,
+            "batch_size": self.batch_size, "teacher_forcing": self.teacher_forcing,
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+        }
+
+    def save(self, path: Any) -> None:
+        """Writes a checkpoint (a versioned ``.npz`` without pickle) atomically; load it with
+        :func:`rtrl.load`."""
+        from .checkpoint import save
+
+        save(self, path)
+
+
+class RTRL(Learner):
+    """Exact Real-Time Recurrent Learning (Williams & Zipser 1989).
+
+    Carries, for every stream, the sensitivities of the units to every weight and so the exact
+    gradient of the loss at every step, with memory independent of the sequence length.
+
+    Parameters
+    ----------
+    model : rtrl.FullyRecurrent
+    lr : float, optional
+        Shorthand for ``optimizer=rtrl.optim.SGD(lr)``.
+    optimizer : rtrl.optim.SGD | rtrl.optim.Adam, optional
+        Without an optimizer (and ``lr``) the learner only accumulates gradients.
+    update : {"realtime", "epoch"}
+        "realtime": an update after every step (the sensitivities of a step use the weights before
+        that step's update). "epoch": accumulate until :meth:`apply`.
+    teacher_forcing : bool
+        Visible units with a target take that target as their value for the next step and their
+        sensitivities are zeroed.
+    loss : {"mse"}
+        J = 1/2 sum over visible units of (target - output)^2 per step and stream.
+    reduction : {"mean", "sum"}
+        How the loss is reduced over streams.
+    clip_grad_norm : float, optional
+        Scale each update's gradient to at most this 2-norm.
+    batch_size : int
+        Number of independent streams B sharing the weights.
+
+    Examples
+    --------
+    >>> import numpy as np, rtrl
+    >>> net = rtrl.FullyRecurrent(3, 1, n_outputs=1, seed=0, device="cpu")
+    >>> learner = rtrl.RTRL(net, lr=0.5)
+    >>> X = np.zeros((100, 1)); D = np.tile([[0.2], [0.8]], (50, 1))
+    >>> result = learner.run(X, D)
+    >>> result.outputs.shape, result.loss.shape
+    ((100, 1), (100,))
+    """
+
+    _kind = "rtrl"
+
+    def __init__(self, model: FullyRecurrent, *, lr: float | None = None,
+                 optimizer: _optim.Optimizer | None = None, update: str = "realtime",
+                 teacher_forcing: bool = False, loss: str = "mse", reduction: str = "mean",
+                 clip_grad_norm: float | None = None, batch_size: int = 1) -> None:
+        super().__init__(model, lr=lr, optimizer=optimizer, loss=loss, reduction=reduction,
+                         clip_grad_norm=clip_grad_norm, batch_size=batch_size,
+                         teacher_forcing=teacher_forcing)
+        self.update = _check_choice("update", update, UPDATES)
+        n, width = model.n_units, model.width
+        self._sensitivities = self._xp.zeros((n, self.batch_size, n, width), dtype=model.dtype)
+
+    @property
+    def sensitivities(self) -> Any:
+        """Array (B, n_units, n_units, width): ``[s, k, i, j] = d y_k / d w_ij`` for stream s
+        (a transposed view of the native layout)."""
+        return self._sensitivities.transpose(1, 0, 2, 3)
+
+    def memory_bytes(self) -> int:
+        """Bytes of state this learner holds (sensitivities dominate: n * B * n * width values)."""
+        return sum(int(a.nbytes) for a in self._arrays().values()) + int(self.model.weight.nbytes)
+
+    def _arrays(self) -> dict[str, Any]:
+        return {**super()._arrays(), "sensitivities": self._sensitivities}
+
+    def reset(self, streams: Any = None) -> None:
+        idx = self._stream_index(streams)
+        self._state[idx] = 0
+        self._sensitivities[:, idx] = 0
+
+    def run(self, X: Any, targets: Any = None) -> RunResult:
+        """Runs the learner over ``X`` (T, B, I) — or (T, I) when ``batch_size == 1`` — with
+        ``targets`` (T, B, O) or (T, O), NaN where there is none. The whole loop, updates included,
+        runs natively without the GIL. Returns a :class:`RunResult`."""
+        X, targets, unbatched = self._sequence(X, targets)
+        outputs, loss = self._buffers(X.shape[0])
+        each_step = self.update == "realtime" and self.optimizer is not None
+        self._optimizer_step = self._core.fully_recurrent_rtrl(
+            self._config, self.model.weight, self._state, self._sensitivities, self._grad,
+            self._optimizer_state, X, targets, outputs, loss, self._native_optimizer,
+            self._optimizer_step, each_step, self._be.stream())
+        self.steps += X.shape[0]
+        self._pending = not each_step and (self._pending or X.shape[0] > 0)
+        return self._result(outputs, loss, unbatched)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "update": self.update}
+
+
+class BPTT(Learner):
+    """Backpropagation through time, over whole sequences or chunks of ``truncation`` steps.
+
+    Each :meth:`run` processes ``X`` in chunks (the whole sequence when ``truncation`` is None),
+    carrying the state across chunks and across calls; the gradient of each chunk is accumulated
+    and, with an optimizer, applied at the end of the chunk. :meth:`step` is a run of one step.
+
+    Parameters are those of :class:`RTRL` (without ``update``), plus ``truncation``.
+
+    Examples
+    --------
+    >>> import numpy as np, rtrl
+    >>> net = rtrl.FullyRecurrent(3, 1, n_outputs=1, seed=0, device="cpu")
+    >>> learner = rtrl.BPTT(net, truncation=10, lr=0.5)
+    >>> learner.run(np.zeros((100, 1)), np.full((100, 1), 0.5)).loss.shape
+    (100,)
+    """
+
+    _kind = "bptt"
+
+    def __init__(self, model: FullyRecurrent, *, truncation: int | None = None, lr: float | None = None,
+                 optimizer: _optim.Optimizer | None = None, loss: str = "mse",
+                 reduction: str = "mean", clip_grad_norm: float | None = None, batch_size: int = 1,
+                 teacher_forcing: bool = False) -> None:
+        super().__init__(model, lr=lr, optimizer=optimizer, loss=loss, reduction=reduction,
+                         clip_grad_norm=clip_grad_norm, batch_size=batch_size,
+                         teacher_forcing=teacher_forcing)
+        if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, (int, np.integer))
+                                       or truncation < 1):
+            raise ValueError(f"truncation: expected a positive integer or None, got {truncation!r}")
+        self.truncation = None if truncation is None else int(truncation)
+
+    def run(self, X: Any, targets: Any = None) -> RunResult:
+        """Runs BPTT over ``X`` (T, B, I) or (T, I) with ``targets`` (T, B, O) or (T, O);
+        returns a :class:`RunResult`."""
+        X, targets, unbatched = self._sequence(X, targets)
+        steps = X.shape[0]
+        outputs, loss = self._buffers(steps)
+        chunk = self.truncation or max(steps, 1)
+        for start in range(0, steps, chunk):
+            stop = min(start + chunk, steps)
+            self._core.fully_recurrent_bptt(
+                self._config, self.model.weight, self._state, self._grad, X[start:stop],
+                None if targets is None else targets[start:stop], outputs[start:stop],
+                loss[start:stop], self._be.stream())
+            self.steps += stop - start
+            self._pending = True
+            if self.optimizer is not None:
+                self.apply()
+        return self._result(outputs, loss, unbatched)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "truncation": self.truncation}

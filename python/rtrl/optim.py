@@ -1,0 +1,96 @@
+"""Optimizers. They hold hyper-parameters only; the update runs natively (PyTorch's rules)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name}: expected a finite number {'>=' if allow_zero else '>'} 0, got {value}")
+    return value
+
+
+class Optimizer:
+    kind = "none"
+
+    def native(self, core: Any, max_grad_norm: float | None) -> Any:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``v = momentum * v + g; p -= lr * v`` (``p -= lr * g`` without
+    momentum), as ``torch.optim.SGD``.
+
+    Examples
+    --------
+    >>> import rtrl
+    >>> opt = rtrl.optim.SGD(0.1, momentum=0.9)
+    """
+
+    kind = "sgd"
+
+    def __init__(self, lr: float, momentum: float = 0.0) -> None:
+        self.lr = _positive("lr", lr)
+        self.momentum = _positive("momentum", momentum, allow_zero=True)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum: expected a number in [0, 1), got {self.momentum}")
+
+    def native(self, core: Any, max_grad_norm: float | None) -> Any:
+        return core.OptimizerConfig("sgd", self.lr, momentum=self.momentum,
+                                    max_grad_norm=max_grad_norm or 0.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
+
+    def __repr__(self) -> str:
+        return f"SGD(lr={self.lr}, momentum={self.momentum})"
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction, as ``torch.optim.Adam``.
+
+    Examples
+    --------
+    >>> import rtrl
+    >>> opt = rtrl.optim.Adam(1e-3, betas=(0.9, 0.999))
+    """
+
+    kind = "adam"
+
+    def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.lr = _positive("lr", lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas: expected a pair of numbers, got {betas!r}")
+        b1, b2 = (_positive("betas", b, allow_zero=True) for b in betas)
+        if b1 >= 1 or b2 >= 1:
+            raise ValueError(f"betas: expected numbers in [0, 1), got {tuple(betas)}")
+        self.betas = (b1, b2)
+        self.eps = _positive("eps", eps)
+
+    def native(self, core: Any, max_grad_norm: float | None) -> Any:
+        return core.OptimizerConfig("adam", self.lr, beta1=self.betas[0], beta2=self.betas[1],
+                                    eps=self.eps, max_grad_norm=max_grad_norm or 0.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "adam", "lr": self.lr, "betas": list(self.betas), "eps": self.eps}
+
+    def __repr__(self) -> str:
+        return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps})"
+
+
+def from_state_dict(d: dict[str, Any] | None) -> Optimizer | None:
+    if d is None:
+        return None
+    if d["kind"] == "sgd":
+        return SGD(d["lr"], momentum=d["momentum"])
+    if d["kind"] == "adam":
+        return Adam(d["lr"], betas=tuple(d["betas"]), eps=d["eps"])
+    raise ValueError(f"unknown optimizer kind {d['kind']!r}")

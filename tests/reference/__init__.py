@@ -1,0 +1,1 @@
+"""Independent float64 NumPy reference implementations used as test oracles."""
