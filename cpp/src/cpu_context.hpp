@@ -86,20 +86,30 @@ class CpuContext {
     for (index_t i = 0; i < count; ++i) f(i);
   }
 
-  // f(r, c) for r in [row0, row1), c in [0, cols); the inner loop is vectorised.
+  // f(s, k, c) for every column q = s * width + c in [q0, q1) and k in [0, depth), where the calls
+  // for one q happen in increasing k on one thread. Loops k, then the streams in range, then c
+  // (vectorised), so that the inner loop is as long as the range allows.
   template <class F>
-  void for_each_2d(index_t row0, index_t row1, index_t cols, const F& f) {
-    if (threads_ == 1 || omp_in_parallel() || (row1 - row0) * cols < kParallelItems) {
-      for (index_t r = row0; r < row1; ++r) {
+  void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
+    auto part = [&](index_t lo, index_t hi) {
+      for (index_t k = 0; k < depth; ++k) {
+        for (index_t s = lo / width; s * width < hi; ++s) {
+          const index_t c0 = std::max(lo - s * width, index_t(0));
+          const index_t c1 = std::min(hi - s * width, width);
 #pragma omp simd
-        for (index_t c = 0; c < cols; ++c) f(r, c);
+          for (index_t c = c0; c < c1; ++c) f(s, k, c);
+        }
       }
+    };
+    const index_t count = q1 - q0;
+    if (threads_ == 1 || omp_in_parallel() || count * depth < kParallelItems) {
+      part(q0, q1);
       return;
     }
-#pragma omp parallel for num_threads(threads_) schedule(static)
-    for (index_t r = row0; r < row1; ++r) {
-#pragma omp simd
-      for (index_t c = 0; c < cols; ++c) f(r, c);
+#pragma omp parallel num_threads(threads_)
+    {
+      const index_t t = omp_get_thread_num(), parts = omp_get_num_threads();
+      part(q0 + count * t / parts, q0 + count * (t + 1) / parts);
     }
   }
 

@@ -76,6 +76,25 @@ struct LoadInputs {
   }
 };
 
+// pre[s, k] = sum_j W[k, j] z[s, j]: the forward product, O(B n L) — small next to the sensitivity
+// GEMM, and a dot product per item beats a BLAS call at these sizes.
+//   W: [n, L]   z: [B, L]   pre: [B, n]   item: (s, k), flattened
+template <class T>
+struct Preactivation {
+  FullyRecurrentDims d;
+  const T* W;
+  const T* z;
+  T* pre;
+  RTRL_HD void operator()(index_t idx) const {
+    const index_t L = d.width();
+    const T* w = W + (idx % d.units) * L;
+    const T* zs = z + (idx / d.units) * L;
+    T sum = T(0);
+    for (index_t j = 0; j < L; ++j) sum += w[j] * zs[j];
+    pre[idx] = sum;
+  }
+};
+
 // From the pre-activations s(t), computes y(t+1), the slope f', the error against the target, whether
 // the unit is forced, writes the (possibly forced) unit values into z(t+1) and the visible outputs.
 //   pre: [B, n]   target: [B, O] or null (NaN = no target)   slope, error, keep, sq_error: [B, n]
@@ -113,16 +132,18 @@ struct UnitsForward {
   }
 };
 
-// One column group of the sensitivity update for one stream and one weight row i:
-//   P(t+1)[k, q] = f'_k (Q[k, q] + [k == i] z_j),  q = s N + i L + j,  Q = W_U P(t),
-// then zeroes the rows of forced units and stores G[q] = sum_k e_k P(t+1)[k, q] (before zeroing).
-//   row r = s * n + i (r in [row0, row0 + rows of the block)), column j in [0, L)
-//   Q: [n, ldq] holding columns [row0 * L, ...) of the product   P: [n, B N]   G: [B N]
+// The sensitivity update of one element, for stream s, unit k and weight column c = i L + j
+// (P's column q = s N + c):
+//   P(t+1)[k, q] = f'_k (Q[k, q] + [i == k] z_j),   Q = W_U P(t),
+// zeroed afterwards for forced units, and G[q] = sum_k e_k P(t+1)[k, q] (before zeroing), which
+// needs the calls for k = 0, 1, ... of one (s, c) in order (see ctx.for_each_serial_k).
+// [i == k] is c in [k L, k L + L), so the inner loop needs no division.
+//   Q: [n, ldq] holding P's columns [q0, q0 + ldq)   P: [n, B N]   G: [B N]
 //   z: [B, L] = z(t)   slope, error, keep: [B, n]
 template <class T>
 struct SensitivityUpdate {
   FullyRecurrentDims d;
-  index_t row0;
+  index_t q0;
   const T* Q;
   index_t ldq;
   const T* z;
@@ -131,23 +152,17 @@ struct SensitivityUpdate {
   const T* keep;
   T* P;
   T* G;
-  RTRL_HD void operator()(index_t r, index_t j) const {
-    const index_t L = d.width(), n = d.units;
-    const index_t s = r / n, i = r % n;
-    const index_t q = r * L + j;
-    const index_t ld = d.batch * d.n_weights();
-    const T zj = z[s * L + j];
-    const T* q_col = Q + (r - row0) * L + j;
-    const T* slope_s = slope + s * n;
-    const T* error_s = error + s * n;
-    const T* keep_s = keep + s * n;
-    T acc = T(0);
-    for (index_t k = 0; k < n; ++k) {
-      const T v = slope_s[k] * (q_col[k * ldq] + (k == i ? zj : T(0)));
-      acc += error_s[k] * v;
-      P[k * ld + q] = keep_s[k] != T(0) ? v : T(0);
-    }
-    G[q] = acc;
+  RTRL_HD void operator()(index_t s, index_t k, index_t c) const {
+    const index_t L = d.width(), N = d.n_weights();
+    const index_t q = s * N + c;
+    const index_t sk = s * d.units + k;
+    const index_t j = c - k * L;
+    const bool own_row = j >= 0 && j < L;
+    const T z_j = z[s * L + (own_row ? j : 0)];  // an in-bounds load on every lane: no branch
+    const T immediate = own_row ? z_j : T(0);
+    const T v = slope[sk] * (Q[k * ldq + (q - q0)] + immediate);
+    P[k * d.batch * N + q] = keep[sk] != T(0) ? v : T(0);
+    G[q] = (k == 0 ? T(0) : G[q]) + error[sk] * v;
   }
 };
 

@@ -23,9 +23,9 @@ void fully_recurrent_forward_step(Ctx& ctx, const FullyRecurrentDims& d, Activat
                                   bool teacher_forcing, T loss_scale, const T* W, const T* x_t,
                                   const T* target_t, T* z_t, T* z_next, const UnitScratch<T>& u,
                                   T* outputs_t, T* loss_t) {
-  const index_t B = d.batch, n = d.units, L = d.width();
+  const index_t B = d.batch, n = d.units;
   ctx.for_each(B * (d.inputs + d.bias), LoadInputs<T>{d, x_t, z_t});
-  ctx.gemm(false, true, B, n, L, T(1), z_t, L, W, L, T(0), u.pre, n);  // pre = z W^T
+  ctx.for_each(B * n, Preactivation<T>{d, W, z_t, u.pre});
   ctx.for_each(B * n, UnitsForward<T>{d, activation, teacher_forcing, u.pre, target_t, u.slope,
                                       u.error, u.keep, u.sq_error, z_next, outputs_t});
   ctx.for_each(1, SumLoss<T>{B * n, loss_scale, u.sq_error, loss_t});

@@ -38,12 +38,13 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
     fully_recurrent_forward_step(ctx, d, opt.activation, opt.teacher_forcing, scale, st.weight,
                                  seq.x + t * B * d.inputs, target_t, z_t, z_next, u,
                                  seq.outputs + t * B * d.outputs, seq.loss + t);
-    // Rows of P's column space: r = s n + i, each row a group of L columns (one weight row i of stream s).
+    // P's columns in groups of L (one weight row i of one stream), r = s n + i; a block of groups is
+    // the column range [r0 L, r1 L).
     ctx.template for_row_blocks<T>(B * n, n * L, [&](index_t r0, index_t r1, T* Q) {
-      const index_t cols = (r1 - r0) * L;
-      ctx.gemm(false, false, n, cols, n, T(1), W_U, L, st.P + r0 * L, B * N, T(0), Q, cols);
-      ctx.for_each_2d(r0, r1, L,
-                      SensitivityUpdate<T>{d, r0, Q, cols, z_t, u.slope, u.error, u.keep, st.P, G});
+      const index_t q0 = r0 * L, cols = (r1 - r0) * L;
+      ctx.gemm(false, false, n, cols, n, T(1), W_U, L, st.P + q0, B * N, T(0), Q, cols);
+      ctx.for_each_serial_k(q0, q0 + cols, N, n, SensitivityUpdate<T>{d, q0, Q, cols, z_t, u.slope,
+                                                                    u.error, u.keep, st.P, G});
     });
     const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
     ctx.for_each(N, ReduceStreams<T>{B, N, scale, !update, G, st.grad});
