@@ -184,13 +184,13 @@ struct FullyRecurrentBindings {
   }
 
   static void bind(py::module_& m) {
-    py::class_<FullyRecurrentConfig>(m, "FullyRecurrentConfig")
+    py::class_<FullyRecurrentConfig>(m, "FullyRecurrentConfig", py::module_local())
         .def(py::init(&make_fully_recurrent_config), py::arg("units"), py::arg("inputs"),
              py::arg("bias"), py::arg("outputs"), py::arg("batch"), py::arg("activation"),
              py::arg("teacher_forcing"), py::arg("reduction"))
         .def_property_readonly("n_weights", [](const FullyRecurrentConfig& c) { return c.dims.n_weights(); })
         .def_property_readonly("width", [](const FullyRecurrentConfig& c) { return c.dims.width(); });
-    py::class_<OptimizerConfig>(m, "OptimizerConfig")
+    py::class_<OptimizerConfig>(m, "OptimizerConfig", py::module_local())
         .def(py::init(&make_optimizer_config), py::arg("kind"), py::arg("lr"),
              py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
              py::arg("eps") = 1e-8, py::arg("max_grad_norm") = 0.0)

@@ -1,0 +1,122 @@
+// The CUDA backend: the shared algorithms run on CudaContext, instantiated for float and double.
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cuda_context.cuh"
+#include "device_info.hpp"
+#include "rtrl/algo/fully_recurrent_bptt.hpp"
+#include "rtrl/algo/fully_recurrent_rtrl.hpp"
+#include "rtrl/algo/optimizer_step.hpp"
+#include "rtrl/backend.hpp"
+
+namespace rtrl {
+
+cublasHandle_t cublas_handle() {
+  struct Handle {
+    cublasHandle_t h = nullptr;
+    Handle() { RTRL_CUBLAS_CHECK(cublasCreate(&h)); }
+    ~Handle() {
+      if (h != nullptr) cublasDestroy(h);
+    }
+  };
+  thread_local Handle handle;
+  return handle.h;
+}
+
+template <class T>
+std::int64_t CudaBackend::fully_recurrent_rtrl(std::uintptr_t stream, const FullyRecurrentDims& d,
+                                               const FullyRecurrentState<T>& state,
+                                               const FullyRecurrentSequence<T>& seq,
+                                               const FullyRecurrentOptions& options) {
+  CudaContext ctx(stream);
+  const std::int64_t updates = rtrl::fully_recurrent_rtrl(ctx, d, state, seq, options);
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  return updates;
+}
+
+template <class T>
+void CudaBackend::fully_recurrent_bptt(std::uintptr_t stream, const FullyRecurrentDims& d,
+                                       const FullyRecurrentBpttState<T>& state,
+                                       const FullyRecurrentSequence<T>& seq, Activation activation,
+                                       bool teacher_forcing, double loss_scale) {
+  CudaContext ctx(stream);
+  rtrl::fully_recurrent_bptt(ctx, d, state, seq, activation, teacher_forcing, loss_scale);
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+}
+
+template <class T>
+void CudaBackend::optimizer_step(std::uintptr_t stream, const OptimizerConfig& opt,
+                                 std::int64_t step, index_t count, T* param, T* grad, T* state) {
+  CudaContext ctx(stream);
+  rtrl::optimizer_step(ctx, opt, step, count, param, grad, state);
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+}
+
+// first[0] = the smallest index whose value is +-inf (or NaN unless nan_ok).
+template <class T>
+struct FirstNonFinite {
+  const T* data;
+  bool nan_ok;
+  unsigned long long* first;
+  __device__ void operator()(index_t i) const {
+    const T v = data[i];
+    if (isinf(v) || (!nan_ok && isnan(v))) atomicMin(first, static_cast<unsigned long long>(i));
+  }
+};
+
+template <class T>
+index_t CudaBackend::find_nonfinite(std::uintptr_t stream, const T* data, index_t count,
+                                    bool nan_ok) {
+  CudaContext ctx(stream);
+  auto first = ctx.alloc<unsigned long long>(1);
+  const unsigned long long none = ~0ull;
+  RTRL_CUDA_CHECK(cudaMemcpyAsync(first.data(), &none, sizeof(none), cudaMemcpyHostToDevice, ctx.stream()));
+  ctx.for_each(count, FirstNonFinite<T>{data, nan_ok, first.data()});
+  unsigned long long host = none;
+  RTRL_CUDA_CHECK(cudaMemcpyAsync(&host, first.data(), sizeof(host), cudaMemcpyDeviceToHost, ctx.stream()));
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  return host == none ? index_t(-1) : index_t(host);
+}
+
+std::pair<int, std::string> cuda_device_status() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status == cudaSuccess && count > 0) return {count, ""};
+  cudaGetLastError();  // clear the sticky-free error so later calls start clean
+  if (status == cudaErrorInsufficientDriver)
+    return {0, "no usable NVIDIA driver (cudaErrorInsufficientDriver)"};
+  if (status == cudaErrorNoDevice || (status == cudaSuccess && count == 0))
+    return {0, "no CUDA device present (cudaErrorNoDevice)"};
+  return {0, std::string("CUDA runtime error ") + cudaGetErrorName(status) + ": " +
+                 cudaGetErrorString(status)};
+}
+
+std::vector<std::string> cuda_device_names() {
+  std::vector<std::string> names;
+  const auto status = cuda_device_status();
+  for (int i = 0; i < status.first; ++i) {
+    cudaDeviceProp prop{};
+    RTRL_CUDA_CHECK(cudaGetDeviceProperties(&prop, i));
+    names.push_back(std::string(prop.name) + " (sm_" + std::to_string(prop.major) +
+                    std::to_string(prop.minor) + ")");
+  }
+  return names;
+}
+
+#define RTRL_INSTANTIATE(T)                                                                     \
+  template std::int64_t CudaBackend::fully_recurrent_rtrl<T>(                                   \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&);                          \
+  template void CudaBackend::fully_recurrent_bptt<T>(                                           \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentBpttState<T>&,             \
+      const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
+  template void CudaBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,          \
+                                               std::int64_t, index_t, T*, T*, T*);              \
+  template index_t CudaBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);
+
+RTRL_INSTANTIATE(float)
+RTRL_INSTANTIATE(double)
+
+}  // namespace rtrl

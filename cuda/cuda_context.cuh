@@ -1,0 +1,143 @@
+// CUDA backend context (DESIGN §2): cuBLAS GEMM on the caller's stream (row-major through the
+// column-major mapping of gemm_layout.hpp), grid-stride kernels for the shared functors, and
+// stream-ordered workspace.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda_check.cuh"
+#include "rtrl/common.hpp"
+#include "rtrl/gemm_layout.hpp"
+
+namespace rtrl {
+
+template <class T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(index_t count, cudaStream_t stream) : stream_(stream), count_(count) {
+    if (count > 0) RTRL_CUDA_CHECK(cudaMallocAsync(&data_, size_t(count) * sizeof(T), stream));
+  }
+  DeviceBuffer(DeviceBuffer&& other) noexcept { swap(other); }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    swap(other);
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (data_ != nullptr) cudaFreeAsync(data_, stream_);
+  }
+  T* data() { return data_; }
+  index_t size() const { return count_; }
+
+ private:
+  void swap(DeviceBuffer& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(stream_, o.stream_);
+    std::swap(count_, o.count_);
+  }
+  T* data_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  index_t count_ = 0;
+};
+
+template <class F>
+__global__ void for_each_kernel(index_t count, F f) {
+  for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += index_t(gridDim.x) * blockDim.x)
+    f(i);
+}
+
+// One thread per column q in [q0, q1) (q = s * width + c), looping over k in order.
+template <class F>
+__global__ void for_each_serial_k_kernel(index_t q0, index_t q1, index_t width, index_t depth, F f) {
+  for (index_t q = q0 + index_t(blockIdx.x) * blockDim.x + threadIdx.x; q < q1;
+       q += index_t(gridDim.x) * blockDim.x) {
+    const index_t s = q / width, c = q % width;
+    for (index_t k = 0; k < depth; ++k) f(s, k, c);
+  }
+}
+
+// The cuBLAS handle of the calling host thread (created once per thread).
+cublasHandle_t cublas_handle();
+
+class CudaContext {
+ public:
+  explicit CudaContext(std::uintptr_t stream)
+      : stream_(reinterpret_cast<cudaStream_t>(stream)), handle_(cublas_handle()) {
+    RTRL_CUBLAS_CHECK(cublasSetStream(handle_, stream_));
+  }
+
+  cudaStream_t stream() const { return stream_; }
+
+  template <class T>
+  DeviceBuffer<T> alloc(index_t count) {
+    return DeviceBuffer<T>(count, stream_);
+  }
+
+  void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
+            const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
+            index_t ldc) {
+    if (M == 0 || N == 0) return;
+    const auto g = row_major_as_col_major(trans_a, trans_b, M, N, K, A, lda, B, ldb, ldc);
+    RTRL_CUBLAS_CHECK(cublasSgemm(handle_, op(g.trans_a), op(g.trans_b), int(g.m), int(g.n),
+                                  int(g.k), &alpha, g.a, int(g.lda), g.b, int(g.ldb), &beta, C,
+                                  int(g.ldc)));
+  }
+  void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, double alpha,
+            const double* A, index_t lda, const double* B, index_t ldb, double beta, double* C,
+            index_t ldc) {
+    if (M == 0 || N == 0) return;
+    const auto g = row_major_as_col_major(trans_a, trans_b, M, N, K, A, lda, B, ldb, ldc);
+    RTRL_CUBLAS_CHECK(cublasDgemm(handle_, op(g.trans_a), op(g.trans_b), int(g.m), int(g.n),
+                                  int(g.k), &alpha, g.a, int(g.lda), g.b, int(g.ldb), &beta, C,
+                                  int(g.ldc)));
+  }
+
+  template <class F>
+  void for_each(index_t count, const F& f) {
+    if (count <= 0) return;
+    for_each_kernel<<<grid(count), kThreads, 0, stream_>>>(count, f);
+    RTRL_CUDA_CHECK_LAUNCH();
+  }
+
+  template <class F>
+  void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
+    if (q1 <= q0) return;
+    for_each_serial_k_kernel<<<grid(q1 - q0), kThreads, 0, stream_>>>(q0, q1, width, depth, f);
+    RTRL_CUDA_CHECK_LAUNCH();
+  }
+
+  // Runs body(r0, r1, scratch) over [0, rows) in as few blocks as a bounded scratch allows, in
+  // stream order (the GPU parallelises inside each call).
+  template <class T, class Body>
+  void for_row_blocks(index_t rows, index_t scratch_per_row, const Body& body) {
+    const index_t per_row = std::max<index_t>(1, scratch_per_row * index_t(sizeof(T)));
+    const index_t rows_per_block = std::max<index_t>(1, std::min(rows, kScratchBytes / per_row));
+    const index_t words = (rows_per_block * scratch_per_row * index_t(sizeof(T)) + 7) / 8;
+    if (scratch_.size() < words) scratch_ = DeviceBuffer<double>(words, stream_);
+    T* scratch = reinterpret_cast<T*>(scratch_.data());
+    for (index_t r0 = 0; r0 < rows; r0 += rows_per_block)
+      body(r0, std::min(rows, r0 + rows_per_block), scratch);
+  }
+
+ private:
+  static constexpr int kThreads = 256;
+  static constexpr index_t kScratchBytes = index_t(256) << 20;
+
+  static cublasOperation_t op(bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
+  static unsigned grid(index_t count) {
+    return unsigned(std::min<index_t>((count + kThreads - 1) / kThreads, 65535 * 32));
+  }
+
+  cudaStream_t stream_;
+  cublasHandle_t handle_;
+  DeviceBuffer<double> scratch_;
+};
+
+}  // namespace rtrl
