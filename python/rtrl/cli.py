@@ -1,0 +1,67 @@
+"""The ``rtrl`` command: ``rtrl info``, ``rtrl demo [TASK]``, ``rtrl bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+
+def _info(_: argparse.Namespace) -> int:
+    from . import info
+
+    d = info()
+    cpu, cuda = d["cpu"], d["cuda"]
+    print(f"rtrl {d['version']}")
+    print(f"CPU:  {cpu['simd']} (-march={cpu['arch'] or 'default'}), {cpu['threads']} OpenMP threads")
+    print(f"BLAS: {cpu['blas']} (core {cpu['blas_core']})")
+    if cuda["available"]:
+        print(f"CUDA: available: {', '.join(cuda['devices'])}")
+    else:
+        print(f"CUDA: {'built' if cuda['built'] else 'not built'}, not available: {cuda['reason']}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demos import DEFAULT, DEMOS
+
+    task = args.task or DEFAULT
+    if task not in DEMOS:
+        print(f"rtrl demo: unknown task {task!r}; choose from {', '.join(sorted(DEMOS))}", file=sys.stderr)
+        return 2
+    DEMOS[task].main(seeds=args.seeds, quick=args.quick)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import fully_recurrent
+
+    rows = fully_recurrent.run(quick=args.quick)
+    print(fully_recurrent.header())
+    print(fully_recurrent.format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"header": fully_recurrent.header(), "rows": rows}, f, indent=2)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rtrl", description="Exact online learning for recurrent networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="the build, the CPU/BLAS/threads and the CUDA status").set_defaults(func=_info)
+    demo = sub.add_parser("demo", help="run a demo (default: oscillators learned with RTRL)")
+    demo.add_argument("task", nargs="?", help="demo to run")
+    demo.add_argument("--seeds", type=int, default=5, help="networks per task (default 5)")
+    demo.add_argument("--quick", action="store_true", help="a fast, smaller run")
+    demo.set_defaults(func=_demo)
+    bench = sub.add_parser("bench", help="time RTRL against the GEMM rate and NumPy")
+    bench.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under a minute)")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.set_defaults(func=_bench)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
