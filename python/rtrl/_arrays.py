@@ -13,10 +13,12 @@ DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 def resolve_dtype(dtype: Any) -> np.dtype:
     """``"float32" | "float64"`` (or the NumPy types) as a NumPy dtype."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
+    dt = None
+    if dtype is not None:
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            dt = None
     if dt is None or dt.name not in DTYPES:
         raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     return dt
@@ -40,7 +42,17 @@ def as_device_array(value: Any, name: str, dtype: np.dtype, be: Backend) -> Any:
         raise TypeError(f"{name}: expected an array of real numbers ({exc})") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
-    return be.xp.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        return arr
+    with np.errstate(over="ignore"):  # values beyond float32's range become inf: reported as non-finite
+        return be.xp.ascontiguousarray(arr, dtype=dtype)
+
+
+def as_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool; anything but a bool (or NumPy bool) raises ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
 
 
 def add_batch_axis(arr: Any, name: str, batched_ndim: int, batch_size: int, axes: str) -> tuple[Any, bool]:

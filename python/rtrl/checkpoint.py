@@ -35,6 +35,9 @@ def save(learner: Any, path: Any) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".rtrl-", suffix=".npz.tmp", dir=directory)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             np.savez(f, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
             f.flush()
@@ -49,28 +52,48 @@ def save(learner: Any, path: Any) -> None:
 def load(path: Any, *, device: str | None = None) -> Any:
     """Loads a learner written by ``learner.save(path)``, on ``device`` (default: the device it was
     saved from, or the CPU when that is unavailable through ``"auto"``)."""
-    from . import learners, models, optim
-
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "__header__" not in data.files:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile) or "__header__" not in data.files:
                 raise ValueError(f"{path}: not an rtrl checkpoint (no header)")
             header = json.loads(bytes(data["__header__"]).decode())
             arrays = {k: data[k] for k in data.files if k != "__header__"}
-    except (zipfile.BadZipFile, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        if isinstance(exc, FileNotFoundError):
+    except FileNotFoundError:
+        raise
+    except AttributeError:  # np.load gave a plain array (an .npy file): it is no context manager
+        raise ValueError(f"{path}: not an rtrl checkpoint (not an .npz archive)") from None
+    except (ValueError, zipfile.BadZipFile, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError,
+            TypeError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(path):
             raise
-        raise ValueError(f"{path}: not a readable rtrl checkpoint ({exc})") from None
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an rtrl checkpoint (format {header.get('format')!r})")
-    if not isinstance(header.get("version"), int) or header["version"] > VERSION:
-        raise ValueError(f"{path}: checkpoint version {header.get('version')!r} is newer than this "
-                         f"rtrl reads ({VERSION}); upgrade rtrl")
+        raise ValueError(f"{path}: not a readable rtrl checkpoint ({type(exc).__name__})") from None
+    try:
+        fmt, version = header.get("format"), header.get("version")
+    except AttributeError:
+        raise ValueError(f"{path}: not an rtrl checkpoint (malformed header)") from None
+    if fmt != FORMAT:
+        raise ValueError(f"{path}: not an rtrl checkpoint (format {fmt!r})")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: malformed checkpoint version {version!r}")
+    if version > VERSION:
+        raise ValueError(f"{path}: checkpoint version {version} is newer than this rtrl reads ({VERSION}); "
+                         "upgrade rtrl")
+    try:
+        return _rebuild(header, arrays, device)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: malformed rtrl checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def _rebuild(header: dict, arrays: dict, device: str | None) -> Any:
+    from . import learners, models, optim
+
     model_cls = {"FullyRecurrent": models.FullyRecurrent}.get(header["model"]["class"])
     learner_cls = {"RTRL": learners.RTRL, "BPTT": learners.BPTT}.get(header["learner"]["class"])
     if model_cls is None or learner_cls is None:
-        raise ValueError(f"{path}: unknown model or learner class in checkpoint")
+        raise ValueError("unknown model or learner class in checkpoint")
     model_config = dict(header["model"]["config"])
     model_config["device"] = device or ("auto" if model_config.get("device") == "cuda" else "cpu")
     model = model_cls(**model_config)

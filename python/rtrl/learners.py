@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import optim as _optim
-from ._arrays import add_batch_axis, as_device_array
+from ._arrays import add_batch_axis, as_device_array, as_flag
 from .models import FullyRecurrent, Model
 
 LOSSES = ("mse", "cross_entropy")
@@ -72,7 +72,7 @@ class Learner:
         self.loss, self.reduction = loss, reduction
         self.clip_grad_norm = clip_grad_norm
         self.batch_size = int(batch_size)
-        self.teacher_forcing = bool(teacher_forcing)
+        self.teacher_forcing = as_flag(teacher_forcing, "teacher_forcing")
         be = model._backend
         self._be, self._xp, self._core = be, be.xp, be.core
         self._config = self._core.FullyRecurrentConfig(
@@ -115,13 +115,23 @@ class Learner:
     def step(self, x: Any, target: Any = None) -> Any:
         """Feeds one step ``x`` (B, I) — or (I,) when ``batch_size == 1`` — with its ``target``
         (B, O) or (O,), NaN where there is none; returns the outputs (B, O) or (O,)."""
-        x = as_device_array(x, "x", self.model.dtype, self._be)
-        x, unbatched = add_batch_axis(x, "x", 2, self.batch_size,
-                                      f"({self.batch_size}, {self.model.n_inputs}) (streams, inputs)")
+        m, B, xp = self.model, self.batch_size, self._xp
+        x = as_device_array(x, "x", m.dtype, self._be)
+        x, unbatched = add_batch_axis(x, "x", 2, B, f"({B}, {m.n_inputs}) (streams, inputs)")
+        if x.shape != (B, m.n_inputs):
+            raise ValueError(f"x: expected shape ({B}, {m.n_inputs}) (streams, inputs), got {tuple(x.shape)}")
+        if not bool(xp.isfinite(x).all()):
+            stream = int(xp.argwhere(~xp.isfinite(x))[0][0])
+            raise ValueError(f"x: non-finite value in stream {stream} (values must be finite in the model's dtype)")
         if target is not None:
-            target = as_device_array(target, "target", self.model.dtype, self._be)
-            target, _ = add_batch_axis(target, "target", 2, self.batch_size,
-                                       f"({self.batch_size}, {self.model.n_outputs}) (streams, outputs)")
+            target = as_device_array(target, "target", m.dtype, self._be)
+            target, _ = add_batch_axis(target, "target", 2, B, f"({B}, {m.n_outputs}) (streams, outputs)")
+            if target.shape != (B, m.n_outputs):
+                raise ValueError(f"target: expected shape ({B}, {m.n_outputs}) (streams, outputs), "
+                                 f"got {tuple(target.shape)}")
+            if bool(xp.isinf(target).any()):
+                stream = int(xp.argwhere(xp.isinf(target))[0][0])
+                raise ValueError(f"target: infinite value in stream {stream} (NaN marks a missing target)")
             target = target[None]
         out = self.run(x[None], target).outputs[0]
         return out[0] if unbatched else out
@@ -159,6 +169,8 @@ class Learner:
         if streams is None:
             return slice(None)
         idx = np.asarray(streams)
+        if idx.size == 0 and idx.ndim == 1:
+            return idx.astype(np.intp)
         if idx.dtype.kind not in "iu" or idx.ndim > 1:
             raise TypeError(f"streams: expected an int or a sequence of ints, got {streams!r}")
         idx = idx.reshape(-1)
@@ -196,11 +208,22 @@ class Learner:
         missing = sorted({"parameters", "optimizer_step", "steps", *arrays} - set(d))
         if missing:
             raise ValueError(f"state_dict: missing entries {missing}")
+        counters = {}
+        for name in ("optimizer_step", "steps"):
+            value = d[name]
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+            counters[name] = int(value)
+        pending = d.get("pending", False)
+        if not isinstance(pending, (bool, np.bool_)):
+            raise ValueError(f"pending: expected a bool, got {pending!r}")
         staged = {}
         for name, target in arrays.items():
             arr = as_device_array(d[name], name, self.model.dtype, self._be)
             if arr.shape != target.shape:
                 raise ValueError(f"{name}: expected shape {tuple(target.shape)}, got {tuple(arr.shape)}")
+            if not bool(self._xp.isfinite(arr).all()):
+                raise ValueError(f"{name}: values must be finite")
             staged[name] = arr
         snapshot = {k: v.copy() for k, v in self.model.parameters().items()}
         self.model.load_parameters(d["parameters"])
@@ -210,9 +233,9 @@ class Learner:
         except Exception:
             self.model.load_parameters(snapshot)
             raise
-        self._optimizer_step = int(d["optimizer_step"])
-        self.steps = int(d["steps"])
-        self._pending = bool(d.get("pending", False))
+        self._optimizer_step = counters["optimizer_step"]
+        self.steps = counters["steps"]
+        self._pending = bool(pending)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -355,6 +378,7 @@ class BPTT(Learner):
         returns a :class:`RunResult`."""
         X, targets, unbatched = self._sequence(X, targets)
         steps = X.shape[0]
+        self._core.validate_sequence(self._config, X, targets, self._be.stream())
         outputs, loss = self._buffers(steps)
         chunk = self.truncation or max(steps, 1)
         for start in range(0, steps, chunk):

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._arrays import as_device_array, resolve_dtype
+from ._arrays import as_device_array, as_flag, resolve_dtype
 from ._backend import Backend, backend
 
 ACTIVATIONS = ("logistic", "tanh")
@@ -118,12 +118,12 @@ class FullyRecurrent(Model):
                 raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
         if n_outputs is None:
             n_outputs = n_units
-        if not isinstance(n_outputs, (int, np.integer)) or not 0 <= n_outputs <= n_units:
+        if isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) or not 0 <= n_outputs <= n_units:
             raise ValueError(f"n_outputs: expected an integer in [0, n_units={n_units}], got {n_outputs!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
         self.n_units, self.n_inputs, self.n_outputs = int(n_units), int(n_inputs), int(n_outputs)
-        self.activation, self.bias = activation, bool(bias)
+        self.activation, self.bias = activation, as_flag(bias, "bias")
         self.width = self.n_inputs + int(self.bias) + self.n_units
         if init_scale is None:
             init_scale = 1.0 / np.sqrt(self.width)
