@@ -79,21 +79,49 @@ struct FullyRecurrentBindings {
                                 std::to_string(t) + ", stream " + std::to_string(s) + ", index " +
                                 std::to_string(k) +
                                 (nan_ok ? " (NaN marks a missing target; +-inf is not allowed)"
-                                        : " (values must be finite)"));
+                                        : " (values must be finite in the model's dtype)"));
+  }
+
+  // Checks X [T, B, m] (finite), targets [T, B, O] (NaN allowed) and, when given, the output
+  // buffers; returns the sequence with null output pointers when outputs/loss are None.
+  template <class T>
+  static FullyRecurrentSequence<T> sequence(const FullyRecurrentConfig& c, const ArrayRef& X,
+                                            py::handle targets, py::handle outputs, py::handle loss,
+                                            std::uintptr_t stream) {
+    const FullyRecurrentDims& d = c.dims;
+    const index_t B = d.batch;
+    RTRL_CHECK(X.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
+                                        std::to_string(B) + ", " + std::to_string(d.inputs) +
+                                        "), got shape " + shape_string(X.shape));
+    const index_t Tn = X.shape[0];
+    FullyRecurrentSequence<T> seq{};
+    seq.steps = Tn;
+    seq.x = checked<T>(X, "X", {Tn, B, d.inputs}, "(time, streams, inputs)", false);
+    seq.target = nullptr;
+    if (!targets.is_none())
+      seq.target = checked<T>(Reader::read(targets, "targets"), "targets", {Tn, B, d.outputs},
+                              "(time, streams, outputs)", false);
+    seq.outputs = nullptr;
+    seq.loss = nullptr;
+    if (!outputs.is_none())
+      seq.outputs = checked<T>(Reader::read(outputs, "outputs"), "outputs", {Tn, B, d.outputs},
+                               "(time, streams, outputs)", true);
+    if (!loss.is_none()) seq.loss = checked<T>(Reader::read(loss, "loss"), "loss", {Tn}, "(time,)", true);
+    check_finite(seq.x, X.shape, "X", false, stream);
+    if (seq.target) check_finite(seq.target, {Tn, B, d.outputs}, "targets", true, stream);
+    return seq;
   }
 
   template <class T>
   static std::int64_t rtrl(const FullyRecurrentConfig& c, const ArrayRef& weight, const ArrayRef& y,
                            const ArrayRef& P, const ArrayRef& grad, py::object opt_state,
-                           const ArrayRef& X, py::object targets, const ArrayRef& outputs,
-                           const ArrayRef& loss, const OptimizerConfig& opt, std::int64_t opt_step,
+                           const ArrayRef& X, py::object targets, py::object outputs,
+                           py::object loss, const OptimizerConfig& opt, std::int64_t opt_step,
                            bool update_each_step, std::uintptr_t stream) {
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
-    RTRL_CHECK(X.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
-                                        std::to_string(B) + ", " + std::to_string(d.inputs) +
-                                        "), got shape " + shape_string(X.shape));
-    const index_t Tn = X.shape[0];
+    FullyRecurrentSequence<T> seq = sequence<T>(c, X, targets, outputs, loss, stream);
+    RTRL_CHECK(seq.outputs != nullptr && seq.loss != nullptr, "outputs, loss: buffers are required");
     FullyRecurrentState<T> st{};
     st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", true);
     st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
@@ -103,17 +131,6 @@ struct FullyRecurrentBindings {
     if (opt.state_rows() > 0)
       st.opt_state = checked<T>(Reader::read(opt_state, "optimizer_state"), "optimizer_state",
                                 {index_t(opt.state_rows()), n, L}, "(state rows, units, width)", true);
-    FullyRecurrentSequence<T> seq{};
-    seq.steps = Tn;
-    seq.x = checked<T>(X, "X", {Tn, B, d.inputs}, "(time, streams, inputs)", false);
-    seq.target = nullptr;
-    if (!targets.is_none())
-      seq.target = checked<T>(Reader::read(targets, "targets"), "targets", {Tn, B, d.outputs},
-                              "(time, streams, outputs)", false);
-    seq.outputs = checked<T>(outputs, "outputs", {Tn, B, d.outputs}, "(time, streams, outputs)", true);
-    seq.loss = checked<T>(loss, "loss", {Tn}, "(time,)", true);
-    check_finite(seq.x, X.shape, "X", false, stream);
-    if (seq.target) check_finite(seq.target, {Tn, B, d.outputs}, "targets", true, stream);
 
     FullyRecurrentOptions o;
     o.activation = c.activation;
@@ -129,28 +146,15 @@ struct FullyRecurrentBindings {
   template <class T>
   static void bptt(const FullyRecurrentConfig& c, const ArrayRef& weight, const ArrayRef& y,
                    const ArrayRef& grad, const ArrayRef& X, py::object targets,
-                   const ArrayRef& outputs, const ArrayRef& loss, std::uintptr_t stream) {
+                   py::object outputs, py::object loss, std::uintptr_t stream) {
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
-    RTRL_CHECK(X.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
-                                        std::to_string(B) + ", " + std::to_string(d.inputs) +
-                                        "), got shape " + shape_string(X.shape));
-    const index_t Tn = X.shape[0];
+    FullyRecurrentSequence<T> seq = sequence<T>(c, X, targets, outputs, loss, stream);
+    RTRL_CHECK(seq.outputs != nullptr && seq.loss != nullptr, "outputs, loss: buffers are required");
     FullyRecurrentBpttState<T> st{};
     st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", false);
     st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
     st.grad = checked<T>(grad, "grad", {n, L}, "(units, inputs + bias + units)", true);
-    FullyRecurrentSequence<T> seq{};
-    seq.steps = Tn;
-    seq.x = checked<T>(X, "X", {Tn, B, d.inputs}, "(time, streams, inputs)", false);
-    seq.target = nullptr;
-    if (!targets.is_none())
-      seq.target = checked<T>(Reader::read(targets, "targets"), "targets", {Tn, B, d.outputs},
-                              "(time, streams, outputs)", false);
-    seq.outputs = checked<T>(outputs, "outputs", {Tn, B, d.outputs}, "(time, streams, outputs)", true);
-    seq.loss = checked<T>(loss, "loss", {Tn}, "(time,)", true);
-    check_finite(seq.x, X.shape, "X", false, stream);
-    if (seq.target) check_finite(seq.target, {Tn, B, d.outputs}, "targets", true, stream);
     py::gil_scoped_release release;
     Backend::template fully_recurrent_bptt<T>(stream, d, st, seq, c.activation, c.teacher_forcing,
                                               c.loss_scale);
@@ -206,8 +210,7 @@ struct FullyRecurrentBindings {
             return by_dtype(w, "weight", [&](auto tag) {
               using T = decltype(tag);
               return rtrl<T>(c, w, Reader::read(y, "state"), Reader::read(P, "sensitivities"),
-                             Reader::read(grad, "grad"), opt_state, x, targets,
-                             Reader::read(outputs, "outputs"), Reader::read(loss, "loss"), opt,
+                             Reader::read(grad, "grad"), opt_state, x, targets, outputs, loss, opt,
                              step, update_each_step, stream);
             });
           },
@@ -225,13 +228,22 @@ struct FullyRecurrentBindings {
             by_dtype(w, "weight", [&](auto tag) {
               using T = decltype(tag);
               bptt<T>(c, w, Reader::read(y, "state"), Reader::read(grad, "grad"),
-                      Reader::read(X, "X"), targets, Reader::read(outputs, "outputs"),
-                      Reader::read(loss, "loss"), stream);
+                      Reader::read(X, "X"), targets, outputs, loss, stream);
             });
           },
           py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("grad"), py::arg("X"),
           py::arg("targets"), py::arg("outputs"), py::arg("loss"), py::arg("stream") = 0,
           "Runs BPTT over X (weights fixed) and adds the sequence's gradient to grad.");
+
+    m.def("validate_sequence",
+          [](const FullyRecurrentConfig& c, py::object X, py::object targets, std::uintptr_t stream) {
+            const ArrayRef x = Reader::read(X, "X");
+            by_dtype(x, "X", [&](auto tag) {
+              sequence<decltype(tag)>(c, x, targets, py::none(), py::none(), stream);
+            });
+          },
+          py::arg("config"), py::arg("X"), py::arg("targets"), py::arg("stream") = 0,
+          "Checks X and targets as fully_recurrent_rtrl/bptt would, without running anything.");
 
     m.def("optimizer_step",
           [](const OptimizerConfig& opt, std::int64_t step, py::object param, py::object grad,
