@@ -9,6 +9,8 @@
 #include "rtrl/algo/fully_recurrent_bptt.hpp"
 #include "rtrl/algo/fully_recurrent_rtrl.hpp"
 #include "rtrl/algo/optimizer_step.hpp"
+#include "rtrl/algo/recurrent_layer.hpp"
+#include "rtrl/algo/recurrent_layer_dispatch.hpp"
 #include "rtrl/backend.hpp"
 
 namespace rtrl {
@@ -51,6 +53,28 @@ void CudaBackend::optimizer_step(std::uintptr_t stream, const OptimizerConfig& o
                                  std::int64_t step, index_t count, T* param, T* grad, T* state) {
   CudaContext ctx(stream);
   rtrl::optimizer_step(ctx, opt, step, count, param, grad, state);
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+}
+
+template <class T>
+void CudaBackend::recurrent_layer_forward(std::uintptr_t stream, const LayerDims& d,
+                                          const LayerWeights<T>& w, const LayerForward<T>& io,
+                                          const LayerSaved<T>& saved) {
+  CudaContext ctx(stream);
+  with_cell(d.cell, [&](auto cell) {
+    rtrl::recurrent_layer_forward<decltype(cell)>(ctx, d, w, io, saved);
+  });
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+}
+
+template <class T>
+void CudaBackend::recurrent_layer_backward(std::uintptr_t stream, const LayerDims& d,
+                                           const LayerWeights<T>& w, const LayerForward<T>& io,
+                                           const LayerSaved<T>& saved, const LayerGrads<T>& g) {
+  CudaContext ctx(stream);
+  with_cell(d.cell, [&](auto cell) {
+    rtrl::recurrent_layer_backward<decltype(cell)>(ctx, d, w, io, saved, g);
+  });
   RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
 }
 
@@ -114,7 +138,14 @@ std::vector<std::string> cuda_device_names() {
       const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
   template void CudaBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,          \
                                                std::int64_t, index_t, T*, T*, T*);              \
-  template index_t CudaBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);
+  template index_t CudaBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);  \
+  template void CudaBackend::recurrent_layer_forward<T>(std::uintptr_t, const LayerDims&,       \
+                                                        const LayerWeights<T>&,                 \
+                                                        const LayerForward<T>&,                 \
+                                                        const LayerSaved<T>&);                  \
+  template void CudaBackend::recurrent_layer_backward<T>(                                       \
+      std::uintptr_t, const LayerDims&, const LayerWeights<T>&, const LayerForward<T>&,         \
+      const LayerSaved<T>&, const LayerGrads<T>&);
 
 RTRL_INSTANTIATE(float)
 RTRL_INSTANTIATE(double)

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include "bind_fully_recurrent.hpp"
+#include "bind_layers.hpp"
 #include "rtrl/gemm_layout.hpp"
 #include "src/cpu_context.hpp"
 
@@ -29,9 +30,10 @@ static const char* simd_level() {
 // Row-major C = alpha op(A) op(B) + beta C computed by a column-major BLAS call through
 // row_major_as_col_major: the mapping the CUDA backend uses for cuBLAS, checked here on the CPU.
 template <class T>
-static void gemm_via_col_major(bool trans_a, bool trans_b, py::array_t<T> A, py::array_t<T> B,
-                               py::array_t<T> C, T alpha, T beta) {
+static void gemm_via_col_major(bool trans_a, bool trans_b, py::array_t<T, py::array::c_style> A,
+                               py::array_t<T, py::array::c_style> B, py::array C, T alpha, T beta) {
   RTRL_CHECK(A.ndim() == 2 && B.ndim() == 2 && C.ndim() == 2, "A, B, C: expected 2-d arrays");
+  checked<T>(HostArrays::read(C, "C"), "C", {C.shape(0), C.shape(1)}, "(M, N)", true);
   const index_t M = C.shape(0), N = C.shape(1), K = trans_a ? A.shape(0) : A.shape(1);
   RTRL_CHECK((trans_a ? A.shape(1) : A.shape(0)) == M, "A: rows of op(A) must equal rows of C");
   RTRL_CHECK((trans_b ? B.shape(1) : B.shape(0)) == K, "B: rows of op(B) must equal columns of op(A)");
@@ -39,7 +41,7 @@ static void gemm_via_col_major(bool trans_a, bool trans_b, py::array_t<T> A, py:
   const auto cm = row_major_as_col_major<T>(trans_a, trans_b, M, N, K, A.data(), A.shape(1),
                                             B.data(), B.shape(1), C.shape(1));
   auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
-  T* c = C.mutable_data();
+  T* c = static_cast<T*>(C.mutable_data());
   if constexpr (sizeof(T) == 4)
     scipy_cblas_sgemm(CblasColMajor, op(cm.trans_a), op(cm.trans_b), blasint(cm.m), blasint(cm.n),
                       blasint(cm.k), alpha, cm.a, blasint(cm.lda), cm.b, blasint(cm.ldb), beta, c,
@@ -69,6 +71,7 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
   m.doc() = "rtrl CPU backend (OpenMP + OpenBLAS)";
   cpu_backend_init();
   FullyRecurrentBindings<CpuBackend, HostArrays>::bind(m);
+  LayerBindings<CpuBackend, HostArrays>::bind(m);
 
   m.def("info", []() {
     py::dict d;
@@ -84,8 +87,14 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
     RTRL_CHECK(threads >= 1, "threads: expected a positive integer");
     omp_set_num_threads(threads);
   });
-  m.def("_gemm_via_col_major", &gemm_via_col_major<float>);
-  m.def("_gemm_via_col_major", &gemm_via_col_major<double>);
+  m.def("_gemm_via_col_major", [](bool ta, bool tb, py::array A, py::array B, py::array C, double alpha,
+                                  double beta) {
+    const ArrayRef c = HostArrays::read(C, "C");
+    if (c.itemsize == 4)
+      gemm_via_col_major<float>(ta, tb, A, B, C, float(alpha), float(beta));
+    else
+      gemm_via_col_major<double>(ta, tb, A, B, C, alpha, beta);
+  });
   m.def("_time_sgemm", &time_sgemm, py::arg("M"), py::arg("N"), py::arg("K"),
         py::arg("repeats"), py::arg("threads"));
 }

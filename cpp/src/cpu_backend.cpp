@@ -6,6 +6,9 @@
 #include "cpu_context.hpp"
 #include "rtrl/algo/fully_recurrent_bptt.hpp"
 #include "rtrl/algo/fully_recurrent_rtrl.hpp"
+#include "rtrl/algo/optimizer_step.hpp"
+#include "rtrl/algo/recurrent_layer.hpp"
+#include "rtrl/algo/recurrent_layer_dispatch.hpp"
 
 namespace rtrl {
 
@@ -35,6 +38,25 @@ void CpuBackend::optimizer_step(std::uintptr_t, const OptimizerConfig& opt, std:
 }
 
 template <class T>
+void CpuBackend::recurrent_layer_forward(std::uintptr_t, const LayerDims& d, const LayerWeights<T>& w,
+                                         const LayerForward<T>& io, const LayerSaved<T>& saved) {
+  CpuContext ctx;
+  with_cell(d.cell, [&](auto cell) {
+    rtrl::recurrent_layer_forward<decltype(cell)>(ctx, d, w, io, saved);
+  });
+}
+
+template <class T>
+void CpuBackend::recurrent_layer_backward(std::uintptr_t, const LayerDims& d,
+                                          const LayerWeights<T>& w, const LayerForward<T>& io,
+                                          const LayerSaved<T>& saved, const LayerGrads<T>& g) {
+  CpuContext ctx;
+  with_cell(d.cell, [&](auto cell) {
+    rtrl::recurrent_layer_backward<decltype(cell)>(ctx, d, w, io, saved, g);
+  });
+}
+
+template <class T>
 index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count, bool nan_ok) {
   for (index_t i = 0; i < count; ++i) {
     const T v = data[i];
@@ -52,7 +74,14 @@ index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count,
       const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
   template void CpuBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,           \
                                               std::int64_t, index_t, T*, T*, T*);         \
-  template index_t CpuBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);
+  template index_t CpuBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);   \
+  template void CpuBackend::recurrent_layer_forward<T>(std::uintptr_t, const LayerDims&,        \
+                                                       const LayerWeights<T>&,                  \
+                                                       const LayerForward<T>&,                  \
+                                                       const LayerSaved<T>&);                   \
+  template void CpuBackend::recurrent_layer_backward<T>(                                        \
+      std::uintptr_t, const LayerDims&, const LayerWeights<T>&, const LayerForward<T>&,         \
+      const LayerSaved<T>&, const LayerGrads<T>&);
 
 RTRL_INSTANTIATE(float)
 RTRL_INSTANTIATE(double)

@@ -4,7 +4,7 @@ Real-Time Recurrent Learning (Williams & Zipser 1989) with a native core on the 
 OpenBLAS) and on NVIDIA GPUs (CUDA + cuBLAS). See ``rtrl.RTRL`` to start.
 """
 
-from . import optim
+from . import nn, optim
 from ._info import cuda_available, info
 from .checkpoint import load
 from .learners import BPTT, RTRL, RunResult
@@ -12,5 +12,5 @@ from .models import FullyRecurrent
 
 __version__ = "0.1.0"
 
-__all__ = ["BPTT", "FullyRecurrent", "RTRL", "RunResult", "cuda_available", "info", "load", "optim",
+__all__ = ["BPTT", "FullyRecurrent", "RTRL", "RunResult", "cuda_available", "info", "load", "nn", "optim",
            "__version__"]

@@ -9,6 +9,7 @@
 
 #include "rtrl/fully_recurrent.hpp"
 #include "rtrl/optimizer.hpp"
+#include "rtrl/recurrent_layer.hpp"
 
 namespace rtrl {
 
@@ -30,6 +31,16 @@ namespace rtrl {
     static void optimizer_step(std::uintptr_t stream, const OptimizerConfig& opt,                 \
                                std::int64_t step, index_t count, T* param, T* grad,         \
                                T* state);                                                         \
+    /* One recurrent layer in one direction (recurrent_layer.hpp); backward needs the forward's  */ \
+    /* io and saved buffers unchanged.                                                          */ \
+    template <class T>                                                                            \
+    static void recurrent_layer_forward(std::uintptr_t stream, const LayerDims& d,                \
+                                        const LayerWeights<T>& w, const LayerForward<T>& io,      \
+                                        const LayerSaved<T>& saved);                              \
+    template <class T>                                                                            \
+    static void recurrent_layer_backward(std::uintptr_t stream, const LayerDims& d,               \
+                                         const LayerWeights<T>& w, const LayerForward<T>& io,     \
+                                         const LayerSaved<T>& saved, const LayerGrads<T>& g);     \
     /* Index of the first element that is +-inf (or NaN when nan_ok is false), or -1. */          \
     template <class T>                                                                            \
     static index_t find_nonfinite(std::uintptr_t stream, const T* data, index_t count,            \

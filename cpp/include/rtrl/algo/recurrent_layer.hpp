@@ -1,0 +1,155 @@
+// Forward and backward of one recurrent layer in one direction (DESIGN §3.4): the input projection of
+// all T B rows in one GEMM, then per step one recurrent GEMM and one fused pointwise kernel; backward a
+// reverse loop of pointwise + one GEMM for dh, and the weight gradients as large GEMMs after the loop.
+#pragma once
+
+#include "rtrl/cells/gru.hpp"
+#include "rtrl/cells/lstm.hpp"
+#include "rtrl/cells/rnn.hpp"
+#include "rtrl/recurrent_layer.hpp"
+
+namespace rtrl {
+
+template <class Cell, class T>
+struct CellForwardOp {
+  CellForwardStep<T> a;
+  RTRL_HD void operator()(index_t idx) const { Cell::forward(a, idx); }
+};
+
+template <class Cell, class T>
+struct CellBackwardOp {
+  CellBackwardStep<T> a;
+  RTRL_HD void operator()(index_t idx) const { Cell::backward(a, idx); }
+};
+
+// out[c, r] = in[r, c]:  in [rows, cols] -> out [cols, rows]
+template <class T>
+struct Transpose {
+  index_t rows, cols;
+  const T* in;
+  T* out;
+  RTRL_HD void operator()(index_t idx) const {
+    const index_t c = idx / rows, r = idx % rows;
+    out[idx] = in[r * cols + c];
+  }
+};
+
+template <class T>
+struct Fill {
+  T value;
+  T* out;
+  RTRL_HD void operator()(index_t i) const { out[i] = value; }
+};
+
+// Copies rows of `cols` values between buffers with different row strides.
+template <class T>
+struct CopyRows {
+  index_t cols;
+  const T* in;
+  index_t ld_in;
+  T* out;
+  index_t ld_out;
+  RTRL_HD void operator()(index_t idx) const {
+    const index_t r = idx / cols, c = idx % cols;
+    out[r * ld_out + c] = in[r * ld_in + c];
+  }
+};
+
+template <class Cell, class Ctx, class T>
+void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>& w,
+                             const LayerForward<T>& io, const LayerSaved<T>& saved) {
+  const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H, BH = B * H;
+  auto wt = ctx.template alloc<T>(I * GH + H * GH);  // W_ih^T [I, G H], W_hh^T [H, G H]
+  T* w_ih_t = wt.data();
+  T* w_hh_t = w_ih_t + I * GH;
+  ctx.for_each(I * GH, Transpose<T>{GH, I, w.w_ih, w_ih_t});
+  ctx.for_each(H * GH, Transpose<T>{GH, H, w.w_hh, w_hh_t});
+  auto state = ctx.template alloc<T>(BH + B * GH);  // zeros for a missing h0/c0; h W_hh^T
+  T* zeros = state.data();
+  T* hw = zeros + BH;
+  ctx.for_each(BH, Fill<T>{T(0), zeros});
+
+  // gates[t] = x[t] W_ih^T for all steps at once; the pointwise pass adds the biases.
+  ctx.gemm(false, false, d.steps * B, GH, I, T(1), io.x, io.ldx, w_ih_t, GH, T(0), saved.gates, GH);
+  for (index_t k = 0; k < d.steps; ++k) {
+    const index_t t = d.time(k), t_prev = d.time(k - 1);
+    const T* h_prev = k == 0 ? (io.h0 ? io.h0 : zeros) : io.y + t_prev * B * io.ldy;
+    const index_t ld_h_prev = k == 0 ? H : io.ldy;
+    const T* c_prev = nullptr;
+    if (Cell::kHasCellState) c_prev = k == 0 ? (io.c0 ? io.c0 : zeros) : saved.c + t_prev * BH;
+    ctx.gemm(false, false, B, GH, H, T(1), h_prev, ld_h_prev, w_hh_t, GH, T(0), hw, GH);
+    CellForwardStep<T> a{H, d.nonlinearity, hw, w.b_ih, w.b_hh, h_prev, ld_h_prev, c_prev,
+                         saved.gates + t * B * GH,
+                         saved.c ? saved.c + t * BH : nullptr,
+                         saved.aux ? saved.aux + t * BH : nullptr,
+                         io.y + t * B * io.ldy, io.ldy};
+    ctx.for_each(BH, CellForwardOp<Cell, T>{a});
+  }
+  const index_t t_last = d.time(d.steps - 1);
+  if (d.steps == 0) {
+    ctx.for_each(BH, CopyRows<T>{H, io.h0 ? io.h0 : zeros, H, io.h_n, H});
+    if (io.c_n) ctx.for_each(BH, CopyRows<T>{H, io.c0 ? io.c0 : zeros, H, io.c_n, H});
+    return;
+  }
+  ctx.for_each(BH, CopyRows<T>{H, io.y + t_last * B * io.ldy, io.ldy, io.h_n, H});
+  if (io.c_n) ctx.for_each(BH, CopyRows<T>{H, saved.c + t_last * BH, H, io.c_n, H});
+}
+
+template <class Cell, class Ctx, class T>
+void recurrent_layer_backward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>& w,
+                              const LayerForward<T>& io, const LayerSaved<T>& saved,
+                              const LayerGrads<T>& g) {
+  const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H, BH = B * H;
+  const index_t TB = d.steps * B;
+  const bool separate = Cell::kSeparateHiddenGrad;
+  auto dgates = ctx.template alloc<T>((separate ? 2 : 1) * TB * GH);
+  T* d_ih = dgates.data();
+  T* d_hh = separate ? d_ih + TB * GH : d_ih;
+  auto state = ctx.template alloc<T>(3 * BH + TB);  // zeros, dh, dc, ones
+  T* zeros = state.data();
+  T* dh = zeros + BH;
+  T* dc = dh + BH;
+  T* ones = dc + BH;
+  ctx.for_each(BH, Fill<T>{T(0), zeros});
+  ctx.for_each(TB, Fill<T>{T(1), ones});
+  ctx.for_each(BH, CopyRows<T>{H, g.dh_n ? g.dh_n : zeros, H, dh, H});
+  ctx.for_each(BH, CopyRows<T>{H, g.dc_n ? g.dc_n : zeros, H, dc, H});
+
+  for (index_t k = d.steps - 1; k >= 0; --k) {
+    const index_t t = d.time(k), t_prev = d.time(k - 1);
+    const T* h_prev = k == 0 ? (io.h0 ? io.h0 : zeros) : io.y + t_prev * B * io.ldy;
+    const index_t ld_h_prev = k == 0 ? H : io.ldy;
+    const T* c_prev = nullptr;
+    if (Cell::kHasCellState) c_prev = k == 0 ? (io.c0 ? io.c0 : zeros) : saved.c + t_prev * BH;
+    CellBackwardStep<T> a{H, d.nonlinearity, saved.gates + t * B * GH,
+                          saved.c ? saved.c + t * BH : nullptr, c_prev,
+                          saved.aux ? saved.aux + t * BH : nullptr, h_prev, ld_h_prev,
+                          io.y + t * B * io.ldy, io.ldy, g.dy + t * B * g.lddy, g.lddy, dh, dc,
+                          d_ih + t * B * GH, d_hh + t * B * GH};
+    ctx.for_each(BH, CellBackwardOp<Cell, T>{a});
+    // dL/dh(t-1) = d_hh(t) W_hh (+ the direct part the GRU cell left in dh)
+    ctx.gemm(false, false, B, H, GH, T(1), d_hh + t * B * GH, GH, w.w_hh, H, T(separate ? 1 : 0),
+             dh, H);
+  }
+  ctx.for_each(BH, CopyRows<T>{H, dh, H, g.dh0, H});
+  if (g.dc0) ctx.for_each(BH, CopyRows<T>{H, dc, H, g.dc0, H});
+  if (d.steps == 0) return;
+
+  // dW_ih += d_ih^T x;  dx = d_ih W_ih
+  ctx.gemm(true, false, GH, I, TB, T(1), d_ih, GH, io.x, io.ldx, T(1), g.dw_ih, I);
+  ctx.gemm(false, false, TB, I, GH, T(1), d_ih, GH, w.w_ih, I, T(g.accumulate_dx ? 1 : 0), g.dx, I);
+  // dW_hh += sum_t d_hh(t)^T h_prev(t): h_prev is y at the previously processed step, or h0.
+  const index_t first = d.time(0);
+  const index_t later0 = d.reverse ? 0 : 1;  // the first time index whose h_prev is a row of y
+  if (d.steps > 1)
+    ctx.gemm(true, false, GH, H, (d.steps - 1) * B, T(1), d_hh + later0 * B * GH, GH,
+             io.y + (d.reverse ? 1 : 0) * B * io.ldy, io.ldy, T(1), g.dw_hh, H);
+  if (io.h0)
+    ctx.gemm(true, false, GH, H, B, T(1), d_hh + first * B * GH, GH, io.h0, H, T(1), g.dw_hh, H);
+  if (g.db_ih) {
+    ctx.gemm(true, false, GH, 1, TB, T(1), d_ih, GH, ones, 1, T(1), g.db_ih, 1);
+    ctx.gemm(true, false, GH, 1, TB, T(1), d_hh, GH, ones, 1, T(1), g.db_hh, 1);
+  }
+}
+
+}  // namespace rtrl

@@ -1,0 +1,148 @@
+"""Single-step cells with torch.nn's call signatures: ``RNNCell``, ``LSTMCell``, ``GRUCell``.
+
+Each is a one-layer, one-step view of the corresponding layer (the same native kernels), with
+parameters named ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` as in torch.nn.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .._arrays import as_device_array
+from .layers import GRU, LSTM, RNN, _pair, _RecurrentLayer
+
+
+class _Cell:
+    _layer_type: type[_RecurrentLayer]
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: Any = "float32",
+                 device: str = "auto", seed: int | None = None, **layer_options: Any) -> None:
+        self._layer = self._layer_type(input_size, hidden_size, bias=bias, dtype=dtype, device=device,
+                                       seed=seed, **layer_options)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, self._layer.bias
+        self.grads: dict[str, Any] = {}
+
+    @property
+    def device(self) -> str:
+        return self._layer.device
+
+    @property
+    def dtype(self) -> Any:
+        return self._layer.dtype
+
+    def __getattr__(self, name: str) -> Any:
+        layer = self.__dict__.get("_layer")
+        if layer is not None and name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            return layer.parameters()[f"{name}_l0"]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def parameters(self) -> dict[str, Any]:
+        return {k[: -len("_l0")]: v for k, v in self._layer.parameters().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k[: -len("_l0")]: v for k, v in self._layer.state_dict().items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state_dict: expected a mapping of name to array, got {type(state).__name__}")
+        self._layer.load_state_dict({f"{k}_l0": v for k, v in state.items()})
+
+    def _step(self, input: Any, h: Any, c: Any) -> tuple[Any, Any, Any]:
+        be = self._layer._be
+        x = as_device_array(input, "input", self.dtype, be)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"input: expected shape (B, {self.input_size}) or ({self.input_size},), "
+                             f"got {tuple(x.shape)}")
+        state_shape = x.shape[:-1] + (self.hidden_size,)
+        states = []
+        for name, value in (("hx", h), ("cx", c)):
+            if value is not None:
+                value = as_device_array(value, name, self.dtype, be)
+                if value.shape != state_shape:
+                    raise ValueError(f"{name}: expected shape {state_shape}, got {tuple(value.shape)}")
+                value = value[None]
+            states.append(value)
+        out, h_n, c_n, _ = self._layer._forward(x[None], states[0], states[1])
+        return out, h_n[0], None if c_n is None else c_n[0]
+
+    def _backward(self, dh: Any, dc: Any) -> tuple[Any, Any, Any]:
+        layer = self._layer
+        zeros = layer._be.xp.zeros_like(layer._saved["outputs"][-1]) if layer._saved else None
+        d_out = zeros[:, 0] if layer._saved and layer._saved["unbatched"] else zeros
+        dx, dh0, dc0 = layer._backward(d_out, None if dh is None else dh[None], None if dc is None else dc[None])
+        self.grads = {k[: -len("_l0")]: v for k, v in layer.grads.items()}
+        return dx[0], dh0[0], None if dc0 is None else dc0[0]
+
+
+class RNNCell(_Cell):
+    """``h' = rnn_cell(input, h)`` with ``h' = tanh|relu(x W_ih^T + b_ih + h W_hh^T + b_hh)``.
+
+    input (B, I) or (I,); h (B, H) or (H,), zeros when omitted. ``backward(dh')`` returns
+    ``(dx, dh)`` for the last call and fills ``cell.grads``.
+
+    Examples
+    --------
+    >>> import numpy as np, rtrl
+    >>> cell = rtrl.nn.RNNCell(3, 4, device="cpu", seed=0)
+    >>> cell(np.ones((2, 3), dtype=np.float32)).shape
+    (2, 4)
+    """
+
+    _layer_type = RNN
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 *, dtype: Any = "float32", device: str = "auto", seed: int | None = None) -> None:
+        super().__init__(input_size, hidden_size, bias, dtype=dtype, device=device, seed=seed,
+                         nonlinearity=nonlinearity)
+
+    def __call__(self, input: Any, hx: Any = None) -> Any:
+        return self._step(input, hx, None)[1]
+
+    def backward(self, dh: Any) -> tuple[Any, Any]:
+        dx, dh0, _ = self._backward(dh, None)
+        return dx, dh0
+
+
+class GRUCell(_Cell):
+    """``h' = gru_cell(input, h)`` with PyTorch's GRU equations (gates r, z, n).
+
+    Examples
+    --------
+    >>> import numpy as np, rtrl
+    >>> cell = rtrl.nn.GRUCell(3, 4, device="cpu", seed=0)
+    >>> cell(np.ones(3, dtype=np.float32)).shape
+    (4,)
+    """
+
+    _layer_type = GRU
+
+    def __call__(self, input: Any, hx: Any = None) -> Any:
+        return self._step(input, hx, None)[1]
+
+    def backward(self, dh: Any) -> tuple[Any, Any]:
+        dx, dh0, _ = self._backward(dh, None)
+        return dx, dh0
+
+
+class LSTMCell(_Cell):
+    """``h', c' = lstm_cell(input, (h, c))`` with PyTorch's LSTM equations (gates i, f, g, o).
+
+    Examples
+    --------
+    >>> import numpy as np, rtrl
+    >>> cell = rtrl.nn.LSTMCell(3, 4, device="cpu", seed=0)
+    >>> h, c = cell(np.ones((2, 3), dtype=np.float32))
+    >>> h.shape, c.shape
+    ((2, 4), (2, 4))
+    """
+
+    _layer_type = LSTM
+
+    def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
+        h, c = _pair(hx, "hx")
+        _, h1, c1 = self._step(input, h, c)
+        return h1, c1
+
+    def backward(self, dh: Any, dc: Any = None) -> tuple[Any, tuple[Any, Any]]:
+        dx, dh0, dc0 = self._backward(dh, dc)
+        return dx, (dh0, dc0)

@@ -1,0 +1,348 @@
+"""Multi-layer, optionally bidirectional RNN/LSTM/GRU layers over the native fused kernels."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from .._arrays import as_device_array, as_flag, resolve_dtype
+from .._backend import backend
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+NONLINEARITIES = ("tanh", "relu")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+class _RecurrentLayer:
+    """Shared implementation of RNN, LSTM and GRU (see their docstrings)."""
+
+    _cell = ""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 bidirectional: bool = False, dtype: Any = "float32", device: str = "auto",
+                 seed: int | None = None) -> None:
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.num_layers = _positive_int("num_layers", num_layers)
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.bias = as_flag(bias, "bias")
+        self.batch_first = as_flag(batch_first, "batch_first")
+        self.bidirectional = as_flag(bidirectional, "bidirectional")
+        self.seed = seed
+        self._dtype = resolve_dtype(dtype)
+        self._be = backend(device)
+        self._directions = 2 if self.bidirectional else 1
+        gh = GATES[self._cell] * self.hidden_size
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        rng = np.random.default_rng(seed)
+        params: dict[str, np.ndarray] = {}
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else self.hidden_size * self._directions
+            for suffix in self._suffixes(layer):
+                params[f"weight_ih{suffix}"] = rng.uniform(-bound, bound, (gh, in_size))
+                params[f"weight_hh{suffix}"] = rng.uniform(-bound, bound, (gh, self.hidden_size))
+                if self.bias:
+                    params[f"bias_ih{suffix}"] = rng.uniform(-bound, bound, gh)
+                    params[f"bias_hh{suffix}"] = rng.uniform(-bound, bound, gh)
+        xp = self._be.xp
+        self._params = {k: xp.asarray(v, dtype=self._dtype) for k, v in params.items()}
+        self.grads: dict[str, Any] = {}
+        self._saved: dict[str, Any] | None = None
+
+    # -- parameters --------------------------------------------------------------------------------
+    def _suffixes(self, layer: int) -> list[str]:
+        return [f"_l{layer}", f"_l{layer}_reverse"][: self._directions]
+
+    @property
+    def device(self) -> str:
+        return self._be.device
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    def __getattr__(self, name: str) -> Any:
+        params = self.__dict__.get("_params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def parameters(self) -> dict[str, Any]:
+        """The live parameter arrays, named as in torch.nn."""
+        return dict(self._params)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of the parameters, named as in torch.nn."""
+        return {k: v.copy() for k, v in self._params.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copies parameters in (e.g. ``{k: v.numpy() for k, v in torch_lstm.state_dict().items()}``);
+        all are checked before any is copied."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state_dict: expected a mapping of name to array, got {type(state).__name__}")
+        unknown = sorted(set(state) - set(self._params))
+        missing = sorted(set(self._params) - set(state))
+        if unknown or missing:
+            raise ValueError(f"state_dict: unknown names {unknown}, missing names {missing}")
+        staged = {}
+        for name, current in self._params.items():
+            arr = as_device_array(state[name], name, self._dtype, self._be)
+            if arr.shape != current.shape:
+                raise ValueError(f"{name}: expected shape {tuple(current.shape)}, got {tuple(arr.shape)}")
+            staged[name] = arr
+        for name, arr in staged.items():
+            self._params[name][...] = arr
+
+    # -- forward -------------------------------------------------------------------------------------
+    def _state_shape(self, batch: int | None) -> tuple[int, ...]:
+        lead = self.num_layers * self._directions
+        return (lead, self.hidden_size) if batch is None else (lead, batch, self.hidden_size)
+
+    def _initial(self, value: Any, name: str, batch: int, unbatched: bool) -> Any:
+        if value is None:
+            return None
+        arr = as_device_array(value, name, self._dtype, self._be)
+        expected = self._state_shape(None if unbatched else batch)
+        if arr.shape != expected:
+            raise ValueError(f"{name}: expected shape {expected} (num_layers * num_directions, "
+                             f"{'' if unbatched else 'batch, '}hidden_size), got {tuple(arr.shape)}")
+        return arr.reshape(self._state_shape(batch))
+
+    def _input(self, x: Any) -> tuple[Any, bool]:
+        x = as_device_array(x, "input", self._dtype, self._be)
+        if x.ndim == 2:
+            x, unbatched = x[:, None, :], True
+        elif x.ndim == 3:
+            unbatched = False
+            if self.batch_first:
+                x = self._be.xp.ascontiguousarray(x.transpose(1, 0, 2))
+        else:
+            raise ValueError(f"input: expected shape (T, B, {self.input_size}) "
+                             f"{'batch-first (B, T, ...)' if self.batch_first else ''} or unbatched "
+                             f"(T, {self.input_size}), got {tuple(x.shape)}")
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"input: expected input_size {self.input_size} features in the last axis, "
+                             f"got shape {tuple(x.shape)}")
+        if x.shape[1] == 0:
+            raise ValueError("input: the batch axis must not be empty")
+        return x, unbatched
+
+    def _output(self, y: Any, unbatched: bool) -> Any:
+        if unbatched:
+            return y[:, 0]
+        return self._be.xp.ascontiguousarray(y.transpose(1, 0, 2)) if self.batch_first else y
+
+    def _forward(self, x: Any, h0: Any, c0: Any) -> tuple[Any, Any, Any, bool]:
+        xp, core, H = self._be.xp, self._be.core, self.hidden_size
+        x, unbatched = self._input(x)
+        T, B = x.shape[0], x.shape[1]
+        h0 = self._initial(h0, "h0", B, unbatched)
+        c0 = self._initial(c0, "c0", B, unbatched) if self._cell == "lstm" else None
+        lstm, gru, D = self._cell == "lstm", self._cell == "gru", self._directions
+        gh = GATES[self._cell] * H
+        h_n = xp.empty(self._state_shape(B), dtype=self._dtype)
+        c_n = xp.empty(self._state_shape(B), dtype=self._dtype) if lstm else None
+        saved = {"inputs": [], "outputs": [], "runs": [], "unbatched": unbatched, "h0": h0, "c0": c0}
+        layer_in = x
+        for layer in range(self.num_layers):
+            y = xp.empty((T, B, D * H), dtype=self._dtype)
+            for direction, suffix in enumerate(self._suffixes(layer)):
+                k = layer * D + direction
+                run = {
+                    "gates": xp.empty((T, B, gh), dtype=self._dtype),
+                    "cells": xp.empty((T, B, H), dtype=self._dtype) if lstm else None,
+                    "aux": xp.empty((T, B, H), dtype=self._dtype) if gru else None,
+                    "suffix": suffix, "k": k, "reverse": direction == 1,
+                }
+                p = self._params
+                core.layer_forward(
+                    self._cell, self.nonlinearity, direction == 1, p[f"weight_ih{suffix}"],
+                    p[f"weight_hh{suffix}"], p.get(f"bias_ih{suffix}"), p.get(f"bias_hh{suffix}"),
+                    layer_in, None if h0 is None else h0[k], None if c0 is None else c0[k], y,
+                    direction * H, h_n[k], None if c_n is None else c_n[k], run["gates"],
+                    run["cells"], run["aux"], self._be.stream())
+                saved["runs"].append(run)
+            saved["inputs"].append(layer_in)
+            saved["outputs"].append(y)
+            layer_in = y
+        self._saved = saved
+        if unbatched:
+            h_n = h_n[:, 0]
+            c_n = None if c_n is None else c_n[:, 0]
+        return self._output(layer_in, unbatched), h_n, c_n, unbatched
+
+    # -- backward ------------------------------------------------------------------------------------
+    def _backward(self, d_output: Any, dh_n: Any, dc_n: Any) -> tuple[Any, Any, Any]:
+        if self._saved is None:
+            raise RuntimeError("backward() needs a forward call first (and each forward allows one backward)")
+        s = self._saved
+        xp, core, H, D = self._be.xp, self._be.core, self.hidden_size, self._directions
+        unbatched = s["unbatched"]
+        y_top = s["outputs"][-1]
+        T, B = y_top.shape[0], y_top.shape[1]
+        expected = (T, D * H) if unbatched else ((B, T, D * H) if self.batch_first else (T, B, D * H))
+        dy = as_device_array(d_output, "d_output", self._dtype, self._be)
+        if dy.shape != expected:
+            raise ValueError(f"d_output: expected shape {expected} (the shape of the output), got {tuple(dy.shape)}")
+        dy = dy[:, None, :] if unbatched else (xp.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy)
+        dh_n = self._initial(dh_n, "dh_n", B, unbatched)
+        dc_n = self._initial(dc_n, "dc_n", B, unbatched) if self._cell == "lstm" else None
+        lstm = self._cell == "lstm"
+        grads = {k: xp.zeros_like(v) for k, v in self._params.items()}
+        dh0 = xp.empty(self._state_shape(B), dtype=self._dtype)
+        dc0 = xp.empty(self._state_shape(B), dtype=self._dtype) if lstm else None
+        p = self._params
+        for layer in reversed(range(self.num_layers)):
+            layer_in, y = s["inputs"][layer], s["outputs"][layer]
+            dx = xp.empty(layer_in.shape, dtype=self._dtype)
+            for direction in range(D):
+                run = s["runs"][layer * D + direction]
+                suffix, k = run["suffix"], run["k"]
+                core.layer_backward(
+                    self._cell, self.nonlinearity, run["reverse"], p[f"weight_ih{suffix}"],
+                    p[f"weight_hh{suffix}"], p.get(f"bias_ih{suffix}"), p.get(f"bias_hh{suffix}"),
+                    layer_in, None if s["h0"] is None else s["h0"][k],
+                    None if s["c0"] is None else s["c0"][k], y, direction * H, run["gates"],
+                    run["cells"], run["aux"], dy, direction * H,
+                    None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k], dx,
+                    direction == 1, dh0[k], None if dc0 is None else dc0[k],
+                    grads[f"weight_ih{suffix}"], grads[f"weight_hh{suffix}"],
+                    grads.get(f"bias_ih{suffix}"), grads.get(f"bias_hh{suffix}"), self._be.stream())
+            dy = dx
+        self.grads = grads
+        self._saved = None
+        if unbatched:
+            return dy[:, 0], dh0[:, 0], None if dc0 is None else dc0[:, 0]
+        dx = xp.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy
+        return dx, dh0, dc0
+
+    def __repr__(self) -> str:
+        extra = f", nonlinearity={self.nonlinearity!r}" if self._cell == "rnn" else ""
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+                f"{extra}, bias={self.bias}, batch_first={self.batch_first}, "
+                f"bidirectional={self.bidirectional}, dtype={self._dtype.name!r}, device={self.device!r})")
+
+
+_DOC = """{title} with PyTorch's equations, parameters and call signature, and an explicit backward.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+    num_layers : int
+        Stacked layers; layer k > 0 takes the (concatenated) outputs of layer k - 1.
+    {extra}bias : bool
+    batch_first : bool
+        Input and output are (B, T, features) instead of (T, B, features).
+    bidirectional : bool
+    dtype : {{"float32", "float64"}}
+    device : {{"auto", "cpu", "cuda"}}
+    seed : int, optional
+        Seed of the initialisation, U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) as in PyTorch.
+
+    Parameters are named as in torch.nn (``weight_ih_l0``, ``weight_hh_l0_reverse``, ...) and
+    reachable as attributes; after :meth:`backward`, ``layer.grads`` holds their gradients.
+    Shapes: input (T, B, I) (or (B, T, I) with batch_first, or unbatched (T, I)); states
+    (num_layers * num_directions, B, H) (or without B).
+"""
+
+
+class RNN(_RecurrentLayer):
+    _cell = "rnn"
+    __doc__ = _DOC.format(title="Elman RNN (tanh or relu)", extra="nonlinearity : {'tanh', 'relu'}\n    ") + """
+    Examples
+    --------
+    >>> import numpy as np, rtrl
+    >>> rnn = rtrl.nn.RNN(3, 5, device="cpu", seed=0)
+    >>> out, h_n = rnn(np.ones((7, 2, 3), dtype=np.float32))
+    >>> dx, dh0 = rnn.backward(np.ones_like(out))
+    >>> out.shape, h_n.shape, dx.shape, rnn.grads["weight_hh_l0"].shape
+    ((7, 2, 5), (1, 2, 5), (7, 2, 3), (5, 5))
+    """
+
+    def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
+        """``output, h_n = rnn(input, h0)``: output (T, B, D*H), h_n (L*D, B, H)."""
+        out, h_n, _, _ = self._forward(input, hx, None)
+        return out, h_n
+
+    def backward(self, d_output: Any, dh_n: Any = None) -> tuple[Any, Any]:
+        """``dx, dh0 = rnn.backward(d_output, dh_n)``; fills ``rnn.grads``."""
+        dx, dh0, _ = self._backward(d_output, dh_n, None)
+        return dx, dh0
+
+
+class GRU(_RecurrentLayer):
+    _cell = "gru"
+    __doc__ = _DOC.format(title="GRU", extra="") + """
+    Examples
+    --------
+    >>> import numpy as np, rtrl
+    >>> gru = rtrl.nn.GRU(3, 5, num_layers=2, bidirectional=True, device="cpu", seed=0)
+    >>> out, h_n = gru(np.ones((7, 2, 3), dtype=np.float32))
+    >>> out.shape, h_n.shape
+    ((7, 2, 10), (4, 2, 5))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
+                 batch_first: bool = False, bidirectional: bool = False, dtype: Any = "float32",
+                 device: str = "auto", seed: int | None = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
+                         bidirectional=bidirectional, dtype=dtype, device=device, seed=seed)
+
+    def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
+        """``output, h_n = gru(input, h0)``: output (T, B, D*H), h_n (L*D, B, H)."""
+        out, h_n, _, _ = self._forward(input, hx, None)
+        return out, h_n
+
+    def backward(self, d_output: Any, dh_n: Any = None) -> tuple[Any, Any]:
+        """``dx, dh0 = gru.backward(d_output, dh_n)``; fills ``gru.grads``."""
+        dx, dh0, _ = self._backward(d_output, dh_n, None)
+        return dx, dh0
+
+
+class LSTM(_RecurrentLayer):
+    _cell = "lstm"
+    __doc__ = _DOC.format(title="LSTM", extra="") + """
+    Examples
+    --------
+    >>> import numpy as np, rtrl
+    >>> lstm = rtrl.nn.LSTM(3, 5, device="cpu", seed=0)
+    >>> out, (h_n, c_n) = lstm(np.ones((7, 2, 3), dtype=np.float32))
+    >>> dx, (dh0, dc0) = lstm.backward(np.ones_like(out))
+    >>> out.shape, c_n.shape, dc0.shape
+    ((7, 2, 5), (1, 2, 5), (1, 2, 5))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
+                 batch_first: bool = False, bidirectional: bool = False, dtype: Any = "float32",
+                 device: str = "auto", seed: int | None = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
+                         bidirectional=bidirectional, dtype=dtype, device=device, seed=seed)
+
+    def __call__(self, input: Any, hx: Any = None) -> tuple[Any, tuple[Any, Any]]:
+        """``output, (h_n, c_n) = lstm(input, (h0, c0))``."""
+        h0, c0 = _pair(hx, "hx")
+        out, h_n, c_n, _ = self._forward(input, h0, c0)
+        return out, (h_n, c_n)
+
+    def backward(self, d_output: Any, d_state: Any = None) -> tuple[Any, tuple[Any, Any]]:
+        """``dx, (dh0, dc0) = lstm.backward(d_output, (dh_n, dc_n))``; fills ``lstm.grads``."""
+        dh_n, dc_n = _pair(d_state, "d_state")
+        dx, dh0, dc0 = self._backward(d_output, dh_n, dc_n)
+        return dx, (dh0, dc0)
+
+
+def _pair(value: Any, name: str) -> tuple[Any, Any]:
+    if value is None:
+        return None, None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name}: expected a pair (h, c) of arrays or None, got {type(value).__name__}")
+    return value[0], value[1]
