@@ -132,54 +132,65 @@ struct UnitsForward {
   }
 };
 
-// The sensitivity update of one element, for stream s, unit k and weight column c = i L + j
-// (P's column q = s N + c):
-//   P(t+1)[k, q] = f'_k (Q[k, q] + [i == k] z_j),   Q = W_U P(t),
-// zeroed afterwards for forced units, and G[q] = sum_k e_k P(t+1)[k, q] (before zeroing), which
-// needs the calls for k = 0, 1, ... of one (s, c) in order (see ctx.for_each_serial_k).
-// [i == k] is c in [k L, k L + L), so the inner loop needs no division.
-//   Q: [n, ldq] holding P's columns [q0, q0 + ldq)   P: [n, B N]   G: [B N]
-//   z: [B, L] = z(t)   slope, error, keep: [B, n]
+// Adds the immediate term of the sensitivity update to the product Q = W_U P(t): weight w_kj acts on
+// unit k directly, so for the column group r = s n + k (weight row k of stream s)
+//   Q[k, r L + j] += z_j.
+// Called as f(r, 0, j) for the groups r in the block [r0, ...) and j in [0, L).
+//   Q: [n, ldq] holding the columns of groups [r0, ...)   z: [B, L]
+template <class T>
+struct AddImmediateTerm {
+  FullyRecurrentDims d;
+  index_t r0;
+  index_t ldq;
+  const T* z;
+  T* Q;
+  RTRL_HD void operator()(index_t r, index_t, index_t j) const {
+    const index_t L = d.width();
+    const index_t s = r / d.units, k = r % d.units;
+    Q[k * ldq + (r - r0) * L + j] += z[s * L + j];
+  }
+};
+
+// The rest of the sensitivity update, one element for stream s, unit k and weight column c
+// (P's column q = s N + c), with Q already holding W_U P(t) + E(t):
+//   P(t+1)[k, q] = f'_k Q[k, q], zeroed for forced units, and G[q] = sum_k e_k P(t+1)[k, q]
+// (before zeroing), which needs the calls for k = 0, 1, ... of one q in order
+// (see ctx.for_each_serial_k).
+//   Q: [n, ldq] holding P's columns [q0, q0 + ldq)   P: [n, B N]   G: [B N]   slope, error, keep: [B, n]
 template <class T>
 struct SensitivityUpdate {
   FullyRecurrentDims d;
   index_t q0;
   const T* Q;
   index_t ldq;
-  const T* z;
   const T* slope;
   const T* error;
   const T* keep;
   T* P;
   T* G;
   RTRL_HD void operator()(index_t s, index_t k, index_t c) const {
-    const index_t L = d.width(), N = d.n_weights();
+    const index_t N = d.n_weights();
     const index_t q = s * N + c;
     const index_t sk = s * d.units + k;
-    const index_t j = c - k * L;
-    const bool own_row = j >= 0 && j < L;
-    const T z_j = z[s * L + (own_row ? j : 0)];  // an in-bounds load on every lane: no branch
-    const T immediate = own_row ? z_j : T(0);
-    const T v = slope[sk] * (Q[k * ldq + (q - q0)] + immediate);
+    const T v = slope[sk] * Q[k * ldq + (q - q0)];
     P[k * d.batch * N + q] = keep[sk] != T(0) ? v : T(0);
     G[q] = (k == 0 ? T(0) : G[q]) + error[sk] * v;
   }
 };
 
-// grad[c] (=|+=) -scale * sum_s G[s N + c]: the step's gradient, summed over streams in a fixed order.
-//   G: [B, N]   grad: [N]   item: c
+// grad[c] (= or +=) -scale * sum_s G[s N + c]: the step's gradient, summed over streams in order.
+// Called as f(0, s, c) with the calls for one c in increasing s (ctx.for_each_serial_k).
+//   G: [B, N]   grad: [N]
 template <class T>
 struct ReduceStreams {
-  index_t batch, n_weights;
+  index_t n_weights;
   T scale;
   bool accumulate;
   const T* G;
   T* grad;
-  RTRL_HD void operator()(index_t c) const {
-    T sum = T(0);
-    for (index_t s = 0; s < batch; ++s) sum += G[s * n_weights + c];
-    const T g = -scale * sum;
-    grad[c] = accumulate ? grad[c] + g : g;
+  RTRL_HD void operator()(index_t, index_t s, index_t c) const {
+    const T base = (s == 0 && !accumulate) ? T(0) : grad[c];
+    grad[c] = base - scale * G[s * n_weights + c];
   }
 };
 

@@ -43,8 +43,18 @@ class _Cell:
         return {k[: -len("_l0")]: v for k, v in self._layer.state_dict().items()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copies parameters in (names as in torch.nn's cells); all are checked before any is copied."""
         if not isinstance(state, Mapping):
             raise TypeError(f"state_dict: expected a mapping of name to array, got {type(state).__name__}")
+        expected = self.parameters()
+        unknown = sorted(set(state) - set(expected))
+        missing = sorted(set(expected) - set(state))
+        if unknown or missing:
+            raise ValueError(f"state_dict: unknown names {unknown}, missing names {missing}")
+        for name, current in expected.items():
+            arr = as_device_array(state[name], name, self.dtype, self._layer._be)
+            if arr.shape != current.shape:
+                raise ValueError(f"{name}: expected shape {tuple(current.shape)}, got {tuple(arr.shape)}")
         self._layer.load_state_dict({f"{k}_l0": v for k, v in state.items()})
 
     def _step(self, input: Any, h: Any, c: Any) -> tuple[Any, Any, Any]:
@@ -67,9 +77,21 @@ class _Cell:
 
     def _backward(self, dh: Any, dc: Any) -> tuple[Any, Any, Any]:
         layer = self._layer
-        zeros = layer._be.xp.zeros_like(layer._saved["outputs"][-1]) if layer._saved else None
-        d_out = zeros[:, 0] if layer._saved and layer._saved["unbatched"] else zeros
-        dx, dh0, dc0 = layer._backward(d_out, None if dh is None else dh[None], None if dc is None else dc[None])
+        if layer._saved is None:
+            raise RuntimeError("backward() needs a forward call first (and each call allows one backward)")
+        out = layer._saved["outputs"][-1]
+        state_shape = (self.hidden_size,) if layer._saved["unbatched"] else (out.shape[1], self.hidden_size)
+        grads_in = []
+        for name, value in (("dh", dh), ("dc", dc)):
+            if value is not None:
+                value = as_device_array(value, name, self.dtype, layer._be)
+                if value.shape != state_shape:
+                    raise ValueError(f"{name}: expected shape {state_shape}, got {tuple(value.shape)}")
+                value = value[None]
+            grads_in.append(value)
+        zeros = layer._be.xp.zeros_like(out)
+        d_out = zeros[:, 0] if layer._saved["unbatched"] else zeros
+        dx, dh0, dc0 = layer._backward(d_out, grads_in[0], grads_in[1])
         self.grads = {k[: -len("_l0")]: v for k, v in layer.grads.items()}
         return dx[0], dh0[0], None if dc0 is None else dc0[0]
 

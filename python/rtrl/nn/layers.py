@@ -110,7 +110,7 @@ class _RecurrentLayer:
     def _initial(self, value: Any, name: str, batch: int, unbatched: bool) -> Any:
         if value is None:
             return None
-        arr = as_device_array(value, name, self._dtype, self._be)
+        arr = _owned(as_device_array(value, name, self._dtype, self._be), value)
         expected = self._state_shape(None if unbatched else batch)
         if arr.shape != expected:
             raise ValueError(f"{name}: expected shape {expected} (num_layers * num_directions, "
@@ -118,7 +118,7 @@ class _RecurrentLayer:
         return arr.reshape(self._state_shape(batch))
 
     def _input(self, x: Any) -> tuple[Any, bool]:
-        x = as_device_array(x, "input", self._dtype, self._be)
+        x = _owned(as_device_array(x, "input", self._dtype, self._be), x)
         if x.ndim == 2:
             x, unbatched = x[:, None, :], True
         elif x.ndim == 3:
@@ -137,9 +137,10 @@ class _RecurrentLayer:
         return x, unbatched
 
     def _output(self, y: Any, unbatched: bool) -> Any:
+        """The caller's copy of the top layer's output (backward keeps the original)."""
         if unbatched:
-            return y[:, 0]
-        return self._be.xp.ascontiguousarray(y.transpose(1, 0, 2)) if self.batch_first else y
+            return y[:, 0].copy()
+        return self._be.xp.ascontiguousarray(y.transpose(1, 0, 2)) if self.batch_first else y.copy()
 
     def _forward(self, x: Any, h0: Any, c0: Any) -> tuple[Any, Any, Any, bool]:
         xp, core, H = self._be.xp, self._be.core, self.hidden_size
@@ -338,6 +339,11 @@ class LSTM(_RecurrentLayer):
         dh_n, dc_n = _pair(d_state, "d_state")
         dx, dh0, dc0 = self._backward(d_output, dh_n, dc_n)
         return dx, (dh0, dc0)
+
+
+def _owned(arr: Any, original: Any) -> Any:
+    """``arr``, copied when it is the caller's own array (which backward must not see change)."""
+    return arr.copy() if arr is original else arr
 
 
 def _pair(value: Any, name: str) -> tuple[Any, Any]:

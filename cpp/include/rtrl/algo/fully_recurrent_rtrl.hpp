@@ -1,9 +1,10 @@
 // Exact RTRL for the fully recurrent network (DESIGN §3.1), all streams at once.
 //
-// Per step: the forward step, then for each block of rows of P (the context decides the blocks and
-// runs them in parallel where it pays): Q = W_U P[:, block] (one GEMM), then one pass that adds the
-// immediate term, multiplies by f', zeroes forced units, writes P in place and the per-column error
-// contraction G; then the stream reduction of G into the gradient and, in real-time mode, the update.
+// Per step: the forward step, then for each block of P's columns (the context decides the blocks and
+// runs them in parallel where it pays): Q = W_U P[:, block] (one GEMM) plus the immediate term (n L
+// values per stream, in Q), then one pass over the block that multiplies by f', zeroes forced units,
+// writes P in place and the per-column error contraction G; then the stream reduction of G into the
+// gradient and, in real-time mode, the update.
 #pragma once
 
 #include <cstdint>
@@ -43,11 +44,12 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
     ctx.template for_row_blocks<T>(B * n, n * L, [&](index_t r0, index_t r1, T* Q) {
       const index_t q0 = r0 * L, cols = (r1 - r0) * L;
       ctx.gemm(false, false, n, cols, n, T(1), W_U, L, st.P + q0, B * N, T(0), Q, cols);
-      ctx.for_each_serial_k(q0, q0 + cols, N, n, SensitivityUpdate<T>{d, q0, Q, cols, z_t, u.slope,
-                                                                    u.error, u.keep, st.P, G});
+      ctx.for_each_serial_k(q0, q0 + cols, L, 1, AddImmediateTerm<T>{d, r0, cols, z_t, Q});
+      ctx.for_each_serial_k(q0, q0 + cols, N, n,
+                            SensitivityUpdate<T>{d, q0, Q, cols, u.slope, u.error, u.keep, st.P, G});
     });
     const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
-    ctx.for_each(N, ReduceStreams<T>{B, N, scale, !update, G, st.grad});
+    ctx.for_each_serial_k(0, N, N, B, ReduceStreams<T>{N, scale, !update, G, st.grad});
     if (update) optimizer_step(ctx, opt.optimizer, ++updates, N, st.weight, st.grad, st.opt_state);
     T* swap = z_t;
     z_t = z_next;
