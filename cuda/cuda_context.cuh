@@ -53,6 +53,14 @@ __global__ void for_each_kernel(index_t count, F f) {
     f(i);
 }
 
+template <class F>
+__global__ void for_each_2d_kernel(index_t rows, index_t cols, F f) {
+  const index_t count = rows * cols;
+  for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += index_t(gridDim.x) * blockDim.x)
+    f(i / cols, i % cols);
+}
+
 // One thread per column q in [q0, q1) (q = s * width + c), looping over k in order.
 template <class F>
 __global__ void for_each_serial_k_kernel(index_t q0, index_t q1, index_t width, index_t depth, F f) {
@@ -103,6 +111,13 @@ class CudaContext {
   void for_each(index_t count, const F& f) {
     if (count <= 0) return;
     for_each_kernel<<<grid(count), kThreads, 0, stream_>>>(count, f);
+    RTRL_CUDA_CHECK_LAUNCH();
+  }
+
+  template <class F>
+  void for_each_2d(index_t rows, index_t cols, const F& f) {
+    if (rows <= 0 || cols <= 0) return;
+    for_each_2d_kernel<<<grid(rows * cols), kThreads, 0, stream_>>>(rows, cols, f);
     RTRL_CUDA_CHECK_LAUNCH();
   }
 

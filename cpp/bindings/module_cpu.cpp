@@ -6,6 +6,7 @@
 #include "bind_fully_recurrent.hpp"
 #include "bind_layers.hpp"
 #include "rtrl/gemm_layout.hpp"
+#include "rtrl/math.hpp"
 #include "src/cpu_context.hpp"
 
 namespace py = pybind11;
@@ -67,6 +68,28 @@ static double time_sgemm(index_t M, index_t N, index_t K, int repeats, int threa
   return elapsed / repeats;
 }
 
+// y = fn(x) elementwise with the core's own exp/tanh/sigmoid (what the kernels use), for testing.
+template <class T>
+static py::array_t<T> elementwise(const std::string& fn, py::array_t<T, py::array::c_style> x) {
+  py::array_t<T> y(x.request().shape);
+  const T* in = x.data();
+  T* out = y.mutable_data();
+  const index_t n = index_t(x.size());
+  if (fn == "exp") {
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) out[i] = math::exp(in[i]);
+  } else if (fn == "tanh") {
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) out[i] = math::tanh(in[i]);
+  } else if (fn == "sigmoid") {
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) out[i] = math::sigmoid(in[i]);
+  } else {
+    throw std::invalid_argument("fn: expected 'exp', 'tanh' or 'sigmoid', got '" + fn + "'");
+  }
+  return y;
+}
+
 PYBIND11_MODULE(_rtrl_cpu, m) {
   m.doc() = "rtrl CPU backend (OpenMP + OpenBLAS)";
   cpu_backend_init();
@@ -95,6 +118,8 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
     else
       gemm_via_col_major<double>(ta, tb, A, B, C, alpha, beta);
   });
+  m.def("_elementwise", &elementwise<float>, py::arg("fn"), py::arg("x").noconvert());
+  m.def("_elementwise", &elementwise<double>, py::arg("fn"), py::arg("x").noconvert());
   m.def("_time_sgemm", &time_sgemm, py::arg("M"), py::arg("N"), py::arg("K"),
         py::arg("repeats"), py::arg("threads"));
 }

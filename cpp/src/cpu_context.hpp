@@ -86,6 +86,22 @@ class CpuContext {
     for (index_t i = 0; i < count; ++i) f(i);
   }
 
+  // f(r, c) for r in [0, rows), c in [0, cols); rows are shared among threads when the work is
+  // large, columns are vectorised.
+  template <class F>
+  void for_each_2d(index_t rows, index_t cols, const F& f) {
+    auto row = [&](index_t r) {
+#pragma omp simd
+      for (index_t c = 0; c < cols; ++c) f(r, c);
+    };
+    if (threads_ == 1 || omp_in_parallel() || rows < 2 || rows * cols < kParallelItems) {
+      for (index_t r = 0; r < rows; ++r) row(r);
+      return;
+    }
+#pragma omp parallel for num_threads(threads_) schedule(static)
+    for (index_t r = 0; r < rows; ++r) row(r);
+  }
+
   // f(s, k, c) for every column q = s * width + c in [q0, q1) and k in [0, depth), where the calls
   // for one q happen in increasing k on one thread. Runs over chunks of columns that stay in L1,
   // each chunk k by k with the columns vectorised: no division in the inner loop, and what f

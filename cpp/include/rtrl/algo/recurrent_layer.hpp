@@ -13,13 +13,13 @@ namespace rtrl {
 template <class Cell, class T>
 struct CellForwardOp {
   CellForwardStep<T> a;
-  RTRL_HD void operator()(index_t idx) const { Cell::forward(a, idx); }
+  RTRL_HD void operator()(index_t b, index_t j) const { Cell::forward(a, b, j); }
 };
 
 template <class Cell, class T>
 struct CellBackwardOp {
   CellBackwardStep<T> a;
-  RTRL_HD void operator()(index_t idx) const { Cell::backward(a, idx); }
+  RTRL_HD void operator()(index_t b, index_t j) const { Cell::backward(a, b, j); }
 };
 
 // out[c, r] = in[r, c]:  in [rows, cols] -> out [cols, rows]
@@ -83,7 +83,7 @@ void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>
                          saved.c ? saved.c + t * BH : nullptr,
                          saved.aux ? saved.aux + t * BH : nullptr,
                          io.y + t * B * io.ldy, io.ldy};
-    ctx.for_each(BH, CellForwardOp<Cell, T>{a});
+    ctx.for_each_2d(B, H, CellForwardOp<Cell, T>{a});
   }
   const index_t t_last = d.time(d.steps - 1);
   if (d.steps == 0) {
@@ -126,7 +126,7 @@ void recurrent_layer_backward(Ctx& ctx, const LayerDims& d, const LayerWeights<T
                           saved.aux ? saved.aux + t * BH : nullptr, h_prev, ld_h_prev,
                           io.y + t * B * io.ldy, io.ldy, g.dy + t * B * g.lddy, g.lddy, dh, dc,
                           d_ih + t * B * GH, d_hh + t * B * GH};
-    ctx.for_each(BH, CellBackwardOp<Cell, T>{a});
+    ctx.for_each_2d(B, H, CellBackwardOp<Cell, T>{a});
     // dL/dh(t-1) = d_hh(t) W_hh (+ the direct part the GRU cell left in dh)
     ctx.gemm(false, false, B, H, GH, T(1), d_hh + t * B * GH, GH, w.w_hh, H, T(separate ? 1 : 0),
              dh, H);

@@ -2,7 +2,7 @@
 // the forward and backward passes. Pointers are already offset to the current time step.
 //
 // G = number of gates (RNN 1, LSTM 4, GRU 3); gate blocks are stacked in PyTorch's order along the
-// last axis: LSTM [i | f | g | o], GRU [r | z | n]. Item idx = b * H + j (stream b, unit j).
+// last axis: LSTM [i | f | g | o], GRU [r | z | n]. Items are (b, j): stream b, unit j.
 #pragma once
 
 #include "rtrl/math.hpp"

@@ -13,8 +13,8 @@ struct GruCell {
   static constexpr bool kSeparateHiddenGrad = true;  // the n gate sees r (h W_hn^T + b_hn)
 
   template <class T>
-  RTRL_HD static void forward(const CellForwardStep<T>& a, index_t idx) {
-    const index_t H = a.H, b = idx / H, j = idx % H;
+  RTRL_HD static void forward(const CellForwardStep<T>& a, index_t b, index_t j) {
+    const index_t H = a.H, idx = b * H + j;
     T* gates = a.gates + b * 3 * H;
     const T* hw = a.hw + b * 3 * H;
     T xr = gates[j], xz = gates[H + j], xn = gates[2 * H + j];
@@ -36,8 +36,8 @@ struct GruCell {
 
   // Also writes the part of dL/dh(t-1) that does not pass through W_hh (z dh) into a.dh.
   template <class T>
-  RTRL_HD static void backward(const CellBackwardStep<T>& a, index_t idx) {
-    const index_t H = a.H, b = idx / H, j = idx % H;
+  RTRL_HD static void backward(const CellBackwardStep<T>& a, index_t b, index_t j) {
+    const index_t H = a.H, idx = b * H + j;
     const T* gates = a.gates + b * 3 * H;
     const T r = gates[j], z = gates[H + j], n = gates[2 * H + j];
     const T hn = a.aux[idx];

@@ -13,8 +13,8 @@ struct LstmCell {
   static constexpr bool kSeparateHiddenGrad = false;
 
   template <class T>
-  RTRL_HD static void forward(const CellForwardStep<T>& a, index_t idx) {
-    const index_t H = a.H, b = idx / H, j = idx % H;
+  RTRL_HD static void forward(const CellForwardStep<T>& a, index_t b, index_t j) {
+    const index_t H = a.H, idx = b * H + j;
     T* gates = a.gates + b * 4 * H;
     const T* hw = a.hw + b * 4 * H;
     T pre[4];
@@ -34,8 +34,8 @@ struct LstmCell {
   }
 
   template <class T>
-  RTRL_HD static void backward(const CellBackwardStep<T>& a, index_t idx) {
-    const index_t H = a.H, b = idx / H, j = idx % H;
+  RTRL_HD static void backward(const CellBackwardStep<T>& a, index_t b, index_t j) {
+    const index_t H = a.H, idx = b * H + j;
     const T* gates = a.gates + b * 4 * H;
     const T i = gates[j], f = gates[H + j], gg = gates[2 * H + j], o = gates[3 * H + j];
     const T tc = math::tanh(a.c[idx]);

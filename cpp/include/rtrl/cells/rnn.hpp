@@ -11,8 +11,8 @@ struct RnnCell {
   static constexpr bool kSeparateHiddenGrad = false;  // d_hh == d_ih
 
   template <class T>
-  RTRL_HD static void forward(const CellForwardStep<T>& a, index_t idx) {
-    const index_t b = idx / a.H, j = idx % a.H;
+  RTRL_HD static void forward(const CellForwardStep<T>& a, index_t b, index_t j) {
+    const index_t idx = b * a.H + j;
     T pre = a.gates[idx] + a.hw[idx];
     if (a.b_ih) pre += a.b_ih[j] + a.b_hh[j];
     const T h = a.nonlinearity == Nonlinearity::tanh ? math::tanh(pre) : (pre > T(0) ? pre : T(0));
@@ -21,8 +21,8 @@ struct RnnCell {
   }
 
   template <class T>
-  RTRL_HD static void backward(const CellBackwardStep<T>& a, index_t idx) {
-    const index_t b = idx / a.H, j = idx % a.H;
+  RTRL_HD static void backward(const CellBackwardStep<T>& a, index_t b, index_t j) {
+    const index_t idx = b * a.H + j;
     const T h = a.gates[idx];
     const T dh = a.dy[b * a.ld_dy + j] + a.dh[idx];
     const T slope = a.nonlinearity == Nonlinearity::tanh ? T(1) - h * h : (h > T(0) ? T(1) : T(0));
