@@ -11,6 +11,8 @@
 #include "rtrl/algo/optimizer_step.hpp"
 #include "rtrl/algo/recurrent_layer.hpp"
 #include "rtrl/algo/recurrent_layer_dispatch.hpp"
+#include "rtrl/algo/cell_rtrl.hpp"
+#include "rtrl/algo/readout.hpp"
 #include "rtrl/backend.hpp"
 
 namespace rtrl {
@@ -75,6 +77,25 @@ void CudaBackend::recurrent_layer_backward(std::uintptr_t stream, const LayerDim
   with_cell(d.cell, [&](auto cell) {
     rtrl::recurrent_layer_backward<decltype(cell)>(ctx, d, w, io, saved, g);
   });
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+}
+
+template <class T>
+std::int64_t CudaBackend::cell_net_rtrl(std::uintptr_t stream, const CellNetDims& d, const CellNetState<T>& state,
+                                  const CellNetSequence<T>& seq, const CellNetOptions& options) {
+  CudaContext ctx(stream);
+  std::int64_t updates = 0;
+  with_cell(d.cell, [&](auto cell) {
+    updates = rtrl::cell_net_rtrl<decltype(cell)>(ctx, d, state, seq, options);
+  });
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  return updates;
+}
+
+template <class T>
+void CudaBackend::readout(std::uintptr_t stream, const ReadoutArgs<T>& args) {
+  CudaContext ctx(stream);
+  readout_forward_backward(ctx, args);
   RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
 }
 
@@ -145,7 +166,12 @@ std::vector<std::string> cuda_device_names() {
                                                         const LayerSaved<T>&);                  \
   template void CudaBackend::recurrent_layer_backward<T>(                                       \
       std::uintptr_t, const LayerDims&, const LayerWeights<T>&, const LayerForward<T>&,         \
-      const LayerSaved<T>&, const LayerGrads<T>&);
+      const LayerSaved<T>&, const LayerGrads<T>&);                                              \
+  template std::int64_t CudaBackend::cell_net_rtrl<T>(std::uintptr_t, const CellNetDims&,             \
+                                                const CellNetState<T>&,                         \
+                                                const CellNetSequence<T>&,                      \
+                                                const CellNetOptions&);                         \
+  template void CudaBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)
 RTRL_INSTANTIATE(double)

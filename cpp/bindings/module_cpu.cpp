@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include "bind_fully_recurrent.hpp"
+#include "bind_cell_net.hpp"
 #include "bind_layers.hpp"
 #include "rtrl/gemm_layout.hpp"
 #include "rtrl/math.hpp"
@@ -95,6 +96,7 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
   cpu_backend_init();
   FullyRecurrentBindings<CpuBackend, HostArrays>::bind(m);
   LayerBindings<CpuBackend, HostArrays>::bind(m);
+  CellNetBindings<CpuBackend, HostArrays>::bind(m);
 
   m.def("info", []() {
     py::dict d;

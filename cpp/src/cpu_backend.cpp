@@ -9,6 +9,8 @@
 #include "rtrl/algo/optimizer_step.hpp"
 #include "rtrl/algo/recurrent_layer.hpp"
 #include "rtrl/algo/recurrent_layer_dispatch.hpp"
+#include "rtrl/algo/cell_rtrl.hpp"
+#include "rtrl/algo/readout.hpp"
 
 namespace rtrl {
 
@@ -57,6 +59,23 @@ void CpuBackend::recurrent_layer_backward(std::uintptr_t, const LayerDims& d,
 }
 
 template <class T>
+std::int64_t CpuBackend::cell_net_rtrl(std::uintptr_t, const CellNetDims& d, const CellNetState<T>& state,
+                                  const CellNetSequence<T>& seq, const CellNetOptions& options) {
+  CpuContext ctx;
+  std::int64_t updates = 0;
+  with_cell(d.cell, [&](auto cell) {
+    updates = rtrl::cell_net_rtrl<decltype(cell)>(ctx, d, state, seq, options);
+  });
+  return updates;
+}
+
+template <class T>
+void CpuBackend::readout(std::uintptr_t, const ReadoutArgs<T>& args) {
+  CpuContext ctx;
+  readout_forward_backward(ctx, args);
+}
+
+template <class T>
 index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count, bool nan_ok) {
   for (index_t i = 0; i < count; ++i) {
     const T v = data[i];
@@ -81,7 +100,12 @@ index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count,
                                                        const LayerSaved<T>&);                   \
   template void CpuBackend::recurrent_layer_backward<T>(                                        \
       std::uintptr_t, const LayerDims&, const LayerWeights<T>&, const LayerForward<T>&,         \
-      const LayerSaved<T>&, const LayerGrads<T>&);
+      const LayerSaved<T>&, const LayerGrads<T>&);                                              \
+  template std::int64_t CpuBackend::cell_net_rtrl<T>(std::uintptr_t, const CellNetDims&,             \
+                                                const CellNetState<T>&,                         \
+                                                const CellNetSequence<T>&,                      \
+                                                const CellNetOptions&);                         \
+  template void CpuBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)
 RTRL_INSTANTIATE(double)

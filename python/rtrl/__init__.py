@@ -8,9 +8,9 @@ from . import nn, optim
 from ._info import cuda_available, info
 from .checkpoint import load
 from .learners import BPTT, RTRL, RunResult
-from .models import FullyRecurrent
+from .models import FullyRecurrent, RecurrentNet
 
 __version__ = "0.1.0"
 
-__all__ = ["BPTT", "FullyRecurrent", "RTRL", "RunResult", "cuda_available", "info", "load", "nn", "optim",
+__all__ = ["BPTT", "FullyRecurrent", "RTRL", "RunResult", "cuda_available", "info", "load", "nn", "optim", "RecurrentNet",
            "__version__"]

@@ -90,7 +90,8 @@ def load(path: Any, *, device: str | None = None) -> Any:
 def _rebuild(header: dict, arrays: dict, device: str | None) -> Any:
     from . import learners, models, optim
 
-    model_cls = {"FullyRecurrent": models.FullyRecurrent}.get(header["model"]["class"])
+    model_cls = {"FullyRecurrent": models.FullyRecurrent,
+                 "RecurrentNet": models.RecurrentNet}.get(header["model"]["class"])
     learner_cls = {"RTRL": learners.RTRL, "BPTT": learners.BPTT}.get(header["learner"]["class"])
     if model_cls is None or learner_cls is None:
         raise ValueError("unknown model or learner class in checkpoint")

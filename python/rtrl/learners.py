@@ -9,7 +9,8 @@ import numpy as np
 
 from . import optim as _optim
 from ._arrays import add_batch_axis, as_device_array, as_flag
-from .models import FullyRecurrent, Model
+from ._kernels import kernels_for
+from .models import FullyRecurrent, Model, RecurrentNet
 
 LOSSES = ("mse", "cross_entropy")
 REDUCTIONS = ("mean", "sum")
@@ -56,38 +57,38 @@ class Learner:
     def __init__(self, model: Model, *, lr: float | None, optimizer: _optim.Optimizer | None,
                  loss: str, reduction: str, clip_grad_norm: float | None, batch_size: int,
                  teacher_forcing: bool) -> None:
-        if not isinstance(model, FullyRecurrent):
-            raise TypeError(f"model: expected an rtrl.FullyRecurrent, got {type(model).__name__}")
+        if not isinstance(model, (FullyRecurrent, RecurrentNet)):
+            raise TypeError(f"model: expected an rtrl.FullyRecurrent or rtrl.RecurrentNet, got {type(model).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
         _check_choice("loss", loss, LOSSES)
-        if loss == "cross_entropy":
+        if loss == "cross_entropy" and isinstance(model, FullyRecurrent):
             raise ValueError("loss='cross_entropy' needs a model with a readout (rtrl.RecurrentNet); "
                              "the units of FullyRecurrent are trained with loss='mse'")
         _check_choice("reduction", reduction, REDUCTIONS)
         if clip_grad_norm is not None:
             clip_grad_norm = _optim._positive("clip_grad_norm", clip_grad_norm)
+        teacher_forcing = as_flag(teacher_forcing, "teacher_forcing")
+        if teacher_forcing and isinstance(model, RecurrentNet):
+            raise ValueError("teacher_forcing: only FullyRecurrent feeds its outputs back; RecurrentNet has "
+                             "a separate readout")
         self.model = model
         self.optimizer = _make_optimizer(lr, optimizer)
         self.loss, self.reduction = loss, reduction
         self.clip_grad_norm = clip_grad_norm
         self.batch_size = int(batch_size)
-        self.teacher_forcing = as_flag(teacher_forcing, "teacher_forcing")
+        self.teacher_forcing = teacher_forcing
         be = model._backend
         self._be, self._xp, self._core = be, be.xp, be.core
-        self._config = self._core.FullyRecurrentConfig(
-            model.n_units, model.n_inputs, model.bias, model.n_outputs, self.batch_size,
-            model.activation, self.teacher_forcing, reduction)
         self._native_optimizer = (self.optimizer.native(self._core, clip_grad_norm)
                                   if self.optimizer is not None else self._core.OptimizerConfig("none", 0.0))
         rows = self._native_optimizer.state_rows
-        dt = model.dtype
-        self._state = self._xp.zeros((self.batch_size, model.n_units), dtype=dt)
-        self._grad = self._xp.zeros_like(model.weight)
-        self._optimizer_state = self._xp.zeros((rows,) + tuple(model.weight.shape), dtype=dt) if rows else None
+        self._grad = self._xp.zeros_like(model._flat)
+        self._optimizer_state = self._xp.zeros((rows,) + tuple(model._flat.shape), dtype=model.dtype) if rows else None
         self._optimizer_step = 0
         self._pending = False
         self.steps = 0
+        self._kernels = kernels_for(self, sensitivities=self._kind == "rtrl")
 
     # -- inputs ----------------------------------------------------------------------------------
     def _sequence(self, X: Any, targets: Any) -> tuple[Any, Any, bool]:
@@ -96,11 +97,38 @@ class Learner:
         X, unbatched = add_batch_axis(X, "X", 3, self.batch_size,
                                       f"(T, {self.batch_size}, {m.n_inputs}) (time, streams, inputs)")
         if targets is not None:
-            targets = as_device_array(targets, "targets", m.dtype, self._be)
-            targets, _ = add_batch_axis(
-                targets, "targets", 3, self.batch_size,
-                f"({X.shape[0]}, {self.batch_size}, {m.n_outputs}) (time, streams, outputs)")
+            if self.loss == "cross_entropy":
+                targets = self._classes(targets, "targets", X.shape[0])
+            else:
+                targets = as_device_array(targets, "targets", m.dtype, self._be)
+                targets, _ = add_batch_axis(
+                    targets, "targets", 3, self.batch_size,
+                    f"({X.shape[0]}, {self.batch_size}, {m.n_outputs}) (time, streams, outputs)")
         return X, targets, unbatched
+
+    def _classes(self, targets: Any, name: str, steps: int | None) -> Any:
+        """Integer class targets (T, B) — or (T,) unbatched; (B,) or () for one step — checked to be
+        in [-1, O) (-1 = no target) and passed on as values of the model's dtype."""
+        xp, B, O = self._xp, self.batch_size, self.model.n_outputs
+        if self._be.device == "cpu" and hasattr(targets, "__cuda_array_interface__"):
+            raise TypeError(f"{name}: got a CUDA device array for a model on the CPU")
+        arr = xp.asarray(targets)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"{name}: loss='cross_entropy' takes integer class indices (-1 = no target), "
+                            f"got dtype {arr.dtype}")
+        batched_ndim = 2 if steps is not None else 1
+        if arr.ndim == batched_ndim - 1 and B == 1:
+            arr = arr[..., None]
+        expected = (steps, B) if steps is not None else (B,)
+        if tuple(arr.shape) != expected:
+            raise ValueError(f"{name}: expected class indices of shape {expected} "
+                             f"({'time, ' if steps is not None else ''}streams), got {tuple(arr.shape)}")
+        bad = (arr < -1) | (arr >= O)
+        if bool(bad.any()):
+            where = [int(i) for i in xp.argwhere(bad)[0]]
+            raise ValueError(f"{name}: class index {int(arr[tuple(where)])} at {tuple(where)} is outside "
+                             f"[-1, {O}) (-1 = no target)")
+        return xp.ascontiguousarray(arr, dtype=self.model.dtype)
 
     def _result(self, outputs: Any, loss: Any, unbatched: bool) -> RunResult:
         return RunResult(outputs[:, 0] if unbatched else outputs, loss)
@@ -123,7 +151,9 @@ class Learner:
         if not bool(xp.isfinite(x).all()):
             stream = int(xp.argwhere(~xp.isfinite(x))[0][0])
             raise ValueError(f"x: non-finite value in stream {stream} (values must be finite in the model's dtype)")
-        if target is not None:
+        if target is not None and self.loss == "cross_entropy":
+            target = self._classes(target, "target", None)[None]
+        elif target is not None:
             target = as_device_array(target, "target", m.dtype, self._be)
             target, _ = add_batch_axis(target, "target", 2, B, f"({B}, {m.n_outputs}) (streams, outputs)")
             if target.shape != (B, m.n_outputs):
@@ -141,7 +171,7 @@ class Learner:
         """Copies of the accumulated gradient of the total loss (dL/dtheta), keyed like
         ``model.parameters()``. In real-time mode with an optimizer it is the last step's gradient
         (already applied)."""
-        return {"weight": self._grad.copy()}
+        return {k: v.copy() for k, v in self.model._split(self._grad).items()}
 
     def zero_grad(self) -> None:
         self._grad.fill(0)
@@ -154,7 +184,7 @@ class Learner:
             raise RuntimeError("apply(): this learner has no optimizer; pass lr= or optimizer=")
         if not self._pending:
             return
-        self._core.optimizer_step(self._native_optimizer, self._optimizer_step + 1, self.model.weight,
+        self._core.optimizer_step(self._native_optimizer, self._optimizer_step + 1, self.model._flat,
                                   self._grad, self._optimizer_state, self._be.stream())
         self._optimizer_step += 1
         self.zero_grad()
@@ -162,8 +192,9 @@ class Learner:
     # -- state -------------------------------------------------------------------------------------
     @property
     def state(self) -> Any:
-        """Array (B, n_units): the unit values the next step feeds back (after teacher forcing)."""
-        return self._state
+        """The recurrent state the next step starts from: FullyRecurrent's unit values (B, n_units)
+        (after teacher forcing), RecurrentNet's hidden state h (B, hidden_size)."""
+        return self._kernels.state
 
     def _stream_index(self, streams: Any) -> Any:
         if streams is None:
@@ -181,10 +212,12 @@ class Learner:
     def reset(self, streams: Any = None) -> None:
         """Zeroes the recurrent state (and, for RTRL, the sensitivities) of all streams or of the
         given stream indices."""
-        self._state[self._stream_index(streams)] = 0
+        idx = self._stream_index(streams)
+        for name, array in self._kernels.arrays.items():
+            array[(slice(None),) * self._kernels.stream_axis[name] + (idx,)] = 0
 
     def _arrays(self) -> dict[str, Any]:
-        arrays = {"state": self._state, "grad": self._grad}
+        arrays = {**self._kernels.arrays, "grad": self._grad}
         if self._optimizer_state is not None:
             arrays["optimizer_state"] = self._optimizer_state
         return arrays
@@ -293,7 +326,7 @@ class RTRL(Learner):
 
     _kind = "rtrl"
 
-    def __init__(self, model: FullyRecurrent, *, lr: float | None = None,
+    def __init__(self, model: FullyRecurrent | RecurrentNet, *, lr: float | None = None,
                  optimizer: _optim.Optimizer | None = None, update: str = "realtime",
                  teacher_forcing: bool = False, loss: str = "mse", reduction: str = "mean",
                  clip_grad_norm: float | None = None, batch_size: int = 1) -> None:
@@ -301,26 +334,21 @@ class RTRL(Learner):
                          clip_grad_norm=clip_grad_norm, batch_size=batch_size,
                          teacher_forcing=teacher_forcing)
         self.update = _check_choice("update", update, UPDATES)
-        n, width = model.n_units, model.width
-        self._sensitivities = self._xp.zeros((n, self.batch_size, n, width), dtype=model.dtype)
 
     @property
     def sensitivities(self) -> Any:
-        """Array (B, n_units, n_units, width): ``[s, k, i, j] = d y_k / d w_ij`` for stream s
-        (a transposed view of the native layout)."""
-        return self._sensitivities.transpose(1, 0, 2, 3)
+        """FullyRecurrent: array (B, n_units, n_units, width), ``[s, k, i, j] = d y_k / d w_ij`` for
+        stream s (a transposed view of the native layout). RecurrentNet: (B, hidden_size, n_theta),
+        dh/dtheta over the recurrent parameters theta (one row of G H rows per gate row:
+        [w_ih row | w_hh row | bias column(s)])."""
+        a = self._kernels.arrays
+        if "sensitivities" in a:
+            return a["sensitivities"].transpose(1, 0, 2, 3)
+        return a["sensitivities_h"].transpose(1, 0, 2)
 
     def memory_bytes(self) -> int:
-        """Bytes of state this learner holds (sensitivities dominate: n * B * n * width values)."""
-        return sum(int(a.nbytes) for a in self._arrays().values()) + int(self.model.weight.nbytes)
-
-    def _arrays(self) -> dict[str, Any]:
-        return {**super()._arrays(), "sensitivities": self._sensitivities}
-
-    def reset(self, streams: Any = None) -> None:
-        idx = self._stream_index(streams)
-        self._state[idx] = 0
-        self._sensitivities[:, idx] = 0
+        """Bytes of state this learner holds (the sensitivities dominate)."""
+        return sum(int(a.nbytes) for a in self._arrays().values()) + int(self.model._flat.nbytes)
 
     def run(self, X: Any, targets: Any = None) -> RunResult:
         """Runs the learner over ``X`` (T, B, I) — or (T, I) when ``batch_size == 1`` — with
@@ -329,10 +357,7 @@ class RTRL(Learner):
         X, targets, unbatched = self._sequence(X, targets)
         outputs, loss = self._buffers(X.shape[0])
         each_step = self.update == "realtime" and self.optimizer is not None
-        self._optimizer_step = self._core.fully_recurrent_rtrl(
-            self._config, self.model.weight, self._state, self._sensitivities, self._grad,
-            self._optimizer_state, X, targets, outputs, loss, self._native_optimizer,
-            self._optimizer_step, each_step, self._be.stream())
+        self._optimizer_step = self._kernels.rtrl(X, targets, outputs, loss, each_step)
         self.steps += X.shape[0]
         self._pending = not each_step and (self._pending or X.shape[0] > 0)
         return self._result(outputs, loss, unbatched)
@@ -361,7 +386,8 @@ class BPTT(Learner):
 
     _kind = "bptt"
 
-    def __init__(self, model: FullyRecurrent, *, truncation: int | None = None, lr: float | None = None,
+    def __init__(self, model: FullyRecurrent | RecurrentNet, *, truncation: int | None = None,
+                 lr: float | None = None,
                  optimizer: _optim.Optimizer | None = None, loss: str = "mse",
                  reduction: str = "mean", clip_grad_norm: float | None = None, batch_size: int = 1,
                  teacher_forcing: bool = False) -> None:
@@ -378,15 +404,13 @@ class BPTT(Learner):
         returns a :class:`RunResult`."""
         X, targets, unbatched = self._sequence(X, targets)
         steps = X.shape[0]
-        self._core.validate_sequence(self._config, X, targets, self._be.stream())
+        self._kernels.validate(X, targets)
         outputs, loss = self._buffers(steps)
         chunk = self.truncation or max(steps, 1)
         for start in range(0, steps, chunk):
             stop = min(start + chunk, steps)
-            self._core.fully_recurrent_bptt(
-                self._config, self.model.weight, self._state, self._grad, X[start:stop],
-                None if targets is None else targets[start:stop], outputs[start:stop],
-                loss[start:stop], self._be.stream())
+            self._kernels.bptt(X[start:stop], None if targets is None else targets[start:stop],
+                               outputs[start:stop], loss[start:stop])
             self.steps += stop - start
             self._pending = True
             if self.optimizer is not None:

@@ -10,6 +10,8 @@ from ._arrays import as_device_array, as_flag, resolve_dtype
 from ._backend import Backend, backend
 
 ACTIVATIONS = ("logistic", "tanh")
+CELLS = {"rnn": 1, "lstm": 4, "gru": 3}  # cell -> number of gates
+NONLINEARITIES = ("tanh", "relu")
 
 
 class Model:
@@ -57,7 +59,24 @@ class Model:
             self._params[name][...] = arr
 
     def _init_params(self, host_params: dict[str, np.ndarray]) -> None:
-        self._params = {k: self._backend.xp.asarray(v, dtype=self._dtype) for k, v in host_params.items()}
+        """Puts the parameters, in order, into one flat array (what the native optimizer updates);
+        the named parameters are views of it."""
+        if len(host_params) == 1:  # a single parameter is its own flat array, in its own shape
+            flat = next(iter(host_params.values()))
+        else:
+            flat = np.concatenate([v.reshape(-1) for v in host_params.values()])
+        self._flat = self._backend.xp.asarray(flat, dtype=self._dtype)
+        self._shapes = {k: v.shape for k, v in host_params.items()}
+        self._params = self._split(self._flat)
+
+    def _split(self, flat: Any) -> dict[str, Any]:
+        """Views of an array laid out like ``_flat``, keyed by parameter name."""
+        views, start, flat = {}, 0, flat.reshape(-1)
+        for name, shape in self._shapes.items():
+            size = int(np.prod(shape))
+            views[name] = flat[start:start + size].reshape(shape)
+            start += size
+        return views
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments (used by checkpoints)."""
@@ -148,3 +167,80 @@ class FullyRecurrent(Model):
         return dict(n_units=self.n_units, n_inputs=self.n_inputs, n_outputs=self.n_outputs,
                     activation=self.activation, bias=self.bias, init_scale=self.init_scale,
                     seed=self.seed, dtype=self._dtype.name, device=self.device)
+
+
+class RecurrentNet(Model):
+    """One recurrent layer (PyTorch's RNN, LSTM or GRU equations) and a linear readout
+    ``y = weight_out h + bias_out`` — the model ``rtrl.RTRL`` trains exactly online.
+
+    Parameters
+    ----------
+    cell : {"rnn", "lstm", "gru"}
+    input_size, hidden_size, output_size : int
+    nonlinearity : {"tanh", "relu"}
+        For ``cell="rnn"``.
+    seed : int, optional
+        Seed of PyTorch's default initialisation, U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), for
+        every parameter (the readout's too, as torch.nn.Linear with hidden_size inputs).
+    dtype : {"float32", "float64"}
+    device : {"auto", "cpu", "cuda"}
+
+    Parameters are named and shaped as in PyTorch: ``weight_ih`` (G H, I), ``weight_hh`` (G H, H),
+    ``bias_ih`` (G H,), ``bias_hh`` (G H,) with gates stacked in PyTorch's order (G = 1, 4, 3), plus
+    ``weight_out`` (O, H) and ``bias_out`` (O,).
+
+    Examples
+    --------
+    >>> import rtrl
+    >>> net = rtrl.RecurrentNet("lstm", 3, 8, 2, seed=0, device="cpu")
+    >>> net.weight_ih.shape, net.weight_out.shape
+    ((32, 3), (2, 8))
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, *,
+                 nonlinearity: str = "tanh", seed: int | None = None, dtype: Any = "float32",
+                 device: str = "auto") -> None:
+        if cell not in CELLS:
+            raise ValueError(f"cell: expected one of {tuple(CELLS)}, got {cell!r}")
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("output_size", output_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value}")
+        self.cell, self.nonlinearity, self.seed = cell, nonlinearity, seed
+        self.input_size, self.hidden_size, self.output_size = int(input_size), int(hidden_size), int(output_size)
+        self.gates = CELLS[cell]
+        self._dtype = resolve_dtype(dtype)
+        self._backend = backend(device)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        GH, H, I, O = self.gates * self.hidden_size, self.hidden_size, self.input_size, self.output_size
+        shapes = {"weight_ih": (GH, I), "weight_hh": (GH, H), "bias_ih": (GH,), "bias_hh": (GH,),
+                  "weight_out": (O, H), "bias_out": (O,)}
+        self._init_params({k: rng.uniform(-bound, bound, shape) for k, shape in shapes.items()})
+
+    def __getattr__(self, name: str) -> Any:
+        params = self.__dict__.get("_params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"RecurrentNet has no attribute {name!r}")
+
+    @property
+    def n_inputs(self) -> int:
+        return self.input_size
+
+    @property
+    def n_outputs(self) -> int:
+        return self.output_size
+
+    def config(self) -> dict[str, Any]:
+        return dict(cell=self.cell, input_size=self.input_size, hidden_size=self.hidden_size,
+                    output_size=self.output_size, nonlinearity=self.nonlinearity, seed=self.seed,
+                    dtype=self._dtype.name, device=self.device)
+
+    def __repr__(self) -> str:
+        return (f"RecurrentNet({self.cell!r}, {self.input_size}, {self.hidden_size}, {self.output_size}, "
+                f"nonlinearity={self.nonlinearity!r}, dtype={self._dtype.name!r}, device={self.device!r})")

@@ -10,6 +10,8 @@
 #include "rtrl/fully_recurrent.hpp"
 #include "rtrl/optimizer.hpp"
 #include "rtrl/recurrent_layer.hpp"
+#include "rtrl/cell_rtrl.hpp"
+#include "rtrl/readout.hpp"
 
 namespace rtrl {
 
@@ -41,6 +43,15 @@ namespace rtrl {
     static void recurrent_layer_backward(std::uintptr_t stream, const LayerDims& d,               \
                                          const LayerWeights<T>& w, const LayerForward<T>& io,     \
                                          const LayerSaved<T>& saved, const LayerGrads<T>& g);     \
+    /* Exact RTRL for RecurrentNet (cell_rtrl.hpp); returns the optimizer's update count.       */ \
+    template <class T>                                                                            \
+    static std::int64_t cell_net_rtrl(std::uintptr_t stream, const CellNetDims& d,                \
+                                       const CellNetState<T>& state,                              \
+                                       const CellNetSequence<T>& seq,                             \
+                                       const CellNetOptions& options);                            \
+    /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
+    template <class T>                                                                            \
+    static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \
     /* Index of the first element that is +-inf (or NaN when nan_ok is false), or -1. */          \
     template <class T>                                                                            \
     static index_t find_nonfinite(std::uintptr_t stream, const T* data, index_t count,            \

@@ -17,6 +17,8 @@ namespace math {
 
 RTRL_HD float sqrt(float x) { return ::sqrtf(x); }
 RTRL_HD double sqrt(double x) { return ::sqrt(x); }
+RTRL_HD float log(float x) { return ::logf(x); }
+RTRL_HD double log(double x) { return ::log(x); }
 
 #if defined(__CUDA_ARCH__)
 __device__ __forceinline__ float exp(float x) { return ::expf(x); }

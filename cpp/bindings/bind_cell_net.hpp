@@ -1,0 +1,188 @@
+// Python bindings of RecurrentNet's native algorithms (exact RTRL, and the readout BPTT uses), one
+// body for both backend modules.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "array_ref.hpp"
+#include "bind_fully_recurrent.hpp"
+#include "bind_layers.hpp"
+#include "rtrl/backend.hpp"
+
+namespace rtrl {
+
+struct CellNetConfig {
+  CellNetDims dims;
+  LossKind loss = LossKind::mse;
+  double loss_scale = 1.0;
+};
+
+inline CellNetConfig make_cell_net_config(const std::string& cell, const std::string& nonlinearity,
+                                          index_t inputs, index_t hidden, index_t outputs,
+                                          index_t batch, const std::string& loss,
+                                          const std::string& reduction) {
+  RTRL_CHECK(inputs >= 1, "input_size: expected a positive integer, got " + std::to_string(inputs));
+  RTRL_CHECK(hidden >= 1, "hidden_size: expected a positive integer, got " + std::to_string(hidden));
+  RTRL_CHECK(outputs >= 1, "output_size: expected a positive integer, got " + std::to_string(outputs));
+  RTRL_CHECK(batch >= 1, "batch_size: expected a positive integer, got " + std::to_string(batch));
+  CellNetConfig c;
+  c.dims = CellNetDims{parse_cell(cell), parse_nonlinearity(nonlinearity), inputs, hidden, outputs, batch};
+  if (loss == "mse") c.loss = LossKind::mse;
+  else if (loss == "cross_entropy") c.loss = LossKind::cross_entropy;
+  else throw std::invalid_argument("loss: expected 'mse' or 'cross_entropy', got '" + loss + "'");
+  if (reduction == "mean") c.loss_scale = 1.0 / double(batch);
+  else if (reduction == "sum") c.loss_scale = 1.0;
+  else throw std::invalid_argument("reduction: expected 'mean' or 'sum', got '" + reduction + "'");
+  const double width = double(batch) * double(c.dims.n_theta());
+  RTRL_CHECK(width < 2147483647.0,
+             "batch_size * gates * hidden_size * (input_size + hidden_size + biases) = " +
+                 std::to_string(width) + " exceeds the 32-bit index range of the BLAS");
+  return c;
+}
+
+template <class Backend, class Reader>
+struct CellNetBindings {
+  using FR = FullyRecurrentBindings<Backend, Reader>;
+
+  template <class T>
+  static T* targets(const CellNetConfig& c, py::handle obj, index_t Tn, std::uintptr_t stream) {
+    if (obj.is_none()) return nullptr;
+    const index_t B = c.dims.batch, O = c.dims.outputs;
+    if (c.loss == LossKind::mse) {
+      T* t = checked<T>(Reader::read(obj, "targets"), "targets", {Tn, B, O}, "(time, streams, outputs)", false);
+      FR::check_finite(t, {Tn, B, O}, "targets", true, stream);
+      return t;
+    }
+    T* t = checked<T>(Reader::read(obj, "targets"), "targets", {Tn, B}, "(time, streams) class indices", false);
+    FR::check_finite(t, {Tn, B, 1}, "targets", false, stream);
+    return t;
+  }
+
+  template <class T>
+  static std::int64_t rtrl(const CellNetConfig& c, py::object params, py::object h, py::object cc,
+                           py::object P_h, py::object P_c, py::object grad, py::object opt_state,
+                           py::object X, py::object target_obj, py::object outputs, py::object loss,
+                           const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
+                           std::uintptr_t stream) {
+    const CellNetDims& d = c.dims;
+    const index_t B = d.batch, H = d.hidden, NP = d.n_params(), Np = d.n_theta();
+    const bool lstm = d.cell == CellKind::lstm;
+    const ArrayRef x = Reader::read(X, "X");
+    RTRL_CHECK(x.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
+                                        std::to_string(B) + ", " + std::to_string(d.inputs) +
+                                        "), got shape " + shape_string(x.shape));
+    const index_t Tn = x.shape[0];
+    CellNetSequence<T> seq{};
+    seq.steps = Tn;
+    seq.x = checked<T>(x, "X", {Tn, B, d.inputs}, "(time, streams, inputs)", false);
+    seq.target = targets<T>(c, target_obj, Tn, stream);
+    seq.outputs = checked<T>(Reader::read(outputs, "outputs"), "outputs", {Tn, B, d.outputs}, "", true);
+    seq.loss = checked<T>(Reader::read(loss, "loss"), "loss", {Tn}, "", true);
+    FR::check_finite(seq.x, x.shape, "X", false, stream);
+    CellNetState<T> st{};
+    st.params = checked<T>(Reader::read(params, "params"), "params", {NP}, "(n_params,)", true);
+    st.h = checked<T>(Reader::read(h, "state_h"), "state_h", {B, H}, "(streams, hidden)", true);
+    st.c = lstm ? checked<T>(Reader::read(cc, "state_c"), "state_c", {B, H}, "(streams, hidden)", true) : nullptr;
+    st.P_h = checked<T>(Reader::read(P_h, "sensitivities_h"), "sensitivities_h", {H, B, Np}, "", true);
+    st.P_c = lstm ? checked<T>(Reader::read(P_c, "sensitivities_c"), "sensitivities_c", {H, B, Np}, "", true) : nullptr;
+    st.grad = checked<T>(Reader::read(grad, "grad"), "grad", {NP}, "(n_params,)", true);
+    st.opt_state = nullptr;
+    if (opt.state_rows() > 0)
+      st.opt_state = checked<T>(Reader::read(opt_state, "optimizer_state"), "optimizer_state",
+                                {index_t(opt.state_rows()), NP}, "", true);
+    CellNetOptions o;
+    o.loss = c.loss;
+    o.loss_scale = c.loss_scale;
+    o.update_each_step = update_each_step;
+    o.optimizer = opt;
+    o.optimizer_step = opt_step;
+    py::gil_scoped_release release;
+    return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o);
+  }
+
+  template <class T>
+  static void readout(const CellNetConfig& c, py::object h, py::object params, py::object target_obj,
+                      py::object outputs, py::object step_loss, py::object delta_h, py::object grad,
+                      bool accumulate, std::uintptr_t stream) {
+    const CellNetDims& d = c.dims;
+    const index_t B = d.batch, H = d.hidden, O = d.outputs, NP = d.n_params();
+    const ArrayRef hr = Reader::read(h, "h");
+    RTRL_CHECK(hr.shape.size() == 3 && hr.shape[1] == B && hr.shape[2] == H,
+               "h: expected shape (T, " + std::to_string(B) + ", " + std::to_string(H) + "), got " +
+                   shape_string(hr.shape));
+    const index_t Tn = hr.shape[0];
+    ReadoutArgs<T> a{};
+    a.rows = Tn * B;
+    a.hidden = H;
+    a.outputs = O;
+    a.per_step = B;
+    a.loss = c.loss;
+    a.scale = T(c.loss_scale);
+    a.h = checked<T>(hr, "h", hr.shape, "", false);
+    a.ldh = H;
+    const T* p = checked<T>(Reader::read(params, "params"), "params", {NP}, "(n_params,)", false);
+    a.w_out = p + d.off_w_out();
+    a.b_out = p + d.off_b_out();
+    a.target = targets<T>(c, target_obj, Tn, stream);
+    a.y = checked<T>(Reader::read(outputs, "outputs"), "outputs", {Tn, B, O}, "", true);
+    a.step_loss = checked<T>(Reader::read(step_loss, "loss"), "loss", {Tn}, "", true);
+    a.delta_h = delta_h.is_none() ? nullptr
+                                  : checked<T>(Reader::read(delta_h, "delta_h"), "delta_h", {Tn, B, H}, "", true);
+    T* g = checked<T>(Reader::read(grad, "grad"), "grad", {NP}, "(n_params,)", true);
+    a.grad_w_out = g + d.off_w_out();
+    a.grad_b_out = g + d.off_b_out();
+    a.accumulate = accumulate;
+    if (a.rows == 0) return;
+    py::gil_scoped_release release;
+    Backend::template readout<T>(stream, a);
+  }
+
+  static void bind(py::module_& m) {
+    py::class_<CellNetConfig>(m, "CellNetConfig", py::module_local())
+        .def(py::init(&make_cell_net_config), py::arg("cell"), py::arg("nonlinearity"),
+             py::arg("inputs"), py::arg("hidden"), py::arg("outputs"), py::arg("batch"),
+             py::arg("loss"), py::arg("reduction"))
+        .def_property_readonly("n_theta", [](const CellNetConfig& c) { return c.dims.n_theta(); })
+        .def_property_readonly("n_params", [](const CellNetConfig& c) { return c.dims.n_params(); })
+        .def_property_readonly("width", [](const CellNetConfig& c) { return c.dims.width(); })
+        .def_property_readonly("offsets", [](const CellNetConfig& c) {
+          const CellNetDims& d = c.dims;
+          return py::make_tuple(0, d.off_w_hh(), d.off_b_ih(), d.off_b_hh(), d.off_w_out(),
+                                d.off_b_out(), d.n_params());
+        });
+    m.def("cell_net_rtrl",
+          [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object P_h,
+             py::object P_c, py::object grad, py::object opt_state, py::object X, py::object targets,
+             py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
+             bool update_each_step, std::uintptr_t stream) {
+            const ArrayRef p = Reader::read(params, "params");
+            return FR::by_dtype(p, "params", [&](auto tag) {
+              return rtrl<decltype(tag)>(c, params, h, cc, P_h, P_c, grad, opt_state, X, targets,
+                                         outputs, loss, opt, step, update_each_step, stream);
+            });
+          },
+          py::arg("config"), py::arg("params"), py::arg("state_h"), py::arg("state_c"),
+          py::arg("sensitivities_h"), py::arg("sensitivities_c"), py::arg("grad"),
+          py::arg("optimizer_state"), py::arg("X"), py::arg("targets"), py::arg("outputs"),
+          py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
+          py::arg("update_each_step"), py::arg("stream") = 0,
+          "Runs exact RTRL for RecurrentNet over X; returns the optimizer's update count.");
+    m.def("readout",
+          [](const CellNetConfig& c, py::object h, py::object params, py::object targets,
+             py::object outputs, py::object loss, py::object delta_h, py::object grad,
+             bool accumulate, std::uintptr_t stream) {
+            const ArrayRef p = Reader::read(params, "params");
+            FR::by_dtype(p, "params", [&](auto tag) {
+              readout<decltype(tag)>(c, h, params, targets, outputs, loss, delta_h, grad, accumulate, stream);
+            });
+          },
+          py::arg("config"), py::arg("h"), py::arg("params"), py::arg("targets"),
+          py::arg("outputs"), py::arg("loss"), py::arg("delta_h"), py::arg("grad"),
+          py::arg("accumulate"), py::arg("stream") = 0,
+          "Readout, loss and dL/dh over T B rows; adds (or writes) the readout's gradient.");
+  }
+};
+
+}  // namespace rtrl

@@ -1,0 +1,120 @@
+"""How a learner drives the native core for each kind of model: its state arrays and its calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import FullyRecurrent, RecurrentNet
+
+
+class FullyRecurrentKernels:
+    """Williams-Zipser network: state y (B, n); sensitivities (n, B, n, width)."""
+
+    def __init__(self, learner: Any, sensitivities: bool) -> None:
+        m, xp, B = learner.model, learner._xp, learner.batch_size
+        self.learner, self.model = learner, m
+        self.core, self.stream = learner._core, learner._be.stream
+        self.config = self.core.FullyRecurrentConfig(
+            m.n_units, m.n_inputs, m.bias, m.n_outputs, B, m.activation, learner.teacher_forcing,
+            learner.reduction)
+        self.arrays = {"state": xp.zeros((B, m.n_units), dtype=m.dtype)}
+        if sensitivities:
+            self.arrays["sensitivities"] = xp.zeros((m.n_units, B, m.n_units, m.width), dtype=m.dtype)
+        self.stream_axis = {"state": 0, "sensitivities": 1}
+
+    @property
+    def state(self) -> Any:
+        return self.arrays["state"]
+
+    def _grad(self) -> Any:
+        return self.model._split(self.learner._grad)["weight"]
+
+    def rtrl(self, X: Any, targets: Any, outputs: Any, loss: Any, each_step: bool) -> int:
+        lr, shape = self.learner, self.model.weight.shape
+        opt_state = lr._optimizer_state
+        if opt_state is not None:
+            opt_state = opt_state.reshape((opt_state.shape[0],) + shape)
+        return self.core.fully_recurrent_rtrl(
+            self.config, self.model.weight, self.arrays["state"], self.arrays["sensitivities"],
+            self._grad(), opt_state, X, targets, outputs, loss, lr._native_optimizer,
+            lr._optimizer_step, each_step, self.stream())
+
+    def validate(self, X: Any, targets: Any) -> None:
+        self.core.validate_sequence(self.config, X, targets, self.stream())
+
+    def bptt(self, X: Any, targets: Any, outputs: Any, loss: Any) -> None:
+        self.core.fully_recurrent_bptt(self.config, self.model.weight, self.arrays["state"],
+                                       self._grad(), X, targets, outputs, loss, self.stream())
+
+
+class RecurrentNetKernels:
+    """One RNN/LSTM/GRU layer and a readout: state h (B, H) [and c]; sensitivities (H, B, n_theta)."""
+
+    def __init__(self, learner: Any, sensitivities: bool) -> None:
+        m, xp, B = learner.model, learner._xp, learner.batch_size
+        self.learner, self.model, self.xp = learner, m, xp
+        self.core, self.stream = learner._core, learner._be.stream
+        self.config = self.core.CellNetConfig(m.cell, m.nonlinearity, m.input_size, m.hidden_size,
+                                              m.output_size, B, learner.loss, learner.reduction)
+        H, lstm = m.hidden_size, m.cell == "lstm"
+        self.arrays = {"state_h": xp.zeros((B, H), dtype=m.dtype)}
+        if lstm:
+            self.arrays["state_c"] = xp.zeros((B, H), dtype=m.dtype)
+        if sensitivities:
+            n_theta = self.config.n_theta
+            self.arrays["sensitivities_h"] = xp.zeros((H, B, n_theta), dtype=m.dtype)
+            if lstm:
+                self.arrays["sensitivities_c"] = xp.zeros((H, B, n_theta), dtype=m.dtype)
+        self.stream_axis = {"state_h": 0, "state_c": 0, "sensitivities_h": 1, "sensitivities_c": 1}
+
+    @property
+    def state(self) -> Any:
+        return self.arrays["state_h"]
+
+    def rtrl(self, X: Any, targets: Any, outputs: Any, loss: Any, each_step: bool) -> int:
+        lr, a = self.learner, self.arrays
+        return self.core.cell_net_rtrl(
+            self.config, self.model._flat, a["state_h"], a.get("state_c"), a["sensitivities_h"],
+            a.get("sensitivities_c"), lr._grad, lr._optimizer_state, X, targets, outputs, loss,
+            lr._native_optimizer, lr._optimizer_step, each_step, self.stream())
+
+    def validate(self, X: Any, targets: Any) -> None:
+        xp = self.xp
+        if not bool(xp.isfinite(X).all()):
+            t, s, _ = (int(i) for i in xp.argwhere(~xp.isfinite(X))[0])
+            raise ValueError(f"X: non-finite value at step {t}, stream {s} (values must be finite in the "
+                             "model's dtype)")
+        if targets is not None and bool(xp.isinf(targets).any()):
+            t, s = (int(i) for i in xp.argwhere(xp.isinf(targets))[0][:2])
+            raise ValueError(f"targets: infinite value at step {t}, stream {s} (NaN marks a missing target)")
+
+    def bptt(self, X: Any, targets: Any, outputs: Any, loss: Any) -> None:
+        """BPTT over one chunk with the layer kernels and the readout; the state moves on."""
+        m, xp, core, a, s = self.model, self.xp, self.core, self.arrays, self.stream()
+        T, B, H = X.shape[0], X.shape[1], m.hidden_size
+        lstm, gru = m.cell == "lstm", m.cell == "gru"
+        p, g = m.parameters(), m._split(self.learner._grad)
+        new = lambda *shape: xp.empty(shape, dtype=m.dtype)  # noqa: E731
+        y, h_n, c_n = new(T, B, H), new(B, H), new(B, H) if lstm else None
+        gates = new(T, B, m.gates * H)
+        cells, aux = (new(T, B, H) if lstm else None), (new(T, B, H) if gru else None)
+        weights = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
+        core.layer_forward(m.cell, m.nonlinearity, False, *weights, X, a["state_h"], a.get("state_c"),
+                           y, 0, h_n, c_n, gates, cells, aux, s)
+        delta_h = new(T, B, H)
+        core.readout(self.config, y, m._flat, targets, outputs, loss, delta_h, self.learner._grad, True, s)
+        core.layer_backward(m.cell, m.nonlinearity, False, *weights, X, a["state_h"], a.get("state_c"),
+                            y, 0, gates, cells, aux, delta_h, 0, None, None, new(T, B, m.input_size),
+                            False, new(B, H), new(B, H) if lstm else None, g["weight_ih"],
+                            g["weight_hh"], g["bias_ih"], g["bias_hh"], s)
+        a["state_h"][...] = h_n
+        if lstm:
+            a["state_c"][...] = c_n
+
+
+def kernels_for(learner: Any, sensitivities: bool) -> Any:
+    if isinstance(learner.model, FullyRecurrent):
+        return FullyRecurrentKernels(learner, sensitivities)
+    if isinstance(learner.model, RecurrentNet):
+        return RecurrentNetKernels(learner, sensitivities)
+    raise TypeError(f"model: expected an rtrl.FullyRecurrent or rtrl.RecurrentNet, got {type(learner.model).__name__}")
