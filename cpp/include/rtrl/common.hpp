@@ -7,6 +7,9 @@
 
 #if defined(__CUDACC__)
 #define RTRL_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+// Always inlined on the host: the per-element functors must dissolve into the vectorised loops.
+#define RTRL_HD inline __attribute__((always_inline))
 #else
 #define RTRL_HD inline
 #endif

@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #include "rtrl/common.hpp"
 
@@ -29,25 +28,37 @@ __device__ __forceinline__ double tanh(double x) { return ::tanh(x); }
 
 namespace detail {
 
-inline float pow2i(float k) {  // 2^k for integral k in [-126, 127]
-  const std::int32_t bits = (std::int32_t(k) + 127) << 23;
-  float out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
+// Adding 1.5 * 2^23 (2^52 for double) rounds |v| < 2^22 to the nearest integer, which then sits in
+// the low bits of the sum: a vectorisable round-to-int without floor() (which needs
+// -fno-trapping-math to vectorise).
+RTRL_HD std::int32_t round_to_int(float v, float* rounded) {
+  constexpr float shifter = 12582912.0f;
+  const float t = v + shifter;
+  *rounded = t - shifter;
+  return __builtin_bit_cast(std::int32_t, t) - __builtin_bit_cast(std::int32_t, shifter);
 }
 
-inline double pow2i(double k) {  // 2^k for integral k in [-1022, 1023]
-  const std::int64_t bits = (std::int64_t(k) + 1023) << 52;
-  double out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
+RTRL_HD std::int64_t round_to_int(double v, double* rounded) {
+  constexpr double shifter = 6755399441055744.0;
+  const double t = v + shifter;
+  *rounded = t - shifter;
+  return __builtin_bit_cast(std::int64_t, t) - __builtin_bit_cast(std::int64_t, shifter);
+}
+
+RTRL_HD float pow2i(std::int32_t k) {  // 2^k for k in [-126, 127]
+  return __builtin_bit_cast(float, (k + 127) << 23);
+}
+
+RTRL_HD double pow2i(std::int64_t k) {  // 2^k for k in [-1022, 1023]
+  return __builtin_bit_cast(double, (k + 1023) << 52);
 }
 
 }  // namespace detail
 
-inline float exp(float x) {
+RTRL_HD float exp(float x) {
   const float xc = x > 88.72283f ? 88.72283f : (x < -103.97f ? -103.97f : x);
-  const float k = std::floor(xc * 1.44269504088896341f + 0.5f);
+  float k;
+  const std::int32_t ki = detail::round_to_int(xc * 1.44269504088896341f, &k);
   const float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -55,26 +66,27 @@ inline float exp(float x) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const float half = std::floor(k * 0.5f);  // 2^k in two factors: both stay normal down to k = -150
-  const float y = (p * r * r + r + 1.0f) * detail::pow2i(half) * detail::pow2i(k - half);
+  const std::int32_t half = ki >> 1;  // 2^k in two factors: both stay normal down to k = -150
+  const float y = (p * r * r + r + 1.0f) * detail::pow2i(half) * detail::pow2i(ki - half);
   return x != x ? x : (x > 88.72283f ? HUGE_VALF : (x < -103.97f ? 0.0f : y));
 }
 
-inline double exp(double x) {
+RTRL_HD double exp(double x) {
   const double xc = x > 709.782712893384 ? 709.782712893384 : (x < -745.1332 ? -745.1332 : x);
-  const double k = std::floor(xc * 1.4426950408889634073599 + 0.5);
+  double k;
+  const std::int64_t ki = detail::round_to_int(xc * 1.4426950408889634073599, &k);
   const double r = (xc - k * 6.93145751953125e-1) - k * 1.42860682030941723212e-6;
   const double rr = r * r;
   const double px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr +
                          9.99999999999999999910e-1);
   const double qx = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr +
                      2.27265548208155028766e-1) * rr + 2.00000000000000000009e0;
-  const double half = std::floor(k * 0.5);
-  const double y = (1.0 + 2.0 * (px / (qx - px))) * detail::pow2i(half) * detail::pow2i(k - half);
+  const std::int64_t half = ki >> 1;
+  const double y = (1.0 + 2.0 * (px / (qx - px))) * detail::pow2i(half) * detail::pow2i(ki - half);
   return x != x ? x : (x > 709.782712893384 ? HUGE_VAL : (x < -745.1332 ? 0.0 : y));
 }
 
-inline float tanh(float x) {
+RTRL_HD float tanh(float x) {
   const float a = x < 0.0f ? -x : x;
   const float z = x * x;  // |x| < 0.625: odd minimax polynomial
   const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
@@ -84,7 +96,7 @@ inline float tanh(float x) {
   return x != x ? x : y;
 }
 
-inline double tanh(double x) {
+RTRL_HD double tanh(double x) {
   const double a = x < 0.0 ? -x : x;
   const double s = x * x;  // |x| < 0.625: Pade approximation
   const double p = (-9.64399179425052238628e-1 * s - 9.92877231001918586564e1) * s -

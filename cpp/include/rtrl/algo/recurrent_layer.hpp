@@ -64,10 +64,14 @@ void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>
   T* w_hh_t = w_ih_t + I * GH;
   ctx.for_each(I * GH, Transpose<T>{GH, I, w.w_ih, w_ih_t});
   ctx.for_each(H * GH, Transpose<T>{GH, H, w.w_hh, w_hh_t});
-  auto state = ctx.template alloc<T>(BH + B * GH);  // zeros for a missing h0/c0; h W_hh^T
+  // zeros stand in for a missing h0/c0 or bias; hw = h W_hh^T
+  const index_t n_zeros = BH > GH ? BH : GH;
+  auto state = ctx.template alloc<T>(n_zeros + B * GH);
   T* zeros = state.data();
-  T* hw = zeros + BH;
-  ctx.for_each(BH, Fill<T>{T(0), zeros});
+  T* hw = zeros + n_zeros;
+  ctx.for_each(n_zeros, Fill<T>{T(0), zeros});
+  const T* b_ih = w.b_ih ? w.b_ih : zeros;
+  const T* b_hh = w.b_hh ? w.b_hh : zeros;
 
   // gates[t] = x[t] W_ih^T for all steps at once; the pointwise pass adds the biases.
   ctx.gemm(false, false, d.steps * B, GH, I, T(1), io.x, io.ldx, w_ih_t, GH, T(0), saved.gates, GH);
@@ -78,7 +82,7 @@ void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>
     const T* c_prev = nullptr;
     if (Cell::kHasCellState) c_prev = k == 0 ? (io.c0 ? io.c0 : zeros) : saved.c + t_prev * BH;
     ctx.gemm(false, false, B, GH, H, T(1), h_prev, ld_h_prev, w_hh_t, GH, T(0), hw, GH);
-    CellForwardStep<T> a{H, d.nonlinearity, hw, w.b_ih, w.b_hh, h_prev, ld_h_prev, c_prev,
+    CellForwardStep<T> a{H, d.nonlinearity, hw, b_ih, b_hh, h_prev, ld_h_prev, c_prev,
                          saved.gates + t * B * GH,
                          saved.c ? saved.c + t * BH : nullptr,
                          saved.aux ? saved.aux + t * BH : nullptr,

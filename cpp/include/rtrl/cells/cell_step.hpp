@@ -16,8 +16,8 @@ struct CellForwardStep {
   index_t H;
   Nonlinearity nonlinearity;  // RNN only
   const T* hw;       // [B, G H]  h_prev W_hh^T (without bias)
-  const T* b_ih;     // [G H] or null
-  const T* b_hh;     // [G H] or null
+  const T* b_ih;     // [G H] (zeros for a layer without bias)
+  const T* b_hh;     // [G H]
   const T* h_prev;   // [B, ld_h_prev]
   index_t ld_h_prev;
   const T* c_prev;   // [B, H] (LSTM)

@@ -17,14 +17,9 @@ struct GruCell {
     const index_t H = a.H, idx = b * H + j;
     T* gates = a.gates + b * 3 * H;
     const T* hw = a.hw + b * 3 * H;
-    T xr = gates[j], xz = gates[H + j], xn = gates[2 * H + j];
-    T hr = hw[j], hz = hw[H + j], hn = hw[2 * H + j];
-    if (a.b_ih) {
-      xr += a.b_ih[j] + a.b_hh[j];
-      xz += a.b_ih[H + j] + a.b_hh[H + j];
-      xn += a.b_ih[2 * H + j];
-      hn += a.b_hh[2 * H + j];
-    }
+    const T xr = gates[j] + a.b_ih[j] + a.b_hh[j], hr = hw[j];
+    const T xz = gates[H + j] + a.b_ih[H + j] + a.b_hh[H + j], hz = hw[H + j];
+    const T xn = gates[2 * H + j] + a.b_ih[2 * H + j], hn = hw[2 * H + j] + a.b_hh[2 * H + j];
     const T r = math::sigmoid(xr + hr), z = math::sigmoid(xz + hz);
     const T n = math::tanh(xn + r * hn);
     gates[j] = r;

@@ -18,10 +18,8 @@ struct LstmCell {
     T* gates = a.gates + b * 4 * H;
     const T* hw = a.hw + b * 4 * H;
     T pre[4];
-    for (int g = 0; g < 4; ++g) {
-      pre[g] = gates[g * H + j] + hw[g * H + j];
-      if (a.b_ih) pre[g] += a.b_ih[g * H + j] + a.b_hh[g * H + j];
-    }
+    for (int g = 0; g < 4; ++g)
+      pre[g] = gates[g * H + j] + hw[g * H + j] + a.b_ih[g * H + j] + a.b_hh[g * H + j];
     const T i = math::sigmoid(pre[0]), f = math::sigmoid(pre[1]);
     const T gg = math::tanh(pre[2]), o = math::sigmoid(pre[3]);
     const T c = f * a.c_prev[idx] + i * gg;

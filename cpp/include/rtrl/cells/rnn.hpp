@@ -13,9 +13,9 @@ struct RnnCell {
   template <class T>
   RTRL_HD static void forward(const CellForwardStep<T>& a, index_t b, index_t j) {
     const index_t idx = b * a.H + j;
-    T pre = a.gates[idx] + a.hw[idx];
-    if (a.b_ih) pre += a.b_ih[j] + a.b_hh[j];
-    const T h = a.nonlinearity == Nonlinearity::tanh ? math::tanh(pre) : (pre > T(0) ? pre : T(0));
+    const T pre = a.gates[idx] + a.hw[idx] + a.b_ih[j] + a.b_hh[j];
+    const T squashed = math::tanh(pre);  // computed either way: a select, not a branch, per lane
+    const T h = a.nonlinearity == Nonlinearity::tanh ? squashed : (pre > T(0) ? pre : T(0));
     a.gates[idx] = h;
     a.h[b * a.ldh + j] = h;
   }
