@@ -94,16 +94,21 @@ class Learner:
     def _sequence(self, X: Any, targets: Any) -> tuple[Any, Any, bool]:
         m = self.model
         X = as_device_array(X, "X", m.dtype, self._be)
-        X, unbatched = add_batch_axis(X, "X", 3, self.batch_size,
-                                      f"(T, {self.batch_size}, {m.n_inputs}) (time, streams, inputs)")
+        B = self.batch_size
+        X, unbatched = add_batch_axis(X, "X", 3, B, f"(T, {B}, {m.n_inputs}) (time, streams, inputs)")
+        if X.shape[1:] != (B, m.n_inputs):
+            raise ValueError(f"X: expected shape ({X.shape[0]}, {B}, {m.n_inputs}) (time, streams, inputs), "
+                             f"got {tuple(X.shape)}")
         if targets is not None:
             if self.loss == "cross_entropy":
                 targets = self._classes(targets, "targets", X.shape[0])
             else:
+                expected = (X.shape[0], B, m.n_outputs)
                 targets = as_device_array(targets, "targets", m.dtype, self._be)
-                targets, _ = add_batch_axis(
-                    targets, "targets", 3, self.batch_size,
-                    f"({X.shape[0]}, {self.batch_size}, {m.n_outputs}) (time, streams, outputs)")
+                targets, _ = add_batch_axis(targets, "targets", 3, B, f"{expected} (time, streams, outputs)")
+                if targets.shape != expected:
+                    raise ValueError(f"targets: expected shape {expected} (time, streams, outputs), "
+                                     f"got {tuple(targets.shape)}")
         return X, targets, unbatched
 
     def _classes(self, targets: Any, name: str, steps: int | None) -> Any:
@@ -138,6 +143,11 @@ class Learner:
         return outputs, self._xp.empty((steps,), dtype=self.model.dtype)
 
     def run(self, X: Any, targets: Any = None) -> RunResult:
+        X, targets, unbatched = self._sequence(X, targets)
+        return self._run(X, targets, unbatched)
+
+    def _run(self, X: Any, targets: Any, unbatched: bool) -> RunResult:
+        """``run`` on arrays already checked and brought to the device (time, streams, ...)."""
         raise NotImplementedError
 
     def step(self, x: Any, target: Any = None) -> Any:
@@ -163,7 +173,7 @@ class Learner:
                 stream = int(xp.argwhere(xp.isinf(target))[0][0])
                 raise ValueError(f"target: infinite value in stream {stream} (NaN marks a missing target)")
             target = target[None]
-        out = self.run(x[None], target).outputs[0]
+        out = self._run(x[None], target, False).outputs[0]
         return out[0] if unbatched else out
 
     # -- gradient and updates ---------------------------------------------------------------------
@@ -354,7 +364,9 @@ class RTRL(Learner):
         """Runs the learner over ``X`` (T, B, I) — or (T, I) when ``batch_size == 1`` — with
         ``targets`` (T, B, O) or (T, O), NaN where there is none. The whole loop, updates included,
         runs natively without the GIL. Returns a :class:`RunResult`."""
-        X, targets, unbatched = self._sequence(X, targets)
+        return super().run(X, targets)
+
+    def _run(self, X: Any, targets: Any, unbatched: bool) -> RunResult:
         outputs, loss = self._buffers(X.shape[0])
         each_step = self.update == "realtime" and self.optimizer is not None
         self._optimizer_step = self._kernels.rtrl(X, targets, outputs, loss, each_step)
@@ -402,7 +414,9 @@ class BPTT(Learner):
     def run(self, X: Any, targets: Any = None) -> RunResult:
         """Runs BPTT over ``X`` (T, B, I) or (T, I) with ``targets`` (T, B, O) or (T, O);
         returns a :class:`RunResult`."""
-        X, targets, unbatched = self._sequence(X, targets)
+        return super().run(X, targets)
+
+    def _run(self, X: Any, targets: Any, unbatched: bool) -> RunResult:
         steps = X.shape[0]
         self._kernels.validate(X, targets)
         outputs, loss = self._buffers(steps)

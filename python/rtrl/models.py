@@ -200,9 +200,9 @@ class RecurrentNet(Model):
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, *,
                  nonlinearity: str = "tanh", seed: int | None = None, dtype: Any = "float32",
                  device: str = "auto") -> None:
-        if cell not in CELLS:
+        if not isinstance(cell, str) or cell not in CELLS:
             raise ValueError(f"cell: expected one of {tuple(CELLS)}, got {cell!r}")
-        if nonlinearity not in NONLINEARITIES:
+        if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("output_size", output_size)):
