@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .._arrays import as_device_array
-from .layers import GRU, LSTM, RNN, _pair, _RecurrentLayer
+from .layers import GATES, GRU, LSTM, RNN, _pair, _RecurrentLayer
 
 
 class _Cell:
@@ -57,23 +57,42 @@ class _Cell:
                 raise ValueError(f"{name}: expected shape {tuple(current.shape)}, got {tuple(arr.shape)}")
         self._layer.load_state_dict({f"{k}_l0": v for k, v in state.items()})
 
-    def _step(self, input: Any, h: Any, c: Any) -> tuple[Any, Any, Any]:
-        be = self._layer._be
-        x = as_device_array(input, "input", self.dtype, be)
+    def _step(self, input: Any, h: Any, c: Any) -> tuple[Any, Any]:
+        """One step straight through the native layer kernel (T = 1), keeping what backward needs."""
+        layer = self._layer
+        be, dtype, H = layer._be, layer._dtype, self.hidden_size
+        x = as_device_array(input, "input", dtype, be)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"input: expected shape (B, {self.input_size}) or ({self.input_size},), "
                              f"got {tuple(x.shape)}")
-        state_shape = x.shape[:-1] + (self.hidden_size,)
+        unbatched = x.ndim == 1
+        x = (x[None] if unbatched else x).copy()  # backward reads x: keep a private copy
+        B = x.shape[0]
+        state_shape = (H,) if unbatched else (B, H)
         states = []
         for name, value in (("hx", h), ("cx", c)):
             if value is not None:
-                value = as_device_array(value, name, self.dtype, be)
+                value = as_device_array(value, name, dtype, be)
                 if value.shape != state_shape:
                     raise ValueError(f"{name}: expected shape {state_shape}, got {tuple(value.shape)}")
-                value = value[None]
+                value = value.reshape(B, H).copy()
             states.append(value)
-        out, h_n, c_n, _ = self._layer._forward(x[None], states[0], states[1])
-        return out, h_n[0], None if c_n is None else c_n[0]
+        xp, cell, p = be.xp, layer._cell, layer._params
+        lstm, gru = cell == "lstm", cell == "gru"
+        y = xp.empty((1, B, H), dtype=dtype)  # for T = 1, y[0] is h_n; backward does not read it
+        c_n = xp.empty((B, H), dtype=dtype) if lstm else None
+        run = {"gates": xp.empty((1, B, GATES[cell] * H), dtype=dtype),
+               "cells": xp.empty((1, B, H), dtype=dtype) if lstm else None,
+               "aux": xp.empty((1, B, H), dtype=dtype) if gru else None,
+               "suffix": "_l0", "k": 0, "reverse": False}
+        be.core.layer_forward(cell, layer.nonlinearity, False, p["weight_ih_l0"], p["weight_hh_l0"],
+                              p.get("bias_ih_l0"), p.get("bias_hh_l0"), x[None], states[0], states[1],
+                              y, 0, y[0], c_n, run["gates"], run["cells"], run["aux"], be.stream())
+        layer._saved = {"inputs": [x[None]], "outputs": [y], "runs": [run], "unbatched": unbatched,
+                        "h0": None if states[0] is None else states[0][None],
+                        "c0": None if states[1] is None else states[1][None]}
+        h_new = y[0, 0] if unbatched else y[0]
+        return h_new, (None if c_n is None else (c_n[0] if unbatched else c_n))
 
     def _backward(self, dh: Any, dc: Any) -> tuple[Any, Any, Any]:
         layer = self._layer
@@ -118,7 +137,7 @@ class RNNCell(_Cell):
                          nonlinearity=nonlinearity)
 
     def __call__(self, input: Any, hx: Any = None) -> Any:
-        return self._step(input, hx, None)[1]
+        return self._step(input, hx, None)[0]
 
     def backward(self, dh: Any) -> tuple[Any, Any]:
         dx, dh0, _ = self._backward(dh, None)
@@ -139,7 +158,7 @@ class GRUCell(_Cell):
     _layer_type = GRU
 
     def __call__(self, input: Any, hx: Any = None) -> Any:
-        return self._step(input, hx, None)[1]
+        return self._step(input, hx, None)[0]
 
     def backward(self, dh: Any) -> tuple[Any, Any]:
         dx, dh0, _ = self._backward(dh, None)
@@ -162,8 +181,7 @@ class LSTMCell(_Cell):
 
     def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         h, c = _pair(hx, "hx")
-        _, h1, c1 = self._step(input, h, c)
-        return h1, c1
+        return self._step(input, h, c)
 
     def backward(self, dh: Any, dc: Any = None) -> tuple[Any, tuple[Any, Any]]:
         dx, dh0, dc0 = self._backward(dh, dc)

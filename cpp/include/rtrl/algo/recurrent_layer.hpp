@@ -22,16 +22,13 @@ struct CellBackwardOp {
   RTRL_HD void operator()(index_t b, index_t j) const { Cell::backward(a, b, j); }
 };
 
-// out[c, r] = in[r, c]:  in [rows, cols] -> out [cols, rows]
+// out[c, r] = in[r, c]:  in [rows, cols] -> out [cols, rows]; called as f(c, r)
 template <class T>
 struct Transpose {
   index_t rows, cols;
   const T* in;
   T* out;
-  RTRL_HD void operator()(index_t idx) const {
-    const index_t c = idx / rows, r = idx % rows;
-    out[idx] = in[r * cols + c];
-  }
+  RTRL_HD void operator()(index_t c, index_t r) const { out[c * rows + r] = in[r * cols + c]; }
 };
 
 template <class T>
@@ -55,15 +52,32 @@ struct CopyRows {
   }
 };
 
+// Below this many rows (steps x streams) the forward multiplies by the weights read transposed.
+constexpr index_t kTransposeRows = 64;
+
 template <class Cell, class Ctx, class T>
 void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>& w,
                              const LayerForward<T>& io, const LayerSaved<T>& saved) {
   const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H, BH = B * H;
-  auto wt = ctx.template alloc<T>(I * GH + H * GH);  // W_ih^T [I, G H], W_hh^T [H, G H]
-  T* w_ih_t = wt.data();
-  T* w_hh_t = w_ih_t + I * GH;
-  ctx.for_each(I * GH, Transpose<T>{GH, I, w.w_ih, w_ih_t});
-  ctx.for_each(H * GH, Transpose<T>{GH, H, w.w_hh, w_hh_t});
+  // Long sequences multiply by transposed copies of the weights (plain NN GEMMs); a few steps, as in
+  // a cell's single step, are cheaper with the transposed operand than with the copy.
+  const bool transpose = d.steps * B >= kTransposeRows;
+  auto wt = ctx.template alloc<T>(transpose ? I * GH + H * GH : 0);
+  const T* w_ih_op = w.w_ih;
+  const T* w_hh_op = w.w_hh;
+  if (transpose) {
+    T* w_ih_t = wt.data();  // [I, G H]
+    T* w_hh_t = w_ih_t + I * GH;  // [H, G H]
+    ctx.for_each_2d(I, GH, Transpose<T>{GH, I, w.w_ih, w_ih_t});
+    ctx.for_each_2d(H, GH, Transpose<T>{GH, H, w.w_hh, w_hh_t});
+    w_ih_op = w_ih_t;
+    w_hh_op = w_hh_t;
+  }
+  // op(W) [K, G H] as a GEMM operand: the transposed copy, or W [G H, K] read transposed
+  auto times_weights = [&](index_t M, index_t K, const T* A, index_t lda, const T* op, T* C) {
+    if (transpose) ctx.gemm(false, false, M, GH, K, T(1), A, lda, op, GH, T(0), C, GH);
+    else ctx.gemm(false, true, M, GH, K, T(1), A, lda, op, K, T(0), C, GH);
+  };
   // zeros stand in for a missing h0/c0 or bias; hw = h W_hh^T
   const index_t n_zeros = BH > GH ? BH : GH;
   auto state = ctx.template alloc<T>(n_zeros + B * GH);
@@ -74,14 +88,14 @@ void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>
   const T* b_hh = w.b_hh ? w.b_hh : zeros;
 
   // gates[t] = x[t] W_ih^T for all steps at once; the pointwise pass adds the biases.
-  ctx.gemm(false, false, d.steps * B, GH, I, T(1), io.x, io.ldx, w_ih_t, GH, T(0), saved.gates, GH);
+  times_weights(d.steps * B, I, io.x, io.ldx, w_ih_op, saved.gates);
   for (index_t k = 0; k < d.steps; ++k) {
     const index_t t = d.time(k), t_prev = d.time(k - 1);
     const T* h_prev = k == 0 ? (io.h0 ? io.h0 : zeros) : io.y + t_prev * B * io.ldy;
     const index_t ld_h_prev = k == 0 ? H : io.ldy;
     const T* c_prev = nullptr;
     if (Cell::kHasCellState) c_prev = k == 0 ? (io.c0 ? io.c0 : zeros) : saved.c + t_prev * BH;
-    ctx.gemm(false, false, B, GH, H, T(1), h_prev, ld_h_prev, w_hh_t, GH, T(0), hw, GH);
+    times_weights(B, H, h_prev, ld_h_prev, w_hh_op, hw);
     CellForwardStep<T> a{H, d.nonlinearity, hw, b_ih, b_hh, h_prev, ld_h_prev, c_prev,
                          saved.gates + t * B * GH,
                          saved.c ? saved.c + t * BH : nullptr,
