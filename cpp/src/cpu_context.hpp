@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "rtrl/common.hpp"
+#include "rtrl/row_functor.hpp"
 
 namespace rtrl {
 
@@ -75,8 +76,11 @@ class CpuContext {
     }
   }
 
+  // Each loop works on a local copy of the functor: its members then cannot alias the arrays it
+  // writes, so loads through them stay loop-invariant and the loop vectorises.
   template <class F>
-  void for_each(index_t count, const F& f) {
+  void for_each(index_t count, const F& functor) {
+    const F f = functor;
     if (threads_ == 1 || omp_in_parallel() || count < kParallelItems) {
 #pragma omp simd
       for (index_t i = 0; i < count; ++i) f(i);
@@ -89,7 +93,8 @@ class CpuContext {
   // f(r, c) for r in [0, rows), c in [0, cols); rows are shared among threads when the work is
   // large, columns are vectorised.
   template <class F>
-  void for_each_2d(index_t rows, index_t cols, const F& f) {
+  void for_each_2d(index_t rows, index_t cols, const F& functor) {
+    const F f = functor;
     auto row = [&](index_t r) {
 #pragma omp simd
       for (index_t c = 0; c < cols; ++c) f(r, c);
@@ -103,11 +108,13 @@ class CpuContext {
   }
 
   // f(s, k, c) for every column q = s * width + c in [q0, q1) and k in [0, depth), where the calls
-  // for one q happen in increasing k on one thread. Runs over chunks of columns that stay in L1,
+  // for one q happen in increasing k on one thread (f(f.row(s, k), s, k, c) for functors with a
+  // row(), see row_functor.hpp). Runs over chunks of columns that stay in L1,
   // each chunk k by k with the columns vectorised: no division in the inner loop, and what f
   // accumulates per column across k stays in cache.
   template <class F>
-  void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
+  void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& functor) {
+    const F f = functor;
     auto part = [&](index_t lo, index_t hi) {
       for (index_t s = lo / width; s * width < hi; ++s) {
         const index_t c0 = std::max(lo - s * width, index_t(0));
@@ -115,8 +122,14 @@ class CpuContext {
         for (index_t cb = c0; cb < c1; cb += kColumnChunk) {
           const index_t ce = std::min(cb + kColumnChunk, c1);
           for (index_t k = 0; k < depth; ++k) {
+            if constexpr (HasRow<F>::value) {
+              const auto row = f.row(s, k);
 #pragma omp simd
-            for (index_t c = cb; c < ce; ++c) f(s, k, c);
+              for (index_t c = cb; c < ce; ++c) f(row, s, k, c);
+            } else {
+#pragma omp simd
+              for (index_t c = cb; c < ce; ++c) f(s, k, c);
+            }
           }
         }
       }

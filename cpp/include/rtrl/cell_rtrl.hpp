@@ -13,9 +13,13 @@
 #include <cstdint>
 
 #include "rtrl/cells/cell_step.hpp"
+#include "rtrl/cells/gru.hpp"
+#include "rtrl/cells/lstm.hpp"
+#include "rtrl/cells/rnn.hpp"
 #include "rtrl/optimizer.hpp"
 #include "rtrl/readout.hpp"
 #include "rtrl/recurrent_layer.hpp"
+#include "rtrl/row_functor.hpp"
 
 namespace rtrl {
 
@@ -97,88 +101,177 @@ struct AddCellImmediateTerm {
   }
 };
 
-// What the sensitivity pass of one step reads; per-stream arrays are [B, H] unless noted.
+// The sensitivity pass is linear in Q and the previous sensitivities with coefficients that depend
+// only on (stream, unit): they are computed once per step into coef [K, B, H] so that the pass over
+// the columns is a few fused multiply-adds per element.
+//   LSTM (K = 6): dc = f P_c + k0 dA_f + k1 dA_i + k2 dA_g,  dh = k3 dA_o + k4 dc
+//                 k0 = c_prev f', k1 = g i', k2 = i g', k3 = o' tanh(c), k4 = o tanh'(c), k5 = f
+//   GRU (K = 5):  dh = k0 dA_z + k1 dA_nx + k2 dA_nh + k3 dA_r + k4 P_h
+//                 k0 = (h - n) z', k1 = (1 - z) n', k2 = k1 r, k3 = k1 (W_hn h + b_hn) r', k4 = z
+//   RNN (K = 1):  dh = k0 dA,  k0 = act'(a)
+// (x' is the derivative of gate x with respect to its pre-activation, written with x itself.)
+template <class Cell> struct CellCoefficients;
+
+template <>
+struct CellCoefficients<RnnCell> {
+  static constexpr int K = 1;
+  template <class T>
+  RTRL_HD static void compute(const CellNetDims& d, const T* gates, const T*, const T*, const T*,
+                              const T*, index_t s, index_t j, T* k, index_t stride) {
+    const T h = gates[s * d.hidden + j];
+    k[0] = d.nonlinearity == Nonlinearity::tanh ? T(1) - h * h : (h > T(0) ? T(1) : T(0));
+    (void)stride;
+  }
+};
+
+template <>
+struct CellCoefficients<LstmCell> {
+  static constexpr int K = 6;
+  template <class T>
+  RTRL_HD static void compute(const CellNetDims& d, const T* gates, const T* c_prev, const T* c_new,
+                              const T*, const T*, index_t s, index_t j, T* k, index_t stride) {
+    const index_t H = d.hidden, sj = s * H + j;
+    const T* g = gates + s * 4 * H;
+    const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+    const T tc = math::tanh(c_new[sj]);
+    k[0] = c_prev[sj] * f * (T(1) - f);
+    k[stride] = gg * i * (T(1) - i);
+    k[2 * stride] = i * (T(1) - gg * gg);
+    k[3 * stride] = o * (T(1) - o) * tc;
+    k[4 * stride] = o * (T(1) - tc * tc);
+    k[5 * stride] = f;
+  }
+};
+
+template <>
+struct CellCoefficients<GruCell> {
+  static constexpr int K = 5;
+  template <class T>
+  RTRL_HD static void compute(const CellNetDims& d, const T* gates, const T*, const T*,
+                              const T* aux, const T* h_prev, index_t s, index_t j, T* k,
+                              index_t stride) {
+    const index_t H = d.hidden, sj = s * H + j;
+    const T* g = gates + s * 3 * H;
+    const T r = g[j], z = g[H + j], n = g[2 * H + j];
+    const T kn = (T(1) - z) * (T(1) - n * n);
+    k[0] = (h_prev[sj] - n) * z * (T(1) - z);
+    k[stride] = kn;
+    k[2 * stride] = kn * r;
+    k[3 * stride] = kn * aux[sj] * r * (T(1) - r);
+    k[4 * stride] = z;
+  }
+};
+
+// Fills coef [K, B, H] for one step.   f(s, j)
+template <class Cell, class T>
+struct ComputeCoefficients {
+  CellNetDims d;
+  const T* gates;
+  const T* c_prev;
+  const T* c_new;
+  const T* aux;
+  const T* h_prev;
+  T* coef;
+  RTRL_HD void operator()(index_t s, index_t j) const {
+    const index_t BH = d.batch * d.hidden;
+    CellCoefficients<Cell>::compute(d, gates, c_prev, c_new, aux, h_prev, s, j,
+                                    coef + s * d.hidden + j, BH);
+  }
+};
+
+// What the sensitivity pass of one step reads.
 template <class T>
 struct CellSensitivityStep {
   CellNetDims d;
   index_t q0;          // first column of the block
   const T* Q;          // [G H, ldq]  W_hh P_h(t-1) + immediate terms, the block's columns
   index_t ldq;
-  const T* gates;      // [B, G H]  gate activations (RNN: h(t))
-  const T* c_prev;     // LSTM
-  const T* c_new;      // LSTM
-  const T* aux;        // GRU: W_hn h_prev + b_hn
-  const T* h_prev;     // GRU
+  const T* coef;       // [K, B, H]
   const T* v;          // [B, W]  (GRU's x-side immediate term)
-  const T* delta_h;    // dL/dh(t)
+  const T* delta_h;    // [B, H]  dL/dh(t)
   T* P_h;              // [H, B Np]
   T* P_c;              // [H, B Np] (LSTM)
   T* G;                // [B Np]  sum_j delta_h[s, j] P_h(t)[j, q]
 
   RTRL_HD index_t ld() const { return d.batch * d.n_theta(); }
-  RTRL_HD T q(index_t gate, index_t j, index_t col) const {
-    return Q[(gate * d.hidden + j) * ldq + col];
-  }
-  RTRL_HD void accumulate(index_t s, index_t j, index_t qcol, T p_h) const {
-    G[qcol] = (j == 0 ? T(0) : G[qcol]) + delta_h[s * d.hidden + j] * p_h;
-  }
 };
 
-// P_h(t)[j, q] = act'(a_j) dA_j.   f(s, j, c) with the calls for one column in increasing j.
+// The per-column part of the pass, given row(s, j): pointers to the Q rows of unit j's gates and to
+// row j of P_h/P_c, and the coefficients of (s, j). f(row, s, j, c) with the calls for one column in
+// increasing j.
+template <class T>
+struct CellSensitivityRow {
+  const T* q[4];   // Q rows of unit j's gates, at the column of c = 0 of stream s
+  T* p_h;          // row j of P_h, at column q = s Np
+  T* p_c;          // row j of P_c (LSTM)
+  T* g;            // G at column s Np
+  T k[6];          // coefficients
+  T delta;         // dL/dh(t)[s, j]
+  bool first;      // j == 0
+  index_t n_row;   // GRU: the first column of gate row n_j
+  const T* v;      // GRU: v[s, :]
+};
+
+template <class T>
+RTRL_HD CellSensitivityRow<T> sensitivity_row(const CellSensitivityStep<T>& a, int gates, int K,
+                                              index_t s, index_t j) {
+  CellSensitivityRow<T> r{};
+  const index_t base = s * a.d.n_theta();
+  for (int g = 0; g < gates; ++g) r.q[g] = a.Q + (g * a.d.hidden + j) * a.ldq + (base - a.q0);
+  r.p_h = a.P_h + j * a.ld() + base;
+  r.p_c = a.P_c ? a.P_c + j * a.ld() + base : nullptr;
+  r.g = a.G + base;
+  const T* k = a.coef + s * a.d.hidden + j;
+  for (int m = 0; m < K; ++m) r.k[m] = k[m * a.d.batch * a.d.hidden];
+  r.delta = a.delta_h[s * a.d.hidden + j];
+  r.first = j == 0;
+  r.n_row = (2 * a.d.hidden + j) * a.d.width();
+  r.v = a.v + s * a.d.width();
+  return r;
+}
+
+template <class T>
+RTRL_HD void accumulate(const CellSensitivityRow<T>& r, index_t c, T p_h) {
+  r.g[c] = (r.first ? T(0) : r.g[c]) + r.delta * p_h;
+}
+
 template <class T>
 struct RnnSensitivity {
   CellSensitivityStep<T> a;
-  RTRL_HD void operator()(index_t s, index_t j, index_t c) const {
-    const index_t qcol = s * a.d.n_theta() + c;
-    const T h = a.gates[s * a.d.hidden + j];
-    const T slope = a.d.nonlinearity == Nonlinearity::tanh ? T(1) - h * h : (h > T(0) ? T(1) : T(0));
-    const T p_h = slope * a.q(0, j, qcol - a.q0);
-    a.P_h[j * a.ld() + qcol] = p_h;
-    a.accumulate(s, j, qcol, p_h);
+  RTRL_HD CellSensitivityRow<T> row(index_t s, index_t j) const { return sensitivity_row(a, 1, 1, s, j); }
+  RTRL_HD void operator()(const CellSensitivityRow<T>& r, index_t, index_t, index_t c) const {
+    const T p_h = r.k[0] * r.q[0][c];
+    r.p_h[c] = p_h;
+    accumulate(r, c, p_h);
   }
 };
 
-// dc = f P_c + c_prev f' dA_f + g i' dA_i + i g' dA_g;  dh = o' dA_o tanh(c) + o tanh'(c) dc
 template <class T>
 struct LstmSensitivity {
   CellSensitivityStep<T> a;
-  RTRL_HD void operator()(index_t s, index_t j, index_t c) const {
-    const index_t H = a.d.hidden, qcol = s * a.d.n_theta() + c, col = qcol - a.q0;
-    const T* g = a.gates + s * 4 * H;
-    const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
-    const index_t sj = s * H + j;
-    const T tc = math::tanh(a.c_new[sj]);
-    const index_t at = j * a.ld() + qcol;
-    const T dc = f * a.P_c[at] + a.c_prev[sj] * f * (T(1) - f) * a.q(1, j, col) +
-                 gg * i * (T(1) - i) * a.q(0, j, col) + i * (T(1) - gg * gg) * a.q(2, j, col);
-    const T p_h = o * (T(1) - o) * a.q(3, j, col) * tc + o * (T(1) - tc * tc) * dc;
-    a.P_c[at] = dc;
-    a.P_h[at] = p_h;
-    a.accumulate(s, j, qcol, p_h);
+  RTRL_HD CellSensitivityRow<T> row(index_t s, index_t j) const { return sensitivity_row(a, 4, 6, s, j); }
+  RTRL_HD void operator()(const CellSensitivityRow<T>& r, index_t, index_t, index_t c) const {
+    const T dc = r.k[5] * r.p_c[c] + r.k[0] * r.q[1][c] + r.k[1] * r.q[0][c] + r.k[2] * r.q[2][c];
+    const T p_h = r.k[3] * r.q[3][c] + r.k[4] * dc;
+    r.p_c[c] = dc;
+    r.p_h[c] = p_h;
+    accumulate(r, c, p_h);
   }
 };
 
-// h' = (1 - z) n + z h:  dh' = (h - n) z' dA_z + (1 - z) dn + z P_h,
-// dn = n' (dA_nx + r dA_nh + (W_hn h + b_hn) r' dA_r)
 template <class T>
 struct GruSensitivity {
   CellSensitivityStep<T> a;
-  RTRL_HD void operator()(index_t s, index_t j, index_t c) const {
-    const index_t H = a.d.hidden, I = a.d.inputs, W = a.d.width();
-    const index_t qcol = s * a.d.n_theta() + c, col = qcol - a.q0;
-    const T* g = a.gates + s * 3 * H;
-    const T r = g[j], z = g[H + j], n = g[2 * H + j];
-    const index_t sj = s * H + j;
-    const index_t k = c - (2 * H + j) * W;  // column within gate row n_j, if c is in that row
-    const bool x_side = k >= 0 && k < W && (k < I || k == I + H);
-    const T v_k = a.v[s * W + (x_side ? k : 0)];  // an in-bounds load on every lane
-    const T dr = r * (T(1) - r) * a.q(0, j, col);
-    const T dz = z * (T(1) - z) * a.q(1, j, col);
-    const T dn = (T(1) - n * n) * ((x_side ? v_k : T(0)) + r * a.q(2, j, col) + a.aux[sj] * dr);
-    const index_t at = j * a.ld() + qcol;
-    const T p_h = (a.h_prev[sj] - n) * dz + (T(1) - z) * dn + z * a.P_h[at];
-    a.P_h[at] = p_h;
-    a.accumulate(s, j, qcol, p_h);
+  RTRL_HD CellSensitivityRow<T> row(index_t s, index_t j) const { return sensitivity_row(a, 3, 5, s, j); }
+  RTRL_HD void operator()(const CellSensitivityRow<T>& r, index_t, index_t, index_t c) const {
+    const index_t I = a.d.inputs, H = a.d.hidden, W = a.d.width();
+    const index_t kx = c - r.n_row;  // column within gate row n_j, if c is in that row
+    const bool x_side = kx >= 0 && kx < W && (kx < I || kx == I + H);
+    const T v_k = r.v[x_side ? kx : 0];  // an in-bounds load on every lane
+    const T p_h = r.k[0] * r.q[1][c] + r.k[1] * (x_side ? v_k : T(0)) + r.k[2] * r.q[2][c] +
+                  r.k[3] * r.q[0][c] + r.k[4] * r.p_h[c];
+    r.p_h[c] = p_h;
+    accumulate(r, c, p_h);
   }
 };
 

@@ -26,7 +26,8 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
   const index_t B = d.batch, H = d.hidden, I = d.inputs, O = d.outputs, GH = d.gates() * H;
   const index_t W = d.width(), Np = d.n_theta(), BH = B * H;
   const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
-  auto step_buf = ctx.template alloc<T>(B * W + 2 * B * GH + 4 * BH + Np);
+  constexpr int K = CellCoefficients<Cell>::K;
+  auto step_buf = ctx.template alloc<T>(B * W + 2 * B * GH + (4 + K) * BH + Np);
   T* v = step_buf.data();
   T* gates = v + B * W;
   T* hw = gates + B * GH;
@@ -34,7 +35,8 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
   T* aux = c_new + BH;
   T* h_new = aux + BH;
   T* delta_h = h_new + BH;
-  T* packed = delta_h + BH;
+  T* coef = delta_h + BH;
+  T* packed = coef + K * BH;
   auto G_buf = ctx.template alloc<T>(B * Np);
   T* G = G_buf.data();
   const T* w_ih = st.params;
@@ -75,13 +77,13 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
     ra.accumulate = !update;
     readout_forward_backward(ctx, ra);
 
+    ctx.for_each_2d(B, H, ComputeCoefficients<Cell, T>{d, gates, st.c, c_new, aux, st.h, coef});
     // P's columns in groups of W (one gate row g' of one stream), r = s G H + g'.
     ctx.template for_row_blocks<T>(B * GH, GH * W, [&](index_t r0, index_t r1, T* Q) {
       const index_t q0 = r0 * W, cols = (r1 - r0) * W;
       ctx.gemm(false, false, GH, cols, H, T(1), w_hh, H, st.P_h + q0, B * Np, T(0), Q, cols);
       ctx.for_each_serial_k(q0, q0 + cols, W, 1, AddCellImmediateTerm<T>{d, r0, cols, v, Q});
-      const CellSensitivityStep<T> a{d, q0, Q, cols, gates, st.c, c_new, aux, st.h, v, delta_h,
-                                     st.P_h, st.P_c, G};
+      const CellSensitivityStep<T> a{d, q0, Q, cols, coef, v, delta_h, st.P_h, st.P_c, G};
       ctx.for_each_serial_k(q0, q0 + cols, Np, H, typename SensitivityOf<Cell, T>::type{a});
     });
     ctx.for_each_serial_k(0, Np, Np, B, SumOverStreams<T>{Np, G, packed});
