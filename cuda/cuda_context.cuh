@@ -12,6 +12,7 @@
 #include "cuda_check.cuh"
 #include "rtrl/common.hpp"
 #include "rtrl/gemm_layout.hpp"
+#include "rtrl/row_functor.hpp"
 
 namespace rtrl {
 
@@ -67,7 +68,10 @@ __global__ void for_each_serial_k_kernel(index_t q0, index_t q1, index_t width, 
   for (index_t q = q0 + index_t(blockIdx.x) * blockDim.x + threadIdx.x; q < q1;
        q += index_t(gridDim.x) * blockDim.x) {
     const index_t s = q / width, c = q % width;
-    for (index_t k = 0; k < depth; ++k) f(s, k, c);
+    for (index_t k = 0; k < depth; ++k) {
+      if constexpr (HasRow<F>::value) f(f.row(s, k), s, k, c);
+      else f(s, k, c);
+    }
   }
 }
 
