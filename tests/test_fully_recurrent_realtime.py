@@ -8,7 +8,8 @@ import pytest
 from conftest import relative_error, to_numpy
 
 import rtrl
-from reference.fully_recurrent import NumpyRTRL, rtrl as ref_rtrl
+from rtrl.bench.numpy_rtrl import NumpyRTRL
+from reference.fully_recurrent import rtrl as ref_rtrl
 
 N, M, N_OUT = 4, 2, 2  # units, inputs, visible units (< units)
 
@@ -204,8 +205,9 @@ def clip_like_torch(g, max_norm):
 
 
 def numpy_online(W, X, D, B, optimizer, clip=None, teacher_forcing=False):
-    """Real-time RTRL with ``optimizer`` from the reference's per-step gradients (NumpyRTRL with
-    lr=None gives the gradient; the update is ours). Returns outputs, final weights, the per-step
+    """Real-time RTRL with ``optimizer`` from the per-step gradients of NumpyRTRL (the NumPy baseline
+    of ``rtrl bench``, checked against the reference in test_reference_fully_recurrent.py; with
+    lr=None it gives the gradient, the update is ours). Returns outputs, final weights, the per-step
     gradient norms (before clipping), the number of clipped steps and the last applied gradient."""
     net = NumpyRTRL(W, N_OUT, "logistic", True, B, None, teacher_forcing=teacher_forcing)
     outputs, norms, clipped = [], [], 0

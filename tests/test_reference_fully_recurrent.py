@@ -1,10 +1,11 @@
-"""Self-checks of the float64 NumPy reference for fully recurrent RTRL."""
+"""Self-checks of the float64 NumPy reference for fully recurrent RTRL, and of the NumPy speed baseline
+of ``rtrl bench`` (``rtrl.bench.numpy_rtrl.NumpyRTRL``) against it."""
 
 import numpy as np
 import pytest
+from rtrl.bench.numpy_rtrl import NumpyRTRL
 
 from reference.fully_recurrent import (
-    NumpyRTRL,
     bptt_gradient,
     finite_difference_gradient,
     rtrl,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Sequence
 
@@ -35,14 +34,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import fully_recurrent
+    from .bench import TABLES, report
 
-    rows = fully_recurrent.run(quick=args.quick)
-    print(fully_recurrent.header())
-    print(fully_recurrent.format_table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"header": fully_recurrent.header(), "rows": rows}, f, indent=2)
+    report(tuple(TABLES) if args.only is None else (args.only,), quick=args.quick, json_path=args.json)
     return 0
 
 
@@ -55,9 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--seeds", type=int, default=5, help="networks per task (default 5)")
     demo.add_argument("--quick", action="store_true", help="a fast, smaller run")
     demo.set_defaults(func=_demo)
-    bench = sub.add_parser("bench", help="time RTRL against the GEMM rate and NumPy")
+    bench = sub.add_parser("bench", help="time RTRL against the GEMM rate and NumPy, and the LSTM/GRU "
+                                         "layers against PyTorch (when installed)")
     bench.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under a minute)")
-    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.add_argument("--json", metavar="FILE", help="also write the results (all rows) as JSON")
+    bench.add_argument("--only", choices=("rtrl", "layers"),
+                       help="run one table: rtrl (RTRL vs sgemm and NumPy) or layers (LSTM/GRU vs torch)")
     bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return args.func(args)

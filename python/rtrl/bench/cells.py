@@ -1,0 +1,130 @@
+"""Exact RTRL for RecurrentNet (RNN/LSTM/GRU + readout) against the same-shape sgemm.
+
+Per step, the sensitivity GEMM Q = W_hh (G H x H) @ P_h (H x B Np), Np = G H (I + H + biases),
+dominates: 2 G H^2 B Np flops. ``ours/sgemm`` is the time of one OpenBLAS sgemm of that shape
+(interleaved with ours, same threads) over our time per step: 1.0 is the physical limit.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from typing import Any, Callable, Optional
+
+from .machine import CpuUse, calibrate
+
+N_INPUTS = 8
+LR = 1e-3
+CELLS = ("rnn", "lstm", "gru")
+HIDDEN = (16, 32, 64, 128)
+BATCHES = (1, 8)
+QUICK_HIDDEN = (16, 64)
+QUICK_BATCHES = (1,)
+FULL_SETTINGS = (5, 0.2, 0.1)  # repeats, min_time per measurement (s), settle between measurements (s)
+QUICK_SETTINGS = (3, 0.08, 0.05)
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def shape(cell: str, hidden: int, batch: int) -> tuple[int, int, int, int]:
+    """(M, N, K) of the sensitivity GEMM and the number of recurrent parameters Np."""
+    gh = GATES[cell] * hidden
+    n_theta = gh * (N_INPUTS + hidden + (2 if cell == "gru" else 1))
+    return gh, n_theta * batch, hidden, n_theta
+
+
+def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: float,
+                 settle: float) -> dict[str, Any]:
+    import numpy as np
+
+    import rtrl
+    from rtrl import _rtrl_cpu
+
+    threads = int(rtrl.info()["cpu"]["threads"])
+    M, N, K, n_theta = shape(cell, hidden, batch)
+    flops = 2 * M * N * K
+    net = rtrl.RecurrentNet(cell, N_INPUTS, hidden, 1, seed=0, device="cpu")
+    learner = rtrl.RTRL(net, lr=LR, batch_size=batch)
+    rng = np.random.default_rng(0)
+    data: dict[int, tuple[Any, Any]] = {}
+
+    def time_ours(steps: int) -> float:
+        if steps not in data:
+            data[steps] = (rng.uniform(-1, 1, (steps, batch, N_INPUTS)).astype(np.float32),
+                           rng.uniform(-1, 1, (steps, batch, 1)).astype(np.float32))
+        X, D = data[steps]
+        start = time.perf_counter()
+        learner.run(X, D)
+        return time.perf_counter() - start
+
+    def time_sgemm(calls: int) -> float:
+        return calls * _rtrl_cpu._time_sgemm(M, N, K, calls, threads)
+
+    measurements = {"ours": time_ours, "sgemm": time_sgemm}
+    counts, samples = {}, {k: [] for k in measurements}
+    gc.collect()
+    cpu_use = CpuUse().start()
+    for key, timed in measurements.items():
+        time.sleep(settle)
+        counts[key] = calibrate(timed, min_time)
+    for _ in range(repeats):
+        for key, timed in measurements.items():
+            time.sleep(settle)
+            samples[key].append(timed(counts[key]) / counts[key])
+    other = cpu_use.stop()
+    ours, sgemm = min(samples["ours"]), min(samples["sgemm"])
+    row = {
+        "cell": cell, "hidden": hidden, "inputs": N_INPUTS, "batch": batch, "n_theta": n_theta,
+        "threads": threads, "repeats": repeats, "steps_per_run": counts["ours"],
+        "memory_bytes": learner.memory_bytes(), "sgemm_shape": [M, N, K],
+        "us_per_step": ours * 1e6, "ours_median_over_min": statistics.median(samples["ours"]) / ours,
+        "gflops": flops / ours / 1e9, "sgemm_gflops": flops / sgemm / 1e9, "ratio_to_sgemm": sgemm / ours,
+        "other_cpu_share": other, "samples_s": samples,
+    }
+    del learner, net
+    gc.collect()
+    return row
+
+
+def run(quick: bool = False, *, cells=None, hidden=None, batches=None, repeats: Optional[int] = None,
+        progress: Optional[Callable[[str], None]] = None) -> list[dict]:
+    """Measures every (cell, H, B); ``quick`` uses fewer sizes and repeats."""
+    d_repeats, min_time, settle = QUICK_SETTINGS if quick else FULL_SETTINGS
+    rows = []
+    for cell in cells or CELLS:
+        for batch in batches or (QUICK_BATCHES if quick else BATCHES):
+            for h in hidden or (QUICK_HIDDEN if quick else HIDDEN):
+                if progress:
+                    progress(f"measuring {cell} H={h} B={batch} ...")
+                rows.append(measure_case(cell, h, batch, repeats=repeats or d_repeats,
+                                         min_time=min_time, settle=settle))
+    return rows
+
+
+_COLUMNS = (
+    ("cell", 4, lambda r: r["cell"]),
+    ("H", 4, lambda r: f'{r["hidden"]}'),
+    ("B", 2, lambda r: f'{r["batch"]}'),
+    ("Np", 7, lambda r: f'{r["n_theta"]}'),
+    ("MiB", 6, lambda r: f'{r["memory_bytes"] / 2**20:.1f}'),
+    ("us/step", 11, lambda r: f'{r["us_per_step"]:.1f}'),
+    ("med/min", 7, lambda r: f'{r["ours_median_over_min"]:.2f}'),
+    ("GFLOP/s", 8, lambda r: f'{r["gflops"]:.1f}'),
+    ("sgemm GF/s", 10, lambda r: f'{r["sgemm_gflops"]:.1f}'),
+    ("ours/sgemm", 10, lambda r: f'{r["ratio_to_sgemm"]:.2f}'),
+    ("other%", 6, lambda r: "-" if r.get("other_cpu_share") is None else f'{100 * r["other_cpu_share"]:.0f}'),
+)
+
+
+def format_table(rows: list[dict]) -> str:
+    head = "  ".join(h.rjust(w) for h, w, _ in _COLUMNS)
+    lines = [head, "-" * len(head)]
+    lines += ["  ".join(fmt(r).rjust(w) for _, w, fmt in _COLUMNS) for r in rows]
+    return "\n".join(lines)
+
+
+LEGEND = """\
+us/step: min over repeats of RTRL.run (realtime SGD, float32, I=8, one mse output) per step.
+Np: recurrent parameters G H (I + H + biases); MiB: the learner's state (sensitivities dominate).
+GFLOP/s: 2 G H^2 B Np per step; sgemm: one OpenBLAS sgemm M=G H, N=B Np, K=H on the same threads,
+interleaved with ours; ours/sgemm = sgemm time / our step time (1.0 = the GEMM rate)."""
