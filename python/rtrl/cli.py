@@ -53,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          "layers against PyTorch (when installed)")
     bench.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under a minute)")
     bench.add_argument("--json", metavar="FILE", help="also write the results (all rows) as JSON")
-    bench.add_argument("--only", choices=("rtrl", "layers"),
-                       help="run one table: rtrl (RTRL vs sgemm and NumPy) or layers (LSTM/GRU vs torch)")
+    bench.add_argument("--only", choices=("rtrl", "cells", "layers"),
+                       help="run one table: rtrl (fully recurrent RTRL vs sgemm and NumPy), cells "
+                            "(RecurrentNet RTRL vs sgemm) or layers (LSTM/GRU vs torch)")
     bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return args.func(args)

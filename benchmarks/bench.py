@@ -1,10 +1,9 @@
 #!/usr/bin/env python
-"""Speed of the fused LSTM/GRU layers and of one LSTMCell step against torch.nn on the CPU (torch on
-as many threads as rtrl): the ``layers`` table of ``rtrl bench`` (the code is ``rtrl.bench.layers``).
+"""The tables of ``rtrl bench`` (the code is ``rtrl.bench``), with ``--threads``.
 
 Usage::
 
-    python benchmarks/bench_layers.py [--quick] [--json FILE] [--threads N]
+    python benchmarks/bench.py [--only {rtrl,cells,layers}] [--quick] [--json FILE] [--threads N]
 
 ``--threads N`` sets ``OMP_NUM_THREADS`` before rtrl, NumPy and torch load (``rtrl bench`` cannot: it
 runs after rtrl is imported).
@@ -17,12 +16,10 @@ import os
 import sys
 from typing import Optional
 
-TABLE = "layers"
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (< 1 minute)")
+    parser.add_argument("--only", choices=("rtrl", "cells", "layers"), help="run one table")
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="OpenMP threads (sets OMP_NUM_THREADS before rtrl, NumPy and torch load)")
@@ -35,9 +32,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                   file=sys.stderr)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
-    from rtrl.bench import report  # after OMP_NUM_THREADS is set
+    from rtrl.bench import TABLES, report  # after OMP_NUM_THREADS is set
 
-    report((TABLE,), quick=args.quick, json_path=args.json)
+    report(tuple(TABLES) if args.only is None else (args.only,), quick=args.quick, json_path=args.json)
     return 0
 
 
