@@ -4,11 +4,15 @@ Real-Time Recurrent Learning (Williams & Zipser 1989) with a native core on the 
 OpenBLAS) and on NVIDIA GPUs (CUDA + cuBLAS). See ``rtrl.RTRL`` to start.
 """
 
-from . import nn, optim
-from ._info import cuda_available, info
-from .checkpoint import load
-from .learners import BPTT, RTRL, RunResult
-from .models import FullyRecurrent, RecurrentNet
+from . import _backend
+
+_backend._load_cpu_module()  # before anything else can load its OpenBLAS with a thread pool
+
+from . import nn, optim  # noqa: E402
+from ._info import cuda_available, info  # noqa: E402
+from .checkpoint import load  # noqa: E402
+from .learners import BPTT, RTRL, RunResult  # noqa: E402
+from .models import FullyRecurrent, RecurrentNet  # noqa: E402
 
 __version__ = "0.1.0"
 

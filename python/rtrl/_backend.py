@@ -16,6 +16,7 @@ logger = logging.getLogger("rtrl")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+@functools.lru_cache(maxsize=None)
 def _load_cpu_module() -> ModuleType:
     """Imports the CPU extension. Its OpenBLAS (from scipy-openblas32) is used single-threaded under
     rtrl's own OpenMP threads, so it is loaded without a thread pool of its own."""
