@@ -10,6 +10,7 @@ from conftest import relative_error, to_numpy
 import rtrl
 from rtrl.bench.numpy_rtrl import NumpyRTRL
 from reference.fully_recurrent import rtrl as ref_rtrl
+from reference.optimizers import NumpyAdam, NumpySGD, clip_like_torch
 
 N, M, N_OUT = 4, 2, 2  # units, inputs, visible units (< units)
 
@@ -163,45 +164,6 @@ def test_unbatched_inputs_give_unbatched_outputs(device):
 
 # ---------------------------------------------------------------------------------------------
 # optimizers: PyTorch's update rules in NumPy, applied to the reference's per-step gradients
-
-
-class NumpySGD:
-    """torch.optim.SGD (dampening 0, no Nesterov, no weight decay): buf = g at the first step, then
-    buf = momentum * buf + g; p -= lr * buf."""
-
-    def __init__(self, lr, momentum=0.0):
-        self.lr, self.momentum, self.buf = lr, momentum, None
-
-    def step(self, p, g):
-        if self.momentum:
-            self.buf = g.copy() if self.buf is None else self.momentum * self.buf + g
-            g = self.buf
-        return p - self.lr * g
-
-
-class NumpyAdam:
-    """torch.optim.Adam (no amsgrad, no weight decay)."""
-
-    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8):
-        self.lr, (self.b1, self.b2), self.eps = lr, betas, eps
-        self.m = self.v = None
-        self.t = 0
-
-    def step(self, p, g):
-        if self.m is None:
-            self.m, self.v = np.zeros_like(p), np.zeros_like(p)
-        self.t += 1
-        self.m = self.b1 * self.m + (1 - self.b1) * g
-        self.v = self.b2 * self.v + (1 - self.b2) * g * g
-        step_size = self.lr / (1 - self.b1 ** self.t)
-        denom = np.sqrt(self.v) / np.sqrt(1 - self.b2 ** self.t) + self.eps
-        return p - step_size * self.m / denom
-
-
-def clip_like_torch(g, max_norm):
-    """torch.nn.utils.clip_grad_norm_: g *= min(1, max_norm / (norm + 1e-6)); returns (g, clipped?)."""
-    factor = max_norm / (np.linalg.norm(g) + 1e-6)
-    return (g * factor, True) if factor < 1 else (g, False)
 
 
 def numpy_online(W, X, D, B, optimizer, clip=None, teacher_forcing=False):

@@ -8,13 +8,11 @@ import pytest
 from conftest import relative_error, to_numpy
 
 import rtrl
+from recurrent_net_helpers import CELL_IDS, CELLS, LOSSES, make_net, set_initial_state
 from reference.recurrent_net import (GATES, PARAMETER_NAMES, cell_step, finite_difference_gradients,
                                      forward)
 
 I, O, B, T = 3, 3, 3, 8
-CELLS = [("rnn", "tanh", 4), ("rnn", "relu", 5), ("lstm", "tanh", 4), ("gru", "tanh", 5)]  # cell, nl, H
-CELL_IDS = [f"{c}-{nl}" for c, nl, _ in CELLS]
-LOSSES = ["mse", "cross_entropy"]
 REDUCTIONS = ["mean", "sum"]
 FD_EPS = 1e-5
 
@@ -47,18 +45,6 @@ def make_problem(cell, nonlinearity, H, loss, seed, *, T=T, B=B, weight_scale=0.
         targets[gap] = -1
         targets[0, 0] = O - 1  # the last class appears
     return params, X, targets, h0, c0
-
-
-def make_net(cell, nonlinearity, H, params, device, dtype="float64"):
-    net = rtrl.RecurrentNet(cell, I, H, O, nonlinearity=nonlinearity, seed=0, dtype=dtype, device=device)
-    net.load_parameters(params)
-    return net
-
-
-def set_initial_state(learner, h0, c0):
-    learner.state[...] = learner._xp.asarray(h0)
-    if c0 is not None:
-        learner._kernels.arrays["state_c"][...] = learner._xp.asarray(c0)
 
 
 def relu_margin(params, X, h0):

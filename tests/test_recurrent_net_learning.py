@@ -8,13 +8,11 @@ import pytest
 from conftest import relative_error, to_numpy
 
 import rtrl
+from recurrent_net_helpers import CELL_IDS, CELLS, LOSSES, make_net, set_initial_state
 from reference.optimizers import NumpyAdam, NumpySGD, clip_like_torch
 from reference.recurrent_net import GATES, PARAMETER_NAMES, forward
 
 I, O, B = 3, 3, 2
-CELLS = [("rnn", "tanh", 4), ("rnn", "relu", 5), ("lstm", "tanh", 4), ("gru", "tanh", 5)]  # cell, nl, H
-CELL_IDS = [f"{c}-{nl}" for c, nl, _ in CELLS]
-LOSSES = ["mse", "cross_entropy"]
 
 
 def make_problem(cell, nonlinearity, H, loss, seed, T, *, B=B, weight_scale=0.5):
@@ -39,18 +37,6 @@ def make_problem(cell, nonlinearity, H, loss, seed, T, *, B=B, weight_scale=0.5)
         targets = rng.integers(0, O, size=(T, B))
         targets[gap] = -1
     return params, X, targets, h0, c0
-
-
-def make_net(cell, nonlinearity, H, params, device, dtype="float64"):
-    net = rtrl.RecurrentNet(cell, I, H, O, nonlinearity=nonlinearity, seed=0, dtype=dtype, device=device)
-    net.load_parameters(params)
-    return net
-
-
-def set_initial_state(learner, h0, c0):
-    learner.state[...] = learner._xp.asarray(h0)
-    if c0 is not None:
-        learner._kernels.arrays["state_c"][...] = learner._xp.asarray(c0)
 
 
 def flat(params):
