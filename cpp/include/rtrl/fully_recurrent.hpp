@@ -155,8 +155,17 @@ struct AddImmediateTerm {
 // (P's column q = s N + c), with Q already holding W_U P(t) + E(t):
 //   P(t+1)[k, q] = f'_k Q[k, q], zeroed for forced units, and G[q] = sum_k e_k P(t+1)[k, q]
 // (before zeroing), which needs the calls for k = 0, 1, ... of one q in order
-// (see ctx.for_each_serial_k).
+// (ctx.for_each_serial_k); row(s, k) gathers what depends only on (s, k).
 //   Q: [n, ldq] holding P's columns [q0, q0 + ldq)   P: [n, B N]   G: [B N]   slope, error, keep: [B, n]
+template <class T>
+struct SensitivityRow {
+  const T* q;  // row k of Q at the column of c = 0 of stream s
+  T* p;        // row k of P at column s N
+  T* g;        // G at column s N
+  T slope, error;
+  bool keep, first;
+};
+
 template <class T>
 struct SensitivityUpdate {
   FullyRecurrentDims d;
@@ -168,13 +177,15 @@ struct SensitivityUpdate {
   const T* keep;
   T* P;
   T* G;
-  RTRL_HD void operator()(index_t s, index_t k, index_t c) const {
-    const index_t N = d.n_weights();
-    const index_t q = s * N + c;
-    const index_t sk = s * d.units + k;
-    const T v = slope[sk] * Q[k * ldq + (q - q0)];
-    P[k * d.batch * N + q] = keep[sk] != T(0) ? v : T(0);
-    G[q] = (k == 0 ? T(0) : G[q]) + error[sk] * v;
+  RTRL_HD SensitivityRow<T> row(index_t s, index_t k) const {
+    const index_t base = s * d.n_weights(), sk = s * d.units + k;
+    return SensitivityRow<T>{Q + k * ldq + (base - q0), P + k * d.batch * d.n_weights() + base,
+                             G + base, slope[sk], error[sk], keep[sk] != T(0), k == 0};
+  }
+  RTRL_HD void operator()(const SensitivityRow<T>& r, index_t, index_t, index_t c) const {
+    const T v = r.slope * r.q[c];
+    r.p[c] = r.keep ? v : T(0);
+    r.g[c] = (r.first ? T(0) : r.g[c]) + r.error * v;
   }
 };
 
