@@ -303,7 +303,7 @@ class RTRL(Learner):
 
     Parameters
     ----------
-    model : rtrl.FullyRecurrent
+    model : rtrl.FullyRecurrent or rtrl.RecurrentNet
     lr : float, optional
         Shorthand for ``optimizer=rtrl.optim.SGD(lr)``.
     optimizer : rtrl.optim.SGD | rtrl.optim.Adam, optional
@@ -312,10 +312,12 @@ class RTRL(Learner):
         "realtime": an update after every step (the sensitivities of a step use the weights before
         that step's update). "epoch": accumulate until :meth:`apply`.
     teacher_forcing : bool
-        Visible units with a target take that target as their value for the next step and their
-        sensitivities are zeroed.
-    loss : {"mse"}
-        J = 1/2 sum over visible units of (target - output)^2 per step and stream.
+        FullyRecurrent only: visible units with a target take that target as their value for the
+        next step and their sensitivities are zeroed.
+    loss : {"mse", "cross_entropy"}
+        "mse": J = 1/2 sum over outputs of (target - output)^2 per step and stream, NaN targets
+        skipped. "cross_entropy" (RecurrentNet): softmax over the outputs, integer class targets
+        (T, B), -1 = no target.
     reduction : {"mean", "sum"}
         How the loss is reduced over streams.
     clip_grad_norm : float, optional
