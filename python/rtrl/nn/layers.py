@@ -280,7 +280,17 @@ class RNN(_RecurrentLayer):
         return dx, dh0
 
 
-class GRU(_RecurrentLayer):
+class _GatedLayer(_RecurrentLayer):
+    """LSTM and GRU take every option but ``nonlinearity``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
+                 batch_first: bool = False, bidirectional: bool = False, dtype: Any = "float32",
+                 device: str = "auto", seed: int | None = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
+                         bidirectional=bidirectional, dtype=dtype, device=device, seed=seed)
+
+
+class GRU(_GatedLayer):
     _cell = "gru"
     __doc__ = _DOC.format(title="GRU", extra="") + """
     Examples
@@ -291,12 +301,6 @@ class GRU(_RecurrentLayer):
     >>> out.shape, h_n.shape
     ((7, 2, 10), (4, 2, 5))
     """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
-                 batch_first: bool = False, bidirectional: bool = False, dtype: Any = "float32",
-                 device: str = "auto", seed: int | None = None) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
-                         bidirectional=bidirectional, dtype=dtype, device=device, seed=seed)
 
     def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``output, h_n = gru(input, h0)``: output (T, B, D*H), h_n (L*D, B, H)."""
@@ -309,7 +313,7 @@ class GRU(_RecurrentLayer):
         return dx, dh0
 
 
-class LSTM(_RecurrentLayer):
+class LSTM(_GatedLayer):
     _cell = "lstm"
     __doc__ = _DOC.format(title="LSTM", extra="") + """
     Examples
@@ -321,12 +325,6 @@ class LSTM(_RecurrentLayer):
     >>> out.shape, c_n.shape, dc0.shape
     ((7, 2, 5), (1, 2, 5), (1, 2, 5))
     """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *, bias: bool = True,
-                 batch_first: bool = False, bidirectional: bool = False, dtype: Any = "float32",
-                 device: str = "auto", seed: int | None = None) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias=bias, batch_first=batch_first,
-                         bidirectional=bidirectional, dtype=dtype, device=device, seed=seed)
 
     def __call__(self, input: Any, hx: Any = None) -> tuple[Any, tuple[Any, Any]]:
         """``output, (h_n, c_n) = lstm(input, (h0, c0))``."""
