@@ -5,6 +5,7 @@
 
 #include "bind_fully_recurrent.hpp"
 #include "bind_cell_net.hpp"
+#include "bind_cell_step.hpp"
 #include "bind_layers.hpp"
 #include "rtrl/gemm_layout.hpp"
 #include "rtrl/math.hpp"
@@ -97,6 +98,7 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
   FullyRecurrentBindings<CpuBackend, HostArrays>::bind(m);
   LayerBindings<CpuBackend, HostArrays>::bind(m);
   CellNetBindings<CpuBackend, HostArrays>::bind(m);
+  CellStepBindings<CpuBackend>::bind(m);
 
   m.def("info", []() {
     py::dict d;

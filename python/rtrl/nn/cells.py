@@ -66,7 +66,7 @@ class _Cell:
             raise ValueError(f"input: expected shape (B, {self.input_size}) or ({self.input_size},), "
                              f"got {tuple(x.shape)}")
         unbatched = x.ndim == 1
-        x = (x[None] if unbatched else x).copy()  # backward reads x: keep a private copy
+        x = x[None] if unbatched else x
         B = x.shape[0]
         state_shape = (H,) if unbatched else (B, H)
         states = []
@@ -75,24 +75,31 @@ class _Cell:
                 value = as_device_array(value, name, dtype, be)
                 if value.shape != state_shape:
                     raise ValueError(f"{name}: expected shape {state_shape}, got {tuple(value.shape)}")
-                value = value.reshape(B, H).copy()
+                value = value.reshape(B, H)
             states.append(value)
-        xp, cell, p = be.xp, layer._cell, layer._params
-        lstm, gru = cell == "lstm", cell == "gru"
-        y = xp.empty((1, B, H), dtype=dtype)  # for T = 1, y[0] is h_n; backward does not read it
-        c_n = xp.empty((B, H), dtype=dtype) if lstm else None
-        run = {"gates": xp.empty((1, B, GATES[cell] * H), dtype=dtype),
-               "cells": xp.empty((1, B, H), dtype=dtype) if lstm else None,
-               "aux": xp.empty((1, B, H), dtype=dtype) if gru else None,
-               "suffix": "_l0", "k": 0, "reverse": False}
-        be.core.layer_forward(cell, layer.nonlinearity, False, p["weight_ih_l0"], p["weight_hh_l0"],
-                              p.get("bias_ih_l0"), p.get("bias_hh_l0"), x[None], states[0], states[1],
-                              y, 0, y[0], c_n, run["gates"], run["cells"], run["aux"], be.stream())
+        cell, p = layer._cell, layer._params
+        weights = (p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0"))
+        if be.device == "cpu":  # one native call that also allocates and keeps private copies
+            h_new, c_new, (x, h0, c0, gates, cells, aux) = be.core.cell_step(
+                cell, layer.nonlinearity, *weights, x, states[0], states[1])
+            y = h_new[None]
+        else:
+            xp = be.xp
+            x, h0, c0 = x.copy(), *(None if v is None else v.copy() for v in states)
+            y = xp.empty((1, B, H), dtype=dtype)  # for T = 1, y[0] is h_n
+            c_new = xp.empty((B, H), dtype=dtype) if cell == "lstm" else None
+            gates = xp.empty((1, B, GATES[cell] * H), dtype=dtype)
+            cells = xp.empty((1, B, H), dtype=dtype) if cell == "lstm" else None
+            aux = xp.empty((1, B, H), dtype=dtype) if cell == "gru" else None
+            be.core.layer_forward(cell, layer.nonlinearity, False, *weights, x[None], h0, c0, y, 0, y[0],
+                                  c_new, gates, cells, aux, be.stream())
+            h_new = y[0]
+        run = {"gates": gates, "cells": cells, "aux": aux, "suffix": "_l0", "k": 0, "reverse": False}
         layer._saved = {"inputs": [x[None]], "outputs": [y], "runs": [run], "unbatched": unbatched,
-                        "h0": None if states[0] is None else states[0][None],
-                        "c0": None if states[1] is None else states[1][None]}
-        h_new = y[0, 0] if unbatched else y[0]
-        return h_new, (None if c_n is None else (c_n[0] if unbatched else c_n))
+                        "h0": None if h0 is None else h0[None], "c0": None if c0 is None else c0[None]}
+        if unbatched:
+            return h_new[0], None if c_new is None else c_new[0]
+        return h_new, c_new
 
     def _backward(self, dh: Any, dc: Any) -> tuple[Any, Any, Any]:
         layer = self._layer
