@@ -64,7 +64,7 @@ def load(path: Any, *, device: str | None = None) -> Any:
     except AttributeError:  # np.load gave a plain array (an .npy file): it is no context manager
         raise ValueError(f"{path}: not an rtrl checkpoint (not an .npz archive)") from None
     except (ValueError, zipfile.BadZipFile, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError,
-            TypeError) as exc:
+            TypeError, NotImplementedError) as exc:  # NotImplementedError: zip features it cannot read
         if isinstance(exc, ValueError) and str(exc).startswith(path):
             raise
         raise ValueError(f"{path}: not a readable rtrl checkpoint ({type(exc).__name__})") from None
