@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rtrl", description="Exact online learning for recurrent networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="the build, the CPU/BLAS/threads and the CUDA status").set_defaults(func=_info)
-    demo = sub.add_parser("demo", help="run a demo (default: oscillators learned with RTRL)")
+    demo = sub.add_parser("demo", help="run a demo (default: the Williams & Zipser 1989 tasks and oscillators)")
     demo.add_argument("task", nargs="?", help="demo to run")
     demo.add_argument("--seeds", type=int, default=5, help="networks per task (default 5)")
     demo.add_argument("--quick", action="store_true", help="a fast, smaller run")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import oscillators
+from . import oscillators, wz1989
 
-DEMOS = {"oscillators": oscillators}
-DEFAULT = "oscillators"
+DEMOS = {"oscillators": oscillators, "wz1989": wz1989}
+DEFAULT = "wz1989"
