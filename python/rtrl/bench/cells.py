@@ -8,11 +8,10 @@ dominates: 2 G H^2 B Np flops. ``ours/sgemm`` is the time of one OpenBLAS sgemm 
 from __future__ import annotations
 
 import gc
-import statistics
 import time
 from typing import Any, Callable, Optional
 
-from .machine import CpuUse, calibrate
+from .machine import measure_interleaved
 
 N_INPUTS = 8
 LR = 1e-3
@@ -60,26 +59,16 @@ def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: 
     def time_sgemm(calls: int) -> float:
         return calls * _rtrl_cpu._time_sgemm(M, N, K, calls, threads)
 
-    measurements = {"ours": time_ours, "sgemm": time_sgemm}
-    counts, samples = {}, {k: [] for k in measurements}
-    gc.collect()
-    cpu_use = CpuUse().start()
-    for key, timed in measurements.items():
-        time.sleep(settle)
-        counts[key] = calibrate(timed, min_time)
-    for _ in range(repeats):
-        for key, timed in measurements.items():
-            time.sleep(settle)
-            samples[key].append(timed(counts[key]) / counts[key])
-    other = cpu_use.stop()
-    ours, sgemm = min(samples["ours"]), min(samples["sgemm"])
+    m = measure_interleaved({"ours": time_ours, "sgemm": time_sgemm}, repeats=repeats,
+                            min_time=min_time, settle=settle)
+    ours, sgemm = m["ours"]["best"], m["sgemm"]["best"]
     row = {
         "cell": cell, "hidden": hidden, "inputs": N_INPUTS, "batch": batch, "n_theta": n_theta,
-        "threads": threads, "repeats": repeats, "steps_per_run": counts["ours"],
+        "threads": threads, "repeats": repeats, "steps_per_run": m["ours"]["count"],
         "memory_bytes": learner.memory_bytes(), "sgemm_shape": [M, N, K],
-        "us_per_step": ours * 1e6, "ours_median_over_min": statistics.median(samples["ours"]) / ours,
+        "us_per_step": ours * 1e6, "ours_median_over_min": m["ours"]["med_over_min"],
         "gflops": flops / ours / 1e9, "sgemm_gflops": flops / sgemm / 1e9, "ratio_to_sgemm": sgemm / ours,
-        "other_cpu_share": other, "samples_s": samples,
+        "other_cpu_share": m["other_cpu_share"], "samples_s": {k: m[k]["samples"] for k in ("ours", "sgemm")},
     }
     del learner, net
     gc.collect()

@@ -24,11 +24,10 @@ measurement. Timings are printed, never asserted.
 from __future__ import annotations
 
 import gc
-import statistics
 import time
 from typing import Any, Callable, Optional
 
-from .machine import CpuUse, calibrate, header
+from .machine import header, measure_interleaved
 from .numpy_rtrl import NumpyRTRL
 
 __all__ = ["LEGEND", "format_table", "header", "measure_case", "run"]
@@ -96,10 +95,7 @@ def measure_case(n: int, batch: int, *, repeats: int, min_time: float, settle: f
     def time_sgemm(calls: int) -> float:
         return calls * _rtrl_cpu._time_sgemm(*gemm_shape, calls, threads)
 
-    measurements: dict[str, dict[str, Any]] = {
-        "ours": {"timed": time_ours, "per": "step"},
-        "sgemm": {"timed": time_sgemm, "per": "call"},
-    }
+    measurements: dict[str, Callable[[int], float]] = {"ours": time_ours, "sgemm": time_sgemm}
 
     if numpy_baseline:
         baseline = NumpyRTRL(W0.copy(), n_outputs=1, activation="logistic", bias=True, batch=batch,
@@ -113,41 +109,28 @@ def measure_case(n: int, batch: int, *, repeats: int, min_time: float, settle: f
                 step(X[t], D[t])
             return time.perf_counter() - start
 
-        measurements["numpy"] = {"timed": time_numpy, "per": "step"}
+        measurements["numpy"] = time_numpy
 
-    gc.collect()
-    cpu_use = CpuUse().start()
-    for meas in measurements.values():  # warm-up and choice of the count per measurement
-        time.sleep(settle)
-        meas["count"] = calibrate(meas["timed"], min_time)
-        meas["samples"] = []
-    for _ in range(repeats):  # interleaved: ours, sgemm, numpy, ours, sgemm, numpy, ...
-        for meas in measurements.values():
-            time.sleep(settle)
-            meas["samples"].append(meas["timed"](meas["count"]) / meas["count"])
-
-    def best(key: str) -> Optional[float]:
-        return min(measurements[key]["samples"]) if key in measurements else None
-
-    other_cpu = cpu_use.stop()
-    ours, sgemm, numpy_step = best("ours"), best("sgemm"), best("numpy")
+    m = measure_interleaved(measurements, repeats=repeats, min_time=min_time, settle=settle)
+    ours, sgemm = m["ours"]["best"], m["sgemm"]["best"]
+    numpy_step = m["numpy"]["best"] if "numpy" in m else None
     row: dict[str, Any] = {
         "n": n, "m": m, "batch": batch, "n_weights": n_weights, "threads": threads,
         "dtype": "float32", "flops_per_step": flops, "repeats": repeats,
-        "steps_per_run": measurements["ours"]["count"],
+        "steps_per_run": m["ours"]["count"],
         "us_per_step": ours * 1e6,
         "gflops": flops / ours / 1e9,
-        "ours_median_over_min": statistics.median(measurements["ours"]["samples"]) / ours,
+        "ours_median_over_min": m["ours"]["med_over_min"],
         "sgemm_shape": list(gemm_shape),
-        "sgemm_calls_per_sample": measurements["sgemm"]["count"],
+        "sgemm_calls_per_sample": m["sgemm"]["count"],
         "sgemm_us": sgemm * 1e6,
         "sgemm_gflops": flops / sgemm / 1e9,
         "ratio_to_sgemm": sgemm / ours,
-        "numpy_steps_per_run": measurements["numpy"]["count"] if numpy_step else None,
+        "numpy_steps_per_run": m["numpy"]["count"] if numpy_step else None,
         "numpy_us_per_step": numpy_step * 1e6 if numpy_step else None,
         "speedup_vs_numpy": numpy_step / ours if numpy_step else None,
-        "other_cpu_share": other_cpu,
-        "samples_s": {k: v["samples"] for k, v in measurements.items()},
+        "other_cpu_share": m["other_cpu_share"],
+        "samples_s": {k: m[k]["samples"] for k in measurements},
     }
     del learner, net, measurements
     gc.collect()

@@ -23,13 +23,12 @@ are measured and the torch columns show ``-``.
 from __future__ import annotations
 
 import gc
-import statistics
 import time
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .machine import CpuUse, calibrate, header
+from .machine import header, measure_interleaved, per_call_timer
 
 __all__ = ["LEGEND", "format_table", "header", "measure_cell", "measure_layer", "run", "torch_or_none"]
 
@@ -56,38 +55,6 @@ def torch_or_none():
 def forward_flops(cell: str, T: int, B: int, I: int, H: int) -> int:
     """2 T B (I + H) G H: the input and recurrent GEMMs of the forward pass (G gates)."""
     return 2 * T * B * (I + H) * GATES[cell] * H
-
-
-def _measure(measurements: dict[str, Callable[[int], float]], *, repeats: int, min_time: float,
-             settle: float) -> dict[str, Any]:
-    """Calibrates each timed function, then times them interleaved ``repeats`` times; returns the
-    per-call minimum (s), median/min, count and samples of each, and the other processes' CPU share."""
-    gc.collect()
-    cpu_use = CpuUse().start()
-    state = {}
-    for key, timed in measurements.items():  # warm-up and choice of the count per measurement
-        time.sleep(settle)
-        state[key] = {"timed": timed, "count": calibrate(timed, min_time), "samples": []}
-    for _ in range(repeats):  # interleaved: a, b, c, a, b, c, ...
-        for s in state.values():
-            time.sleep(settle)
-            s["samples"].append(s["timed"](s["count"]) / s["count"])
-    other = cpu_use.stop()
-    out: dict[str, Any] = {"other_cpu_share": other}
-    for key, s in state.items():
-        best = min(s["samples"])
-        out[key] = {"best": best, "med_over_min": statistics.median(s["samples"]) / best,
-                    "count": s["count"], "samples": s["samples"]}
-    return out
-
-
-def _timer(fn: Callable[[], Any]) -> Callable[[int], float]:
-    def timed(count: int) -> float:
-        start = time.perf_counter()
-        for _ in range(count):
-            fn()
-        return time.perf_counter() - start
-    return timed
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -136,7 +103,7 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
         check["grad_rel_diff"] = max(
             [_rel(dx_o, xg.grad.numpy())]
             + [_rel(ours.grads[k], p.grad.numpy()) for k, p in theirs.named_parameters()])
-        measurements["torch_fwd"] = _timer(torch_forward)
+        measurements["torch_fwd"] = per_call_timer(torch_forward)
 
     def ours_forward() -> None:
         ours(x)
@@ -145,12 +112,12 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
         out, _ = ours(x)
         ours.backward(g)
 
-    measurements["ours_fwd"] = _timer(ours_forward)
+    measurements["ours_fwd"] = per_call_timer(ours_forward)
     if torch is not None:
-        measurements["torch_fb"] = _timer(torch_train)
-    measurements["ours_fb"] = _timer(ours_train)
+        measurements["torch_fb"] = per_call_timer(torch_train)
+    measurements["ours_fb"] = per_call_timer(ours_train)
 
-    m = _measure(measurements, repeats=repeats, min_time=min_time, settle=settle)
+    m = measure_interleaved(measurements, repeats=repeats, min_time=min_time, settle=settle)
     flops = forward_flops(cell, T, B, I, H)
 
     def best(key: str) -> Optional[float]:
@@ -219,7 +186,7 @@ def measure_cell(B: int, H: int, *, repeats: int, min_time: float, settle: float
         return time.perf_counter() - start
 
     measurements["ours"] = ours_steps
-    m = _measure(measurements, repeats=repeats, min_time=min_time, settle=settle)
+    m = measure_interleaved(measurements, repeats=repeats, min_time=min_time, settle=settle)
     torch_us = m["torch"]["best"] * 1e6 if "torch" in m else None
     row = {
         "kind": "cell", "cell": "lstm_cell", "B": B, "I": I, "H": H,

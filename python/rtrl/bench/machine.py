@@ -9,8 +9,10 @@ caller can still set ``OMP_NUM_THREADS`` after importing this module.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
+import statistics
 import time
 from typing import Any, Callable, Optional
 
@@ -163,3 +165,35 @@ def format_header(info: dict[str, Any]) -> str:
 def header() -> str:
     """``format_header(machine_info())``."""
     return format_header(machine_info())
+
+
+def measure_interleaved(measurements: dict[str, Callable[[int], float]], *, repeats: int, min_time: float,
+             settle: float) -> dict[str, Any]:
+    """Calibrates each timed function, then times them interleaved ``repeats`` times; returns the
+    per-call minimum (s), median/min, count and samples of each, and the other processes' CPU share."""
+    gc.collect()
+    cpu_use = CpuUse().start()
+    state = {}
+    for key, timed in measurements.items():  # warm-up and choice of the count per measurement
+        time.sleep(settle)
+        state[key] = {"timed": timed, "count": calibrate(timed, min_time), "samples": []}
+    for _ in range(repeats):  # interleaved: a, b, c, a, b, c, ...
+        for s in state.values():
+            time.sleep(settle)
+            s["samples"].append(s["timed"](s["count"]) / s["count"])
+    other = cpu_use.stop()
+    out: dict[str, Any] = {"other_cpu_share": other}
+    for key, s in state.items():
+        best = min(s["samples"])
+        out[key] = {"best": best, "med_over_min": statistics.median(s["samples"]) / best,
+                    "count": s["count"], "samples": s["samples"]}
+    return out
+
+
+def per_call_timer(fn: Callable[[], Any]) -> Callable[[int], float]:
+    def timed(count: int) -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            fn()
+        return time.perf_counter() - start
+    return timed

@@ -70,14 +70,18 @@ def run(*, seeds: int = 5, max_steps: int = 30_000, check_every: int = 100,
         for forcing in (True, False):
             learned = [learn(task, teacher_forcing=forcing, seed=s, max_steps=max_steps, check_every=check_every)
                        for s in range(seeds)]
-            hits = [n for n in learned if n is not None]
-            rows.append({
-                "task": task.name, "units": task.units, "teacher_forcing": forcing,
-                "success": len(hits) / seeds, "seeds": seeds,
-                "median_steps": statistics.median(hits) if hits else None,
-                "criterion": f"free-running |y - d| < {task.tolerance} over 4 periods",
-            })
+            rows.append(table_row(task.name, task.units, forcing, learned,
+                                  f"free-running |y - d| < {task.tolerance} over 4 periods"))
     return rows
+
+
+def table_row(task: str, units: int, forcing: bool, learned: list, criterion: str) -> dict:
+    """A row of a demo table: the success rate over seeds and the median steps to learn, from the
+    steps at which each seed learned (None: never)."""
+    hits = [n for n in learned if n is not None]
+    return {"task": task, "units": units, "teacher_forcing": forcing, "success": len(hits) / len(learned),
+            "seeds": len(learned), "median_steps": statistics.median(hits) if hits else None,
+            "criterion": criterion}
 
 
 def format_table(rows: list[dict]) -> str:

@@ -31,7 +31,6 @@ on); the task counts as learned when every output with a target is within ``tole
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -150,13 +149,8 @@ def run(*, seeds: int = 5, max_steps: int = 50_000, check_every: int = 100,
         for tf in forcing:
             learned = [learn(task, teacher_forcing=tf, seed=s, max_steps=max_steps, check_every=check_every)
                        for s in range(seeds)]
-            hits = [n for n in learned if n is not None]
-            rows.append({
-                "task": task.name, "units": task.units, "teacher_forcing": tf,
-                "success": len(hits) / seeds, "seeds": seeds,
-                "median_steps": statistics.median(hits) if hits else None,
-                "criterion": f"next {task.window} steps, frozen: |y - d| < {task.tolerance}",
-            })
+            rows.append(oscillators.table_row(task.name, task.units, tf, learned,
+                                              f"next {task.window} steps, frozen: |y - d| < {task.tolerance}"))
     return rows
 
 

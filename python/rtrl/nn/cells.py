@@ -122,7 +122,20 @@ class _Cell:
         return dx[0], dh0[0], None if dc0 is None else dc0[0]
 
 
-class RNNCell(_Cell):
+class _HiddenStateCell(_Cell):
+    """The call and backward of cells whose only state is h (RNNCell, GRUCell)."""
+
+    def __call__(self, input: Any, hx: Any = None) -> Any:
+        """``h' = cell(input, h)``."""
+        return self._step(input, hx, None)[0]
+
+    def backward(self, dh: Any) -> tuple[Any, Any]:
+        """``dx, dh = cell.backward(dh')`` for the last call; fills ``cell.grads``."""
+        dx, dh0, _ = self._backward(dh, None)
+        return dx, dh0
+
+
+class RNNCell(_HiddenStateCell):
     """``h' = rnn_cell(input, h)`` with ``h' = tanh|relu(x W_ih^T + b_ih + h W_hh^T + b_hh)``.
 
     input (B, I) or (I,); h (B, H) or (H,), zeros when omitted. ``backward(dh')`` returns
@@ -143,15 +156,8 @@ class RNNCell(_Cell):
         super().__init__(input_size, hidden_size, bias, dtype=dtype, device=device, seed=seed,
                          nonlinearity=nonlinearity)
 
-    def __call__(self, input: Any, hx: Any = None) -> Any:
-        return self._step(input, hx, None)[0]
 
-    def backward(self, dh: Any) -> tuple[Any, Any]:
-        dx, dh0, _ = self._backward(dh, None)
-        return dx, dh0
-
-
-class GRUCell(_Cell):
+class GRUCell(_HiddenStateCell):
     """``h' = gru_cell(input, h)`` with PyTorch's GRU equations (gates r, z, n).
 
     Examples
@@ -163,13 +169,6 @@ class GRUCell(_Cell):
     """
 
     _layer_type = GRU
-
-    def __call__(self, input: Any, hx: Any = None) -> Any:
-        return self._step(input, hx, None)[0]
-
-    def backward(self, dh: Any) -> tuple[Any, Any]:
-        dx, dh0, _ = self._backward(dh, None)
-        return dx, dh0
 
 
 class LSTMCell(_Cell):

@@ -256,7 +256,21 @@ _DOC = """{title} with PyTorch's equations, parameters and call signature, and a
 """
 
 
-class RNN(_RecurrentLayer):
+class _HiddenStateOnly:
+    """The call and backward of layers whose only state is h (RNN, GRU)."""
+
+    def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
+        """``output, h_n = layer(input, h0)``: output (T, B, D*H), h_n (L*D, B, H)."""
+        out, h_n, _, _ = self._forward(input, hx, None)
+        return out, h_n
+
+    def backward(self, d_output: Any, dh_n: Any = None) -> tuple[Any, Any]:
+        """``dx, dh0 = layer.backward(d_output, dh_n)``; fills ``layer.grads``."""
+        dx, dh0, _ = self._backward(d_output, dh_n, None)
+        return dx, dh0
+
+
+class RNN(_HiddenStateOnly, _RecurrentLayer):
     _cell = "rnn"
     __doc__ = _DOC.format(title="Elman RNN (tanh or relu)", extra="nonlinearity : {'tanh', 'relu'}\n    ") + """
     Examples
@@ -269,16 +283,6 @@ class RNN(_RecurrentLayer):
     ((7, 2, 5), (1, 2, 5), (7, 2, 3), (5, 5))
     """
 
-    def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
-        """``output, h_n = rnn(input, h0)``: output (T, B, D*H), h_n (L*D, B, H)."""
-        out, h_n, _, _ = self._forward(input, hx, None)
-        return out, h_n
-
-    def backward(self, d_output: Any, dh_n: Any = None) -> tuple[Any, Any]:
-        """``dx, dh0 = rnn.backward(d_output, dh_n)``; fills ``rnn.grads``."""
-        dx, dh0, _ = self._backward(d_output, dh_n, None)
-        return dx, dh0
-
 
 class _GatedLayer(_RecurrentLayer):
     """LSTM and GRU take every option but ``nonlinearity``."""
@@ -290,7 +294,7 @@ class _GatedLayer(_RecurrentLayer):
                          bidirectional=bidirectional, dtype=dtype, device=device, seed=seed)
 
 
-class GRU(_GatedLayer):
+class GRU(_HiddenStateOnly, _GatedLayer):
     _cell = "gru"
     __doc__ = _DOC.format(title="GRU", extra="") + """
     Examples
@@ -301,16 +305,6 @@ class GRU(_GatedLayer):
     >>> out.shape, h_n.shape
     ((7, 2, 10), (4, 2, 5))
     """
-
-    def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
-        """``output, h_n = gru(input, h0)``: output (T, B, D*H), h_n (L*D, B, H)."""
-        out, h_n, _, _ = self._forward(input, hx, None)
-        return out, h_n
-
-    def backward(self, d_output: Any, dh_n: Any = None) -> tuple[Any, Any]:
-        """``dx, dh0 = gru.backward(d_output, dh_n)``; fills ``gru.grads``."""
-        dx, dh0, _ = self._backward(d_output, dh_n, None)
-        return dx, dh0
 
 
 class LSTM(_GatedLayer):
