@@ -11,7 +11,7 @@ import gc
 import time
 from typing import Any, Callable, Optional
 
-from .machine import measure_interleaved
+from .machine import measure_interleaved, table_lines
 
 N_INPUTS = 8
 LR = 1e-3
@@ -106,10 +106,7 @@ _COLUMNS = (
 
 
 def format_table(rows: list[dict]) -> str:
-    head = "  ".join(h.rjust(w) for h, w, _ in _COLUMNS)
-    lines = [head, "-" * len(head)]
-    lines += ["  ".join(fmt(r).rjust(w) for _, w, fmt in _COLUMNS) for r in rows]
-    return "\n".join(lines)
+    return "\n".join(table_lines(_COLUMNS, rows))
 
 
 LEGEND = """\

@@ -27,7 +27,7 @@ import gc
 import time
 from typing import Any, Callable, Optional
 
-from .machine import header, measure_interleaved
+from .machine import header, measure_interleaved, table_lines
 from .numpy_rtrl import NumpyRTRL
 
 __all__ = ["LEGEND", "format_table", "header", "measure_case", "run"]
@@ -178,11 +178,7 @@ _COLUMNS = (  # header, width, format of the row's value (None -> "-")
 
 def format_table(rows: list[dict]) -> str:
     """A fixed-width text table of ``run()``'s rows."""
-    head = "  ".join(h.rjust(w) for h, w, _ in _COLUMNS)
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append("  ".join(fmt(r).rjust(w) for _, w, fmt in _COLUMNS))
-    return "\n".join(lines)
+    return "\n".join(table_lines(_COLUMNS, rows))
 
 
 LEGEND = """\

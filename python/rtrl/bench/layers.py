@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .machine import header, measure_interleaved, per_call_timer
+from .machine import header, measure_interleaved, per_call_timer, table_lines
 
 __all__ = ["LEGEND", "format_table", "header", "measure_cell", "measure_layer", "run", "torch_or_none"]
 
@@ -274,11 +274,6 @@ _CELL_COLUMNS = (
 )
 
 
-def _table(columns, rows: list[dict]) -> list[str]:
-    head = "  ".join(h.rjust(w) for h, w, _ in columns)
-    return [head, "-" * len(head)] + ["  ".join(fmt(r).rjust(w) for _, w, fmt in columns) for r in rows]
-
-
 def format_table(rows: list[dict]) -> str:
     """Fixed-width text tables of ``run()``'s rows (layers, then the cell step), with a line saying
     so when the torch comparison was skipped or when ours and torch's results disagree."""
@@ -289,9 +284,9 @@ def format_table(rows: list[dict]) -> str:
         lines.append("torch is not installed (or not used): the torch comparison was skipped, our times "
                      "only (pip install torch to compare)")
     if layers:
-        lines += _table(_LAYER_COLUMNS, layers)
+        lines += table_lines(_LAYER_COLUMNS, layers)
     if cells:
-        lines += [""] + _table(_CELL_COLUMNS, cells)
+        lines += [""] + table_lines(_CELL_COLUMNS, cells)
     for r in layers + cells:
         diffs = [d for d in (r.get("output_rel_diff"), r.get("grad_rel_diff")) if d is not None]
         if diffs and max(diffs) > 1e-3:

@@ -197,3 +197,9 @@ def per_call_timer(fn: Callable[[], Any]) -> Callable[[int], float]:
             fn()
         return time.perf_counter() - start
     return timed
+
+
+def table_lines(columns, rows: list[dict]) -> list[str]:
+    """A fixed-width table: ``columns`` are (header, width, row -> text)."""
+    head = "  ".join(h.rjust(w) for h, w, _ in columns)
+    return [head, "-" * len(head)] + ["  ".join(fmt(r).rjust(w) for _, w, fmt in columns) for r in rows]
