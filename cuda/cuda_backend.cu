@@ -33,9 +33,10 @@ template <class T>
 std::int64_t CudaBackend::fully_recurrent_rtrl(std::uintptr_t stream, const FullyRecurrentDims& d,
                                                const FullyRecurrentState<T>& state,
                                                const FullyRecurrentSequence<T>& seq,
-                                               const FullyRecurrentOptions& options) {
+                                               const FullyRecurrentOptions& options,
+                                              NonfiniteEvents& events) {
   CudaContext ctx(stream);
-  const std::int64_t updates = rtrl::fully_recurrent_rtrl(ctx, d, state, seq, options);
+  const std::int64_t updates = rtrl::fully_recurrent_rtrl(ctx, d, state, seq, options, events);
   RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
   return updates;
 }
@@ -82,11 +83,12 @@ void CudaBackend::recurrent_layer_backward(std::uintptr_t stream, const LayerDim
 
 template <class T>
 std::int64_t CudaBackend::cell_net_rtrl(std::uintptr_t stream, const CellNetDims& d, const CellNetState<T>& state,
-                                  const CellNetSequence<T>& seq, const CellNetOptions& options) {
+                                  const CellNetSequence<T>& seq, const CellNetOptions& options,
+                                  NonfiniteEvents& events) {
   CudaContext ctx(stream);
   std::int64_t updates = 0;
   with_cell(d.cell, [&](auto cell) {
-    updates = rtrl::cell_net_rtrl<decltype(cell)>(ctx, d, state, seq, options);
+    updates = rtrl::cell_net_rtrl<decltype(cell)>(ctx, d, state, seq, options, events);
   });
   RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
   return updates;
@@ -153,7 +155,7 @@ std::vector<std::string> cuda_device_names() {
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CudaBackend::fully_recurrent_rtrl<T>(                                   \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
-      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&);                          \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, NonfiniteEvents&);                          \
   template void CudaBackend::fully_recurrent_bptt<T>(                                           \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentBpttState<T>&,             \
       const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
@@ -170,7 +172,7 @@ std::vector<std::string> cuda_device_names() {
   template std::int64_t CudaBackend::cell_net_rtrl<T>(std::uintptr_t, const CellNetDims&,             \
                                                 const CellNetState<T>&,                         \
                                                 const CellNetSequence<T>&,                      \
-                                                const CellNetOptions&);                         \
+                                                const CellNetOptions&, NonfiniteEvents&);                         \
   template void CudaBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)

@@ -75,6 +75,17 @@ __global__ void for_each_serial_k_kernel(index_t q0, index_t q1, index_t width, 
   }
 }
 
+// flag[0] = 1 when data[i] is +-inf or NaN.
+template <class T>
+struct FlagNonFinite {
+  const T* data;
+  int* flag;
+  __device__ void operator()(index_t i) const {
+    const T v = data[i];
+    if (!(v - v == T(0))) *flag = 1;
+  }
+};
+
 // The cuBLAS handle of the calling host thread (created once per thread).
 cublasHandle_t cublas_handle();
 
@@ -132,6 +143,25 @@ class CudaContext {
     RTRL_CUDA_CHECK_LAUNCH();
   }
 
+  // True when no value in data[0, count) is +-inf or NaN; waits for the stream.
+  template <class T>
+  bool all_finite(const T* data, index_t count) {
+    if (count <= 0) return true;
+    if (flag_.size() == 0) flag_ = DeviceBuffer<int>(1, stream_);
+    RTRL_CUDA_CHECK(cudaMemsetAsync(flag_.data(), 0, sizeof(int), stream_));
+    for_each(count, FlagNonFinite<T>{data, flag_.data()});
+    int host = 0;
+    RTRL_CUDA_CHECK(cudaMemcpyAsync(&host, flag_.data(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    RTRL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return host == 0;
+  }
+
+  template <class T>
+  void copy_to_host(T* host, const T* data, index_t count) {
+    RTRL_CUDA_CHECK(cudaMemcpyAsync(host, data, size_t(count) * sizeof(T), cudaMemcpyDeviceToHost, stream_));
+    RTRL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
   // Runs body(r0, r1, scratch) over [0, rows) in as few blocks as a bounded scratch allows, in
   // stream order (the GPU parallelises inside each call).
   template <class T, class Body>
@@ -157,6 +187,7 @@ class CudaContext {
   cudaStream_t stream_;
   cublasHandle_t handle_;
   DeviceBuffer<double> scratch_;
+  DeviceBuffer<int> flag_;
 };
 
 }  // namespace rtrl

@@ -47,12 +47,13 @@ struct CellNetBindings {
   using FR = FullyRecurrentBindings<Backend, Reader>;
 
   template <class T>
-  static T* targets(const CellNetConfig& c, py::handle obj, index_t Tn, std::uintptr_t stream) {
+  static T* targets(const CellNetConfig& c, py::handle obj, index_t Tn, std::uintptr_t stream,
+                    bool allow_nonfinite = false) {
     if (obj.is_none()) return nullptr;
     const index_t B = c.dims.batch, O = c.dims.outputs;
     if (c.loss == LossKind::mse) {
       T* t = checked<T>(Reader::read(obj, "targets"), "targets", {Tn, B, O}, "(time, streams, outputs)", false);
-      FR::check_finite(t, {Tn, B, O}, "targets", true, stream);
+      if (!allow_nonfinite) FR::check_finite(t, {Tn, B, O}, "targets", true, stream);
       return t;
     }
     T* t = checked<T>(Reader::read(obj, "targets"), "targets", {Tn, B}, "(time, streams) class indices", false);
@@ -61,11 +62,12 @@ struct CellNetBindings {
   }
 
   template <class T>
-  static std::int64_t rtrl(const CellNetConfig& c, py::object params, py::object h, py::object cc,
-                           py::object P_h, py::object P_c, py::object grad, py::object opt_state,
-                           py::object X, py::object target_obj, py::object outputs, py::object loss,
-                           const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
-                           std::uintptr_t stream) {
+  static py::dict rtrl(const CellNetConfig& c, py::object params, py::object h, py::object cc,
+                       py::object P_h, py::object P_c, py::object grad, py::object opt_state,
+                       py::object X, py::object target_obj, py::object outputs, py::object loss,
+                       const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
+                       NonfinitePolicy policy, std::uintptr_t stream) {
+    const bool allow_nonfinite = policy == NonfinitePolicy::skip;
     const CellNetDims& d = c.dims;
     const index_t B = d.batch, H = d.hidden, NP = d.n_params(), Np = d.n_theta();
     const bool lstm = d.cell == CellKind::lstm;
@@ -77,10 +79,10 @@ struct CellNetBindings {
     CellNetSequence<T> seq{};
     seq.steps = Tn;
     seq.x = checked<T>(x, "X", {Tn, B, d.inputs}, "(time, streams, inputs)", false);
-    seq.target = targets<T>(c, target_obj, Tn, stream);
+    seq.target = targets<T>(c, target_obj, Tn, stream, allow_nonfinite);
     seq.outputs = checked<T>(Reader::read(outputs, "outputs"), "outputs", {Tn, B, d.outputs}, "", true);
     seq.loss = checked<T>(Reader::read(loss, "loss"), "loss", {Tn}, "", true);
-    FR::check_finite(seq.x, x.shape, "X", false, stream);
+    if (!allow_nonfinite) FR::check_finite(seq.x, x.shape, "X", false, stream);
     CellNetState<T> st{};
     st.params = checked<T>(Reader::read(params, "params"), "params", {NP}, "(n_params,)", true);
     st.h = checked<T>(Reader::read(h, "state_h"), "state_h", {B, H}, "(streams, hidden)", true);
@@ -98,14 +100,20 @@ struct CellNetBindings {
     o.update_each_step = update_each_step;
     o.optimizer = opt;
     o.optimizer_step = opt_step;
-    py::gil_scoped_release release;
-    return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o);
+    o.on_nonfinite = policy;
+    NonfiniteEvents events;
+    std::int64_t updates;
+    {
+      py::gil_scoped_release release;
+      updates = Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
+    }
+    return run_report(updates, events);
   }
 
   template <class T>
   static void readout(const CellNetConfig& c, py::object h, py::object params, py::object target_obj,
                       py::object outputs, py::object step_loss, py::object delta_h, py::object grad,
-                      bool accumulate, std::uintptr_t stream) {
+                      bool accumulate, bool allow_nonfinite, std::uintptr_t stream) {
     const CellNetDims& d = c.dims;
     const index_t B = d.batch, H = d.hidden, O = d.outputs, NP = d.n_params();
     const ArrayRef hr = Reader::read(h, "h");
@@ -125,7 +133,7 @@ struct CellNetBindings {
     const T* p = checked<T>(Reader::read(params, "params"), "params", {NP}, "(n_params,)", false);
     a.w_out = p + d.off_w_out();
     a.b_out = p + d.off_b_out();
-    a.target = targets<T>(c, target_obj, Tn, stream);
+    a.target = targets<T>(c, target_obj, Tn, stream, allow_nonfinite);
     a.y = checked<T>(Reader::read(outputs, "outputs"), "outputs", {Tn, B, O}, "", true);
     a.step_loss = checked<T>(Reader::read(step_loss, "loss"), "loss", {Tn}, "", true);
     a.delta_h = delta_h.is_none() ? nullptr
@@ -156,31 +164,34 @@ struct CellNetBindings {
           [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object P_h,
              py::object P_c, py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
-             bool update_each_step, std::uintptr_t stream) {
+             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+            const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const ArrayRef p = Reader::read(params, "params");
             return FR::by_dtype(p, "params", [&](auto tag) {
               return rtrl<decltype(tag)>(c, params, h, cc, P_h, P_c, grad, opt_state, X, targets,
-                                         outputs, loss, opt, step, update_each_step, stream);
+                                         outputs, loss, opt, step, update_each_step, policy, stream);
             });
           },
           py::arg("config"), py::arg("params"), py::arg("state_h"), py::arg("state_c"),
           py::arg("sensitivities_h"), py::arg("sensitivities_c"), py::arg("grad"),
           py::arg("optimizer_state"), py::arg("X"), py::arg("targets"), py::arg("outputs"),
           py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
-          py::arg("update_each_step"), py::arg("stream") = 0,
-          "Runs exact RTRL for RecurrentNet over X; returns the optimizer's update count.");
+          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
+          "Runs exact RTRL for RecurrentNet over X; returns a dict: the optimizer's update count "
+          "('updates') and what the non-finite check saw.");
     m.def("readout",
           [](const CellNetConfig& c, py::object h, py::object params, py::object targets,
              py::object outputs, py::object loss, py::object delta_h, py::object grad,
-             bool accumulate, std::uintptr_t stream) {
+             bool accumulate, bool allow_nonfinite, std::uintptr_t stream) {
             const ArrayRef p = Reader::read(params, "params");
             FR::by_dtype(p, "params", [&](auto tag) {
-              readout<decltype(tag)>(c, h, params, targets, outputs, loss, delta_h, grad, accumulate, stream);
+              readout<decltype(tag)>(c, h, params, targets, outputs, loss, delta_h, grad,
+                                     accumulate, allow_nonfinite, stream);
             });
           },
           py::arg("config"), py::arg("h"), py::arg("params"), py::arg("targets"),
           py::arg("outputs"), py::arg("loss"), py::arg("delta_h"), py::arg("grad"),
-          py::arg("accumulate"), py::arg("stream") = 0,
+          py::arg("accumulate"), py::arg("allow_nonfinite") = false, py::arg("stream") = 0,
           "Readout, loss and dL/dh over T B rows; adds (or writes) the readout's gradient.");
   }
 };

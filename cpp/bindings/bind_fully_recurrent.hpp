@@ -63,6 +63,26 @@ inline OptimizerConfig make_optimizer_config(const std::string& kind, double lr,
   return o;
 }
 
+inline NonfinitePolicy parse_nonfinite_policy(const std::string& policy) {
+  if (policy == "raise") return NonfinitePolicy::raise;
+  if (policy == "skip") return NonfinitePolicy::skip;
+  throw std::invalid_argument("on_nonfinite: expected 'raise' or 'skip', got '" + policy + "'");
+}
+
+// What an RTRL run returns to Python: the optimizer's update count and what the non-finite check saw.
+inline py::dict run_report(std::int64_t updates, const NonfiniteEvents& e) {
+  py::dict r;
+  r["updates"] = updates;
+  r["steps_done"] = e.steps_done;
+  r["skipped_steps"] = e.skipped_steps;
+  r["reset_streams"] = e.reset_streams;
+  r["first_step"] = e.first_step;
+  r["first_streams"] = e.first_streams;
+  r["last_step"] = e.last_step;
+  r["stopped"] = e.stopped;
+  return r;
+}
+
 template <class Backend, class Reader>
 struct FullyRecurrentBindings {
   // Rejects +-inf anywhere and NaN unless nan_ok; names the step and stream of the first offender.
@@ -82,12 +102,13 @@ struct FullyRecurrentBindings {
                                         : " (values must be finite in the model's dtype)"));
   }
 
-  // Checks X [T, B, m] (finite), targets [T, B, O] (NaN allowed) and, when given, the output
-  // buffers; returns the sequence with null output pointers when outputs/loss are None.
+  // Checks X [T, B, m] (finite unless allow_nonfinite), targets [T, B, O] (NaN allowed; +-inf
+  // only with allow_nonfinite) and, when given, the output buffers; returns the sequence with null
+  // output pointers when outputs/loss are None.
   template <class T>
   static FullyRecurrentSequence<T> sequence(const FullyRecurrentConfig& c, const ArrayRef& X,
                                             py::handle targets, py::handle outputs, py::handle loss,
-                                            std::uintptr_t stream) {
+                                            std::uintptr_t stream, bool allow_nonfinite = false) {
     const FullyRecurrentDims& d = c.dims;
     const index_t B = d.batch;
     RTRL_CHECK(X.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
@@ -107,20 +128,22 @@ struct FullyRecurrentBindings {
       seq.outputs = checked<T>(Reader::read(outputs, "outputs"), "outputs", {Tn, B, d.outputs},
                                "(time, streams, outputs)", true);
     if (!loss.is_none()) seq.loss = checked<T>(Reader::read(loss, "loss"), "loss", {Tn}, "(time,)", true);
+    if (allow_nonfinite) return seq;
     check_finite(seq.x, X.shape, "X", false, stream);
     if (seq.target) check_finite(seq.target, {Tn, B, d.outputs}, "targets", true, stream);
     return seq;
   }
 
   template <class T>
-  static std::int64_t rtrl(const FullyRecurrentConfig& c, const ArrayRef& weight, const ArrayRef& y,
-                           const ArrayRef& P, const ArrayRef& grad, py::object opt_state,
-                           const ArrayRef& X, py::object targets, py::object outputs,
-                           py::object loss, const OptimizerConfig& opt, std::int64_t opt_step,
-                           bool update_each_step, std::uintptr_t stream) {
+  static py::dict rtrl(const FullyRecurrentConfig& c, const ArrayRef& weight, const ArrayRef& y,
+                       const ArrayRef& P, const ArrayRef& grad, py::object opt_state,
+                       const ArrayRef& X, py::object targets, py::object outputs, py::object loss,
+                       const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
+                       NonfinitePolicy policy, std::uintptr_t stream) {
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
-    FullyRecurrentSequence<T> seq = sequence<T>(c, X, targets, outputs, loss, stream);
+    FullyRecurrentSequence<T> seq =
+        sequence<T>(c, X, targets, outputs, loss, stream, policy == NonfinitePolicy::skip);
     RTRL_CHECK(seq.outputs != nullptr && seq.loss != nullptr, "outputs, loss: buffers are required");
     FullyRecurrentState<T> st{};
     st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", true);
@@ -139,17 +162,23 @@ struct FullyRecurrentBindings {
     o.update_each_step = update_each_step;
     o.optimizer = opt;
     o.optimizer_step = opt_step;
-    py::gil_scoped_release release;
-    return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o);
+    o.on_nonfinite = policy;
+    NonfiniteEvents events;
+    std::int64_t updates;
+    {
+      py::gil_scoped_release release;
+      updates = Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
+    }
+    return run_report(updates, events);
   }
 
   template <class T>
   static void bptt(const FullyRecurrentConfig& c, const ArrayRef& weight, const ArrayRef& y,
                    const ArrayRef& grad, const ArrayRef& X, py::object targets,
-                   py::object outputs, py::object loss, std::uintptr_t stream) {
+                   py::object outputs, py::object loss, bool allow_nonfinite, std::uintptr_t stream) {
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
-    FullyRecurrentSequence<T> seq = sequence<T>(c, X, targets, outputs, loss, stream);
+    FullyRecurrentSequence<T> seq = sequence<T>(c, X, targets, outputs, loss, stream, allow_nonfinite);
     RTRL_CHECK(seq.outputs != nullptr && seq.loss != nullptr, "outputs, loss: buffers are required");
     FullyRecurrentBpttState<T> st{};
     st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", false);
@@ -204,36 +233,40 @@ struct FullyRecurrentBindings {
           [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object P,
              py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
-             bool update_each_step, std::uintptr_t stream) {
+             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+            const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const ArrayRef w = Reader::read(weight, "weight");
             const ArrayRef x = Reader::read(X, "X");
             return by_dtype(w, "weight", [&](auto tag) {
               using T = decltype(tag);
               return rtrl<T>(c, w, Reader::read(y, "state"), Reader::read(P, "sensitivities"),
                              Reader::read(grad, "grad"), opt_state, x, targets, outputs, loss, opt,
-                             step, update_each_step, stream);
+                             step, update_each_step, policy, stream);
             });
           },
           py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("sensitivities"),
           py::arg("grad"), py::arg("optimizer_state"), py::arg("X"), py::arg("targets"),
           py::arg("outputs"), py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
-          py::arg("update_each_step"), py::arg("stream") = 0,
-          "Runs exact RTRL over X; returns the optimizer's update count after the call.");
+          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
+          "Runs exact RTRL over X; returns a dict: the optimizer's update count after the call "
+          "('updates') and what the non-finite check saw.");
 
     m.def("fully_recurrent_bptt",
           [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object grad,
              py::object X, py::object targets, py::object outputs, py::object loss,
-             std::uintptr_t stream) {
+             bool allow_nonfinite, std::uintptr_t stream) {
             const ArrayRef w = Reader::read(weight, "weight");
             by_dtype(w, "weight", [&](auto tag) {
               using T = decltype(tag);
               bptt<T>(c, w, Reader::read(y, "state"), Reader::read(grad, "grad"),
-                      Reader::read(X, "X"), targets, outputs, loss, stream);
+                      Reader::read(X, "X"), targets, outputs, loss, allow_nonfinite, stream);
             });
           },
           py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("grad"), py::arg("X"),
-          py::arg("targets"), py::arg("outputs"), py::arg("loss"), py::arg("stream") = 0,
-          "Runs BPTT over X (weights fixed) and adds the sequence's gradient to grad.");
+          py::arg("targets"), py::arg("outputs"), py::arg("loss"),
+          py::arg("allow_nonfinite") = false, py::arg("stream") = 0,
+          "Runs BPTT over X (weights fixed) and adds the sequence's gradient to grad; X and "
+          "targets are checked to be finite unless allow_nonfinite.");
 
     m.def("validate_sequence",
           [](const FullyRecurrentConfig& c, py::object X, py::object targets, std::uintptr_t stream) {

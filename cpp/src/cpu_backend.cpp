@@ -18,9 +18,10 @@ template <class T>
 std::int64_t CpuBackend::fully_recurrent_rtrl(std::uintptr_t, const FullyRecurrentDims& d,
                                               const FullyRecurrentState<T>& state,
                                               const FullyRecurrentSequence<T>& seq,
-                                              const FullyRecurrentOptions& options) {
+                                              const FullyRecurrentOptions& options,
+                                              NonfiniteEvents& events) {
   CpuContext ctx;
-  return rtrl::fully_recurrent_rtrl(ctx, d, state, seq, options);
+  return rtrl::fully_recurrent_rtrl(ctx, d, state, seq, options, events);
 }
 
 template <class T>
@@ -60,11 +61,12 @@ void CpuBackend::recurrent_layer_backward(std::uintptr_t, const LayerDims& d,
 
 template <class T>
 std::int64_t CpuBackend::cell_net_rtrl(std::uintptr_t, const CellNetDims& d, const CellNetState<T>& state,
-                                  const CellNetSequence<T>& seq, const CellNetOptions& options) {
+                                  const CellNetSequence<T>& seq, const CellNetOptions& options,
+                                  NonfiniteEvents& events) {
   CpuContext ctx;
   std::int64_t updates = 0;
   with_cell(d.cell, [&](auto cell) {
-    updates = rtrl::cell_net_rtrl<decltype(cell)>(ctx, d, state, seq, options);
+    updates = rtrl::cell_net_rtrl<decltype(cell)>(ctx, d, state, seq, options, events);
   });
   return updates;
 }
@@ -87,7 +89,7 @@ index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count,
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CpuBackend::fully_recurrent_rtrl<T>(                                    \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
-      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&);                          \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, NonfiniteEvents&);                          \
   template void CpuBackend::fully_recurrent_bptt<T>(                                            \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentBpttState<T>&,             \
       const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
@@ -104,7 +106,7 @@ index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count,
   template std::int64_t CpuBackend::cell_net_rtrl<T>(std::uintptr_t, const CellNetDims&,             \
                                                 const CellNetState<T>&,                         \
                                                 const CellNetSequence<T>&,                      \
-                                                const CellNetOptions&);                         \
+                                                const CellNetOptions&, NonfiniteEvents&);                         \
   template void CpuBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)

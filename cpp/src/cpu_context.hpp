@@ -76,6 +76,20 @@ class CpuContext {
     }
   }
 
+  // True when no value in data[0, count) is +-inf or NaN (x * 0 is 0 exactly for finite x).
+  template <class T>
+  bool all_finite(const T* data, index_t count) {
+    T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+    for (index_t i = 0; i < count; ++i) acc += data[i] * T(0);
+    return acc == T(0);
+  }
+
+  template <class T>
+  void copy_to_host(T* host, const T* data, index_t count) {
+    std::copy(data, data + count, host);
+  }
+
   // Each loop works on a local copy of the functor: its members then cannot alias the arrays it
   // writes, so loads through them stay loop-invariant and the loop vectorises.
   template <class F>

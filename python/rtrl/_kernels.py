@@ -29,7 +29,7 @@ class FullyRecurrentKernels:
     def _grad(self) -> Any:
         return self.model._split(self.learner._grad)["weight"]
 
-    def rtrl(self, X: Any, targets: Any, outputs: Any, loss: Any, each_step: bool) -> int:
+    def rtrl(self, X: Any, targets: Any, outputs: Any, loss: Any, each_step: bool) -> dict:
         lr, shape = self.learner, self.model.weight.shape
         opt_state = lr._optimizer_state
         if opt_state is not None:
@@ -37,14 +37,16 @@ class FullyRecurrentKernels:
         return self.core.fully_recurrent_rtrl(
             self.config, self.model.weight, self.arrays["state"], self.arrays["sensitivities"],
             self._grad(), opt_state, X, targets, outputs, loss, lr._native_optimizer,
-            lr._optimizer_step, each_step, self.stream())
+            lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, stream=self.stream())
 
     def validate(self, X: Any, targets: Any) -> None:
         self.core.validate_sequence(self.config, X, targets, self.stream())
 
     def bptt(self, X: Any, targets: Any, outputs: Any, loss: Any) -> None:
         self.core.fully_recurrent_bptt(self.config, self.model.weight, self.arrays["state"],
-                                       self._grad(), X, targets, outputs, loss, self.stream())
+                                       self._grad(), X, targets, outputs, loss,
+                                       allow_nonfinite=self.learner.on_nonfinite == "skip",
+                                       stream=self.stream())
 
 
 class RecurrentNetKernels:
@@ -71,12 +73,13 @@ class RecurrentNetKernels:
     def state(self) -> Any:
         return self.arrays["state_h"]
 
-    def rtrl(self, X: Any, targets: Any, outputs: Any, loss: Any, each_step: bool) -> int:
+    def rtrl(self, X: Any, targets: Any, outputs: Any, loss: Any, each_step: bool) -> dict:
         lr, a = self.learner, self.arrays
         return self.core.cell_net_rtrl(
             self.config, self.model._flat, a["state_h"], a.get("state_c"), a["sensitivities_h"],
             a.get("sensitivities_c"), lr._grad, lr._optimizer_state, X, targets, outputs, loss,
-            lr._native_optimizer, lr._optimizer_step, each_step, self.stream())
+            lr._native_optimizer, lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite,
+            stream=self.stream())
 
     def validate(self, X: Any, targets: Any) -> None:
         xp = self.xp
@@ -102,7 +105,8 @@ class RecurrentNetKernels:
         core.layer_forward(m.cell, m.nonlinearity, False, *weights, X, a["state_h"], a.get("state_c"),
                            y, 0, h_n, c_n, gates, cells, aux, s)
         delta_h = new(T, B, H)
-        core.readout(self.config, y, m._flat, targets, outputs, loss, delta_h, self.learner._grad, True, s)
+        core.readout(self.config, y, m._flat, targets, outputs, loss, delta_h, self.learner._grad,
+                     accumulate=True, allow_nonfinite=self.learner.on_nonfinite == "skip", stream=s)
         core.layer_backward(m.cell, m.nonlinearity, False, *weights, X, a["state_h"], a.get("state_c"),
                             y, 0, gates, cells, aux, delta_h, 0, None, None, new(T, B, m.input_size),
                             False, new(B, H), new(B, H) if lstm else None, g["weight_ih"],

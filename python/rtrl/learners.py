@@ -15,6 +15,30 @@ from .models import FullyRecurrent, Model, RecurrentNet
 LOSSES = ("mse", "cross_entropy")
 REDUCTIONS = ("mean", "sum")
 UPDATES = ("realtime", "epoch")
+NONFINITE_POLICIES = ("raise", "skip")
+
+
+class NonFiniteError(FloatingPointError):
+    """A step's state or gradient became non-finite (``on_nonfinite="raise"``).
+
+    The learner stays consistent: that step's gradient was dropped (weights and optimizer state are
+    those before it), the offending streams' state and sensitivities were reset to zero, and the
+    other streams went through the step. Non-finite *input* is refused before anything runs, with a
+    ``ValueError``.
+
+    Attributes
+    ----------
+    step : int
+        The learner's step index (counting from its creation) where it happened.
+    streams : list of int
+        The streams that held non-finite values (empty when only the sum over streams overflowed).
+    result : RunResult
+        What the call produced up to and including that step.
+    """
+
+    def __init__(self, message: str, step: int, streams: list, result: "RunResult") -> None:
+        super().__init__(message)
+        self.step, self.streams, self.result = step, streams, result
 
 
 @dataclass
@@ -56,7 +80,7 @@ class Learner:
 
     def __init__(self, model: Model, *, lr: float | None, optimizer: _optim.Optimizer | None,
                  loss: str, reduction: str, clip_grad_norm: float | None, batch_size: int,
-                 teacher_forcing: bool) -> None:
+                 teacher_forcing: bool, on_nonfinite: str) -> None:
         if not isinstance(model, (FullyRecurrent, RecurrentNet)):
             raise TypeError(f"model: expected an rtrl.FullyRecurrent or rtrl.RecurrentNet, got {type(model).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -66,6 +90,7 @@ class Learner:
             raise ValueError("loss='cross_entropy' needs a model with a readout (rtrl.RecurrentNet); "
                              "the units of FullyRecurrent are trained with loss='mse'")
         _check_choice("reduction", reduction, REDUCTIONS)
+        self.on_nonfinite = _check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
         if clip_grad_norm is not None:
             clip_grad_norm = _optim._positive("clip_grad_norm", clip_grad_norm)
         teacher_forcing = as_flag(teacher_forcing, "teacher_forcing")
@@ -88,6 +113,7 @@ class Learner:
         self._optimizer_step = 0
         self._pending = False
         self.steps = 0
+        self.stats = {"skipped_steps": 0, "reset_streams": 0, "last_skipped_step": None}
         self._kernels = kernels_for(self, sensitivities=self._kind == "rtrl")
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -138,6 +164,23 @@ class Learner:
     def _result(self, outputs: Any, loss: Any, unbatched: bool) -> RunResult:
         return RunResult(outputs[:, 0] if unbatched else outputs, loss)
 
+    def _note_nonfinite(self, start: int, first: int, last: int, streams: list, skipped: int,
+                        resets: int, stopped: bool, result: RunResult) -> None:
+        """Counts the steps a run skipped for non-finite values (``start``: the learner's step
+        count before the run; ``first``/``last``: steps of the run); raises when it stopped."""
+        if skipped == 0:
+            return
+        self.stats["skipped_steps"] += skipped
+        self.stats["reset_streams"] += resets
+        self.stats["last_skipped_step"] = start + last
+        if stopped:
+            where = f"streams {streams}" if streams else "the sum over streams (each stream was finite)"
+            raise NonFiniteError(
+                f"step {start + first} (step {first} of this call), {where}: the recurrent state or the "
+                "gradient became non-finite (a learning rate too large, or extreme input?); that step's "
+                "gradient was dropped and those streams were reset. on_nonfinite='skip' skips such "
+                "steps and goes on.", start + first, list(streams), result)
+
     def _buffers(self, steps: int) -> tuple[Any, Any]:
         outputs = self._xp.empty((steps, self.batch_size, self.model.n_outputs), dtype=self.model.dtype)
         return outputs, self._xp.empty((steps,), dtype=self.model.dtype)
@@ -158,7 +201,7 @@ class Learner:
         x, unbatched = add_batch_axis(x, "x", 2, B, f"({B}, {m.n_inputs}) (streams, inputs)")
         if x.shape != (B, m.n_inputs):
             raise ValueError(f"x: expected shape ({B}, {m.n_inputs}) (streams, inputs), got {tuple(x.shape)}")
-        if not bool(xp.isfinite(x).all()):
+        if self.on_nonfinite == "raise" and not bool(xp.isfinite(x).all()):
             stream = int(xp.argwhere(~xp.isfinite(x))[0][0])
             raise ValueError(f"x: non-finite value in stream {stream} (values must be finite in the model's dtype)")
         if target is not None and self.loss == "cross_entropy":
@@ -169,7 +212,7 @@ class Learner:
             if target.shape != (B, m.n_outputs):
                 raise ValueError(f"target: expected shape ({B}, {m.n_outputs}) (streams, outputs), "
                                  f"got {tuple(target.shape)}")
-            if bool(xp.isinf(target).any()):
+            if self.on_nonfinite == "raise" and bool(xp.isinf(target).any()):
                 stream = int(xp.argwhere(xp.isinf(target))[0][0])
                 raise ValueError(f"target: infinite value in stream {stream} (NaN marks a missing target)")
             target = target[None]
@@ -284,6 +327,7 @@ class Learner:
         return {
             "loss": self.loss, "reduction": self.reduction, "clip_grad_norm": self.clip_grad_norm,
             "batch_size": self.batch_size, "teacher_forcing": self.teacher_forcing,
+            "on_nonfinite": self.on_nonfinite,
             "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
         }
 
@@ -341,10 +385,11 @@ class RTRL(Learner):
     def __init__(self, model: FullyRecurrent | RecurrentNet, *, lr: float | None = None,
                  optimizer: _optim.Optimizer | None = None, update: str = "realtime",
                  teacher_forcing: bool = False, loss: str = "mse", reduction: str = "mean",
-                 clip_grad_norm: float | None = None, batch_size: int = 1) -> None:
+                 clip_grad_norm: float | None = None, batch_size: int = 1,
+                 on_nonfinite: str = "raise") -> None:
         super().__init__(model, lr=lr, optimizer=optimizer, loss=loss, reduction=reduction,
                          clip_grad_norm=clip_grad_norm, batch_size=batch_size,
-                         teacher_forcing=teacher_forcing)
+                         teacher_forcing=teacher_forcing, on_nonfinite=on_nonfinite)
         self.update = _check_choice("update", update, UPDATES)
 
     @property
@@ -371,9 +416,15 @@ class RTRL(Learner):
     def _run(self, X: Any, targets: Any, unbatched: bool) -> RunResult:
         outputs, loss = self._buffers(X.shape[0])
         each_step = self.update == "realtime" and self.optimizer is not None
-        self._optimizer_step = self._kernels.rtrl(X, targets, outputs, loss, each_step)
-        self.steps += X.shape[0]
-        self._pending = not each_step and (self._pending or X.shape[0] > 0)
+        start = self.steps
+        report = self._kernels.rtrl(X, targets, outputs, loss, each_step)
+        done, skipped = report["steps_done"], report["skipped_steps"]
+        self._optimizer_step = report["updates"]
+        self.steps += done
+        self._pending = not each_step and (self._pending or done > skipped)
+        self._note_nonfinite(start, report["first_step"], report["last_step"], report["first_streams"],
+                             skipped, report["reset_streams"], report["stopped"],
+                             self._result(outputs[:done], loss[:done], unbatched))
         return self._result(outputs, loss, unbatched)
 
     def config(self) -> dict[str, Any]:
@@ -404,10 +455,10 @@ class BPTT(Learner):
                  lr: float | None = None,
                  optimizer: _optim.Optimizer | None = None, loss: str = "mse",
                  reduction: str = "mean", clip_grad_norm: float | None = None, batch_size: int = 1,
-                 teacher_forcing: bool = False) -> None:
+                 teacher_forcing: bool = False, on_nonfinite: str = "raise") -> None:
         super().__init__(model, lr=lr, optimizer=optimizer, loss=loss, reduction=reduction,
                          clip_grad_norm=clip_grad_norm, batch_size=batch_size,
-                         teacher_forcing=teacher_forcing)
+                         teacher_forcing=teacher_forcing, on_nonfinite=on_nonfinite)
         if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, (int, np.integer))
                                        or truncation < 1):
             raise ValueError(f"truncation: expected a positive integer or None, got {truncation!r}")
@@ -420,18 +471,47 @@ class BPTT(Learner):
 
     def _run(self, X: Any, targets: Any, unbatched: bool) -> RunResult:
         steps = X.shape[0]
-        self._kernels.validate(X, targets)
+        if self.on_nonfinite == "raise":
+            self._kernels.validate(X, targets)
         outputs, loss = self._buffers(steps)
         chunk = self.truncation or max(steps, 1)
+        run_start = self.steps
         for start in range(0, steps, chunk):
             stop = min(start + chunk, steps)
-            self._kernels.bptt(X[start:stop], None if targets is None else targets[start:stop],
-                               outputs[start:stop], loss[start:stop])
+            part = slice(start, stop)
+            chunk_targets = None if targets is None else targets[part]
+            before = self._grad.copy()
+            self._kernels.bptt(X[part], chunk_targets, outputs[part], loss[part])
             self.steps += stop - start
+            reset = self._drop_nonfinite_chunk(X[part], chunk_targets, outputs[part], before)
+            if reset is not None:
+                self._note_nonfinite(run_start, start, stop - 1, reset, 1, len(reset),
+                                     self.on_nonfinite == "raise",
+                                     self._result(outputs[:stop], loss[:stop], unbatched))
+                continue
             self._pending = True
             if self.optimizer is not None:
                 self.apply()
         return self._result(outputs, loss, unbatched)
+
+    def _drop_nonfinite_chunk(self, X: Any, targets: Any, outputs: Any, before: Any) -> list | None:
+        """The non-finite check of one chunk (BPTT updates per chunk, so a chunk is its "step").
+        Returns None when the gradient and the state are finite; else restores the gradient from
+        ``before``, resets the streams that had non-finite input, outputs or state, and returns
+        them."""
+        xp = self._xp
+        state = list(self._kernels.arrays.values())
+        if bool(xp.isfinite(self._grad).all()) and all(bool(xp.isfinite(a).all()) for a in state):
+            return None
+        bad = ~xp.isfinite(X).all(axis=(0, 2)) | ~xp.isfinite(outputs).all(axis=(0, 2))
+        if targets is not None and self.loss == "mse":
+            bad |= xp.isinf(targets).any(axis=(0, 2))
+        for a in state:
+            bad |= ~xp.isfinite(a).all(axis=1)
+        streams = [int(i) for i in xp.flatnonzero(bad)]
+        self._grad[...] = before
+        self.reset(streams)
+        return streams
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "truncation": self.truncation}

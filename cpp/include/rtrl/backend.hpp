@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "rtrl/fully_recurrent.hpp"
+#include "rtrl/nonfinite.hpp"
 #include "rtrl/optimizer.hpp"
 #include "rtrl/recurrent_layer.hpp"
 #include "rtrl/cell_rtrl.hpp"
@@ -22,7 +23,8 @@ namespace rtrl {
     static std::int64_t fully_recurrent_rtrl(std::uintptr_t stream, const FullyRecurrentDims& d,  \
                                              const FullyRecurrentState<T>& state,                 \
                                              const FullyRecurrentSequence<T>& seq,                \
-                                             const FullyRecurrentOptions& options);               \
+                                             const FullyRecurrentOptions& options,                \
+                                             NonfiniteEvents& events);                            \
     template <class T>                                                                            \
     static void fully_recurrent_bptt(std::uintptr_t stream, const FullyRecurrentDims& d,          \
                                      const FullyRecurrentBpttState<T>& state,                     \
@@ -48,7 +50,8 @@ namespace rtrl {
     static std::int64_t cell_net_rtrl(std::uintptr_t stream, const CellNetDims& d,                \
                                        const CellNetState<T>& state,                              \
                                        const CellNetSequence<T>& seq,                             \
-                                       const CellNetOptions& options);                            \
+                                       const CellNetOptions& options,                             \
+                                       NonfiniteEvents& events);                                  \
     /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
     template <class T>                                                                            \
     static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \

@@ -16,6 +16,7 @@
 #include "rtrl/cells/gru.hpp"
 #include "rtrl/cells/lstm.hpp"
 #include "rtrl/cells/rnn.hpp"
+#include "rtrl/nonfinite.hpp"
 #include "rtrl/optimizer.hpp"
 #include "rtrl/readout.hpp"
 #include "rtrl/recurrent_layer.hpp"
@@ -58,6 +59,7 @@ struct CellNetOptions {
   bool update_each_step = false;
   OptimizerConfig optimizer;
   std::int64_t optimizer_step = 0;
+  NonfinitePolicy on_nonfinite = NonfinitePolicy::raise;
 };
 
 template <class T>

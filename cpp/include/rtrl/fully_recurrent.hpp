@@ -12,6 +12,7 @@
 
 #include "rtrl/activation.hpp"
 #include "rtrl/common.hpp"
+#include "rtrl/nonfinite.hpp"
 #include "rtrl/optimizer.hpp"
 
 namespace rtrl {
@@ -53,6 +54,7 @@ struct FullyRecurrentOptions {
   bool update_each_step = false; // real-time mode with an optimizer; else accumulate into grad
   OptimizerConfig optimizer;
   std::int64_t optimizer_step = 0;  // updates applied so far (Adam's t before this call)
+  NonfinitePolicy on_nonfinite = NonfinitePolicy::raise;
 };
 
 template <class T>

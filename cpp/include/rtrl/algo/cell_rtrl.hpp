@@ -2,11 +2,14 @@
 // (DESIGN §3.3). Per step: the cell's forward kernel, the readout with its loss and dL/dh, then for
 // each block of sensitivity columns one GEMM Q = W_hh P_h(t-1) plus the immediate terms and one
 // pass that writes P_h(t) (and P_c(t)) in place and contracts dL/dh into the gradient; then the
-// stream reduction, and in real-time mode the optimizer's update of all parameters.
+// stream reduction into the step's gradient, the non-finite check (nonfinite_guard.hpp), and in
+// real-time mode the optimizer's update of all parameters (else the step's gradient is added to the
+// accumulated one).
 #pragma once
 
 #include <cstdint>
 
+#include "rtrl/algo/nonfinite_guard.hpp"
 #include "rtrl/algo/optimizer_step.hpp"
 #include "rtrl/algo/readout.hpp"
 #include "rtrl/algo/recurrent_layer.hpp"
@@ -19,10 +22,12 @@ template <class T> struct SensitivityOf<RnnCell, T> { using type = RnnSensitivit
 template <class T> struct SensitivityOf<LstmCell, T> { using type = LstmSensitivity<T>; };
 template <class T> struct SensitivityOf<GruCell, T> { using type = GruSensitivity<T>; };
 
-// Returns the optimizer's update count after the call.
+// Returns the optimizer's update count after the call; `events` receives what the non-finite check
+// saw.
 template <class Cell, class Ctx, class T>
 std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>& st,
-                           const CellNetSequence<T>& seq, const CellNetOptions& opt) {
+                           const CellNetSequence<T>& seq, const CellNetOptions& opt,
+                           NonfiniteEvents& events) {
   const index_t B = d.batch, H = d.hidden, I = d.inputs, O = d.outputs, GH = d.gates() * H;
   const index_t W = d.width(), Np = d.n_theta(), BH = B * H;
   const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
@@ -39,6 +44,10 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
   T* packed = coef + K * BH;
   auto G_buf = ctx.template alloc<T>(B * Np);
   T* G = G_buf.data();
+  auto step_grad_buf = ctx.template alloc<T>(update ? 0 : d.n_params());
+  T* step_grad = update ? st.grad : step_grad_buf.data();
+  NonfiniteGuard<Ctx, T> guard(ctx, opt.on_nonfinite, B, events);
+  const index_t lstm = st.c ? 1 : 0;
   const T* w_ih = st.params;
   const T* w_hh = st.params + d.off_w_hh();
   const T* b_ih = st.params + d.off_b_ih();
@@ -72,9 +81,9 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
     ra.y = seq.outputs + t * B * O;
     ra.step_loss = seq.loss + t;
     ra.delta_h = delta_h;
-    ra.grad_w_out = st.grad + d.off_w_out();
-    ra.grad_b_out = st.grad + d.off_b_out();
-    ra.accumulate = !update;
+    ra.grad_w_out = step_grad + d.off_w_out();
+    ra.grad_b_out = step_grad + d.off_b_out();
+    ra.accumulate = false;
     readout_forward_backward(ctx, ra);
 
     ctx.for_each_2d(B, H, ComputeCoefficients<Cell, T>{d, gates, st.c, c_new, aux, st.h, coef});
@@ -87,11 +96,23 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
       ctx.for_each_serial_k(q0, q0 + cols, Np, H, typename SensitivityOf<Cell, T>::type{a});
     });
     ctx.for_each_serial_k(0, Np, Np, B, SumOverStreams<T>{Np, G, packed});
-    ctx.for_each_2d(GH, W, ScatterThetaGradient<T>{d, !update, packed, st.grad});
-    if (update)
+    ctx.for_each_2d(GH, W, ScatterThetaGradient<T>{d, false, packed, step_grad});
+    // h_new and delta_h are adjacent in step_buf: [2, B, H].
+    const bool finite = guard.step_ok(
+        t, {{step_grad, d.n_params()}, {h_new, 2 * BH}, {c_new, lstm * BH}},
+        {StreamBlock<const T>{h_new, 2, BH, H, H}, StreamBlock<const T>{c_new, lstm, 0, H, H},
+         StreamBlock<const T>{G, 1, 0, Np, Np}},
+        {StreamBlock<T>{st.P_h, H, B * Np, Np, Np}, StreamBlock<T>{st.P_c, lstm * H, B * Np, Np, Np},
+         StreamBlock<T>{h_new, 1, 0, H, H}, StreamBlock<T>{c_new, lstm, 0, H, H}});
+    if (finite && update)
       optimizer_step(ctx, opt.optimizer, ++updates, d.n_params(), st.params, st.grad, st.opt_state);
+    else if (finite)
+      ctx.for_each(d.n_params(), AddInto<T>{step_grad, st.grad});
+    else if (update)
+      ctx.for_each(d.n_params(), Fill<T>{T(0), st.grad});
     ctx.for_each(BH, CopyRows<T>{H, h_new, H, st.h, H});
     if (st.c) ctx.for_each(BH, CopyRows<T>{H, c_new, H, st.c, H});
+    if (guard.stop()) break;
   }
   return updates;
 }

@@ -4,22 +4,25 @@
 // runs them in parallel where it pays): Q = W_U P[:, block] (one GEMM) plus the immediate term (n L
 // values per stream, in Q), then one pass over the block that multiplies by f', zeroes forced units,
 // writes P in place and the per-column error contraction G; then the stream reduction of G into the
-// gradient and, in real-time mode, the update.
+// step's gradient, the non-finite check (nonfinite_guard.hpp) and, in real-time mode, the update
+// (else the step's gradient is added to the accumulated one).
 #pragma once
 
 #include <cstdint>
 
 #include "rtrl/algo/fully_recurrent_forward.hpp"
+#include "rtrl/algo/nonfinite_guard.hpp"
 #include "rtrl/algo/optimizer_step.hpp"
 
 namespace rtrl {
 
-// Returns the number of optimizer updates applied so far (options.optimizer_step + updates made).
+// Returns the number of optimizer updates applied so far (options.optimizer_step + updates made);
+// `events` receives what the non-finite check saw.
 template <class Ctx, class T>
 std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
                                   const FullyRecurrentState<T>& st,
                                   const FullyRecurrentSequence<T>& seq,
-                                  const FullyRecurrentOptions& opt) {
+                                  const FullyRecurrentOptions& opt, NonfiniteEvents& events) {
   const index_t B = d.batch, n = d.units, L = d.width(), N = d.n_weights();
   const T scale = T(opt.loss_scale);
   auto z_buf = ctx.template alloc<T>(2 * B * L);
@@ -31,6 +34,10 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
   const UnitScratch<T> u{unit_buf.data(), unit_buf.data() + B * n, unit_buf.data() + 2 * B * n,
                          unit_buf.data() + 3 * B * n, unit_buf.data() + 4 * B * n};
   const T* W_U = st.weight + d.recurrent_offset();
+  const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
+  auto step_grad_buf = ctx.template alloc<T>(update ? 0 : N);
+  T* step_grad = update ? st.grad : step_grad_buf.data();
+  NonfiniteGuard<Ctx, T> guard(ctx, opt.on_nonfinite, B, events);
   std::int64_t updates = opt.optimizer_step;
 
   ctx.for_each(B * n, UnitsOfZ<T>{d, true, z_t, st.y});
@@ -48,12 +55,22 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
       ctx.for_each_serial_k(q0, q0 + cols, N, n,
                             SensitivityUpdate<T>{d, q0, Q, cols, u.slope, u.error, u.keep, st.P, G});
     });
-    const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
-    ctx.for_each_serial_k(0, N, N, B, ReduceStreams<T>{N, scale, !update, G, st.grad});
-    if (update) optimizer_step(ctx, opt.optimizer, ++updates, N, st.weight, st.grad, st.opt_state);
+    ctx.for_each_serial_k(0, N, N, B, ReduceStreams<T>{N, scale, false, G, step_grad});
+    // pre, slope and error are adjacent in unit_buf: [3, B, n].
+    const bool finite = guard.step_ok(
+        t, {{step_grad, N}, {u.pre, 3 * B * n}},
+        {StreamBlock<const T>{u.pre, 3, B * n, n, n}, StreamBlock<const T>{G, 1, 0, N, N}},
+        {StreamBlock<T>{st.P, n, B * N, N, N}, StreamBlock<T>{z_next + d.recurrent_offset(), 1, 0, L, n}});
+    if (finite && update)
+      optimizer_step(ctx, opt.optimizer, ++updates, N, st.weight, st.grad, st.opt_state);
+    else if (finite)
+      ctx.for_each(N, AddInto<T>{step_grad, st.grad});
+    else if (update)
+      ctx.for_each(N, Fill<T>{T(0), st.grad});
     T* swap = z_t;
     z_t = z_next;
     z_next = swap;
+    if (guard.stop()) break;
   }
   ctx.for_each(B * n, UnitsOfZ<T>{d, false, z_t, st.y});
   return updates;

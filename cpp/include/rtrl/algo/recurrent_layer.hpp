@@ -3,6 +3,7 @@
 // reverse loop of pointwise + one GEMM for dh, and the weight gradients as large GEMMs after the loop.
 #pragma once
 
+#include "rtrl/array_ops.hpp"
 #include "rtrl/cells/gru.hpp"
 #include "rtrl/cells/lstm.hpp"
 #include "rtrl/cells/rnn.hpp"
@@ -29,13 +30,6 @@ struct Transpose {
   const T* in;
   T* out;
   RTRL_HD void operator()(index_t c, index_t r) const { out[c * rows + r] = in[r * cols + c]; }
-};
-
-template <class T>
-struct Fill {
-  T value;
-  T* out;
-  RTRL_HD void operator()(index_t i) const { out[i] = value; }
 };
 
 // Copies rows of `cols` values between buffers with different row strides.

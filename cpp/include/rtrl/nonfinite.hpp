@@ -1,0 +1,45 @@
+// Types of the non-finite policy of the RTRL loops (algo/nonfinite_guard.hpp): the policy, what a
+// run reports, and the per-stream view of an array used to find and reset offending streams.
+#pragma once
+
+#include <vector>
+
+#include "rtrl/common.hpp"
+
+namespace rtrl {
+
+enum class NonfinitePolicy { raise, skip };
+
+// What a run's guard saw; the first offending step (relative to the call) and its streams.
+struct NonfiniteEvents {
+  index_t steps_done = 0;       // steps processed, the offending one included
+  index_t skipped_steps = 0;    // steps whose gradient was dropped
+  index_t reset_streams = 0;    // stream resets, summed over those steps
+  index_t first_step = -1;      // -1: none
+  std::vector<index_t> first_streams;  // empty when only the sum over streams overflowed
+  index_t last_step = -1;
+  bool stopped = false;         // "raise": the loop stopped after first_step
+};
+
+// The values of one stream s inside an array: data[o * outer_stride + s * stream_stride + c] for
+// o in [0, outer), c in [0, width).
+template <class T>
+struct StreamBlock {
+  T* data;
+  index_t outer;
+  index_t outer_stride;
+  index_t stream_stride;
+  index_t width;
+};
+
+// A stream's block of a StreamBlock set to zero.   called as f(o, c)
+template <class T>
+struct ZeroStreamBlock {
+  StreamBlock<T> b;
+  index_t stream;
+  RTRL_HD void operator()(index_t o, index_t c) const {
+    b.data[o * b.outer_stride + stream * b.stream_stride + c] = T(0);
+  }
+};
+
+}  // namespace rtrl
