@@ -52,11 +52,12 @@ void CudaBackend::fully_recurrent_bptt(std::uintptr_t stream, const FullyRecurre
 }
 
 template <class T>
-void CudaBackend::optimizer_step(std::uintptr_t stream, const OptimizerConfig& opt,
+bool CudaBackend::optimizer_step(std::uintptr_t stream, const OptimizerConfig& opt,
                                  std::int64_t step, index_t count, T* param, T* grad, T* state) {
   CudaContext ctx(stream);
-  rtrl::optimizer_step(ctx, opt, step, count, param, grad, state);
+  const bool kept = optimizer_step_if_finite(ctx, opt, step, count, param, grad, state);
   RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  return kept;
 }
 
 template <class T>
@@ -159,7 +160,7 @@ std::vector<std::string> cuda_device_names() {
   template void CudaBackend::fully_recurrent_bptt<T>(                                           \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentBpttState<T>&,             \
       const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
-  template void CudaBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,          \
+  template bool CudaBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,          \
                                                std::int64_t, index_t, T*, T*, T*);              \
   template index_t CudaBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);  \
   template void CudaBackend::recurrent_layer_forward<T>(std::uintptr_t, const LayerDims&,       \

@@ -45,9 +45,11 @@ def flat(params):
 
 def host_state_dict(learner):
     sd = learner.state_dict()
-    out = {k: to_numpy(v) for k, v in sd.items() if k not in ("parameters", "optimizer_step", "steps", "pending")}
+    counters = ("optimizer_step", "steps", "pending")
+    out = {k: to_numpy(v) for k, v in sd.items() if k not in ("parameters", "stats", *counters)}
     out.update({f"parameters/{k}": to_numpy(v) for k, v in sd["parameters"].items()})
-    out.update({k: np.asarray(sd[k]) for k in ("optimizer_step", "steps", "pending")})
+    out.update({k: np.asarray(sd[k]) for k in counters})
+    out["stats"] = np.asarray(repr(sd["stats"]))
     return out
 
 

@@ -190,7 +190,7 @@ struct FullyRecurrentBindings {
   }
 
   template <class T>
-  static void optimizer_step(const OptimizerConfig& opt, std::int64_t step, const ArrayRef& param,
+  static bool optimizer_step(const OptimizerConfig& opt, std::int64_t step, const ArrayRef& param,
                              const ArrayRef& grad, py::object state, std::uintptr_t stream) {
     index_t count = 1;
     for (index_t s : param.shape) count *= s;
@@ -205,7 +205,7 @@ struct FullyRecurrentBindings {
     }
     RTRL_CHECK(step >= 1, "step: expected a positive update count");
     py::gil_scoped_release release;
-    Backend::template optimizer_step<T>(stream, opt, step, count, p, g, st);
+    return Backend::template optimizer_step<T>(stream, opt, step, count, p, g, st);
   }
 
   // Dispatches on the dtype of `reference` (float32 or float64).
@@ -282,14 +282,15 @@ struct FullyRecurrentBindings {
           [](const OptimizerConfig& opt, std::int64_t step, py::object param, py::object grad,
              py::object state, std::uintptr_t stream) {
             const ArrayRef p = Reader::read(param, "param");
-            by_dtype(p, "param", [&](auto tag) {
+            return by_dtype(p, "param", [&](auto tag) {
               using T = decltype(tag);
-              optimizer_step<T>(opt, step, p, Reader::read(grad, "grad"), state, stream);
+              return optimizer_step<T>(opt, step, p, Reader::read(grad, "grad"), state, stream);
             });
           },
           py::arg("optimizer"), py::arg("step"), py::arg("param"), py::arg("grad"),
           py::arg("state"), py::arg("stream") = 0,
-          "Applies one optimizer update (step is 1-based) to param in place.");
+          "Applies one optimizer update (step is 1-based) to param in place; returns False, "
+          "leaving param and state unchanged, when it would make a parameter non-finite.");
   }
 };
 

@@ -34,10 +34,10 @@ void CpuBackend::fully_recurrent_bptt(std::uintptr_t, const FullyRecurrentDims& 
 }
 
 template <class T>
-void CpuBackend::optimizer_step(std::uintptr_t, const OptimizerConfig& opt, std::int64_t step,
+bool CpuBackend::optimizer_step(std::uintptr_t, const OptimizerConfig& opt, std::int64_t step,
                                 index_t count, T* param, T* grad, T* state) {
   CpuContext ctx;
-  rtrl::optimizer_step(ctx, opt, step, count, param, grad, state);
+  return optimizer_step_if_finite(ctx, opt, step, count, param, grad, state);
 }
 
 template <class T>
@@ -93,7 +93,7 @@ index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count,
   template void CpuBackend::fully_recurrent_bptt<T>(                                            \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentBpttState<T>&,             \
       const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
-  template void CpuBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,           \
+  template bool CpuBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,           \
                                               std::int64_t, index_t, T*, T*, T*);         \
   template index_t CpuBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);   \
   template void CpuBackend::recurrent_layer_forward<T>(std::uintptr_t, const LayerDims&,        \

@@ -27,11 +27,11 @@ def save(learner: Any, path: Any) -> None:
         "format": FORMAT, "version": VERSION,
         "model": {"class": type(learner.model).__name__, "config": learner.model.config()},
         "learner": {"class": type(learner).__name__, "config": learner.config()},
-        "counters": {k: state[k] for k in ("optimizer_step", "steps", "pending")},
+        "counters": {k: state[k] for k in ("optimizer_step", "steps", "pending", "stats")},
     }
     arrays = {f"parameters/{k}": be.to_host(v) for k, v in state["parameters"].items()}
     arrays.update({k: be.to_host(v) for k, v in state.items()
-                   if k not in ("parameters", "optimizer_step", "steps", "pending")})
+                   if k not in ("parameters", "optimizer_step", "steps", "pending", "stats")})
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".rtrl-", suffix=".npz.tmp", dir=directory)
     try:

@@ -174,7 +174,7 @@ class Learner:
         self.stats["reset_streams"] += resets
         self.stats["last_skipped_step"] = start + last
         if stopped:
-            where = f"streams {streams}" if streams else "the sum over streams (each stream was finite)"
+            where = f"streams {streams}" if streams else "no single stream (an overflow in the update or in a sum over streams)"
             raise NonFiniteError(
                 f"step {start + first} (step {first} of this call), {where}: the recurrent state or the "
                 "gradient became non-finite (a learning rate too large, or extreme input?); that step's "
@@ -237,8 +237,18 @@ class Learner:
             raise RuntimeError("apply(): this learner has no optimizer; pass lr= or optimizer=")
         if not self._pending:
             return
-        self._core.optimizer_step(self._native_optimizer, self._optimizer_step + 1, self.model._flat,
-                                  self._grad, self._optimizer_state, self._be.stream())
+        kept = self._core.optimizer_step(self._native_optimizer, self._optimizer_step + 1, self.model._flat,
+                                         self._grad, self._optimizer_state, self._be.stream())
+        if not kept:  # the update itself overflowed: nothing was changed
+            if self.on_nonfinite == "raise":
+                raise NonFiniteError(
+                    "apply(): the update would make a parameter non-finite (a learning rate too large?); "
+                    "it was not applied and the gradient is kept. on_nonfinite='skip' drops such updates.",
+                    self.steps - 1, [], RunResult(None, None))
+            self.stats["skipped_steps"] += 1
+            self.stats["last_skipped_step"] = self.steps - 1
+            self.zero_grad()
+            return
         self._optimizer_step += 1
         self.zero_grad()
 
@@ -284,6 +294,7 @@ class Learner:
             "optimizer_step": self._optimizer_step,
             "steps": self.steps,
             "pending": self._pending,
+            "stats": dict(self.stats),
         }
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
@@ -303,6 +314,8 @@ class Learner:
         pending = d.get("pending", False)
         if not isinstance(pending, (bool, np.bool_)):
             raise ValueError(f"pending: expected a bool, got {pending!r}")
+        stats = self._checked_stats(d.get("stats", {"skipped_steps": 0, "reset_streams": 0,
+                                                     "last_skipped_step": None}))
         staged = {}
         for name, target in arrays.items():
             arr = as_device_array(d[name], name, self.model.dtype, self._be)
@@ -322,6 +335,20 @@ class Learner:
         self._optimizer_step = counters["optimizer_step"]
         self.steps = counters["steps"]
         self._pending = bool(pending)
+        self.stats = stats
+
+    @staticmethod
+    def _checked_stats(stats: Any) -> dict[str, Any]:
+        if not isinstance(stats, Mapping) or set(stats) != {"skipped_steps", "reset_streams", "last_skipped_step"}:
+            raise ValueError(f"stats: expected a dict with skipped_steps, reset_streams and last_skipped_step, "
+                             f"got {stats!r}")
+        def count(value: Any) -> bool:
+            return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer)) and value >= 0
+        last = stats["last_skipped_step"]
+        if not (count(stats["skipped_steps"]) and count(stats["reset_streams"]) and (last is None or count(last))):
+            raise ValueError(f"stats: expected non-negative integers (last_skipped_step may be None), got {stats!r}")
+        return {"skipped_steps": int(stats["skipped_steps"]), "reset_streams": int(stats["reset_streams"]),
+                "last_skipped_step": None if last is None else int(last)}
 
     def config(self) -> dict[str, Any]:
         return {
@@ -368,6 +395,22 @@ class RTRL(Learner):
         Scale each update's gradient to at most this 2-norm.
     batch_size : int
         Number of independent streams B sharing the weights.
+    on_nonfinite : {"raise", "skip"}
+        "raise": non-finite input (X, or +-inf targets) is refused with a ``ValueError`` naming the
+        step and stream before anything runs; a state or gradient that becomes non-finite during
+        the run (divergence, overflow) stops it with :class:`NonFiniteError` after that step, whose
+        gradient is dropped. "skip": such steps (non-finite input included) are skipped: the
+        weights are not updated for that step, the offending streams' state and sensitivities are
+        reset to zero, the other streams go on, and ``stats`` counts it. A skipped step's outputs
+        and loss show the non-finite values that caused it.
+
+    Attributes
+    ----------
+    stats : dict
+        ``skipped_steps``, ``reset_streams`` (stream resets summed over those steps) and
+        ``last_skipped_step`` (the learner's step index, or None).
+    steps : int
+        Steps processed since the learner was created (or as loaded from a checkpoint).
 
     Examples
     --------
@@ -438,7 +481,10 @@ class BPTT(Learner):
     carrying the state across chunks and across calls; the gradient of each chunk is accumulated
     and, with an optimizer, applied at the end of the chunk. :meth:`step` is a run of one step.
 
-    Parameters are those of :class:`RTRL` (without ``update``), plus ``truncation``.
+    Parameters are those of :class:`RTRL` (without ``update``), plus ``truncation``. With
+    ``on_nonfinite`` the unit of the check is a chunk: a chunk whose gradient or final state is
+    non-finite contributes no gradient and resets the streams with non-finite input, outputs or
+    state.
 
     Examples
     --------

@@ -20,4 +20,11 @@ struct AddInto {
   RTRL_HD void operator()(index_t i) const { out[i] += in[i]; }
 };
 
+template <class T>
+struct CopyInto {
+  const T* in;
+  T* out;
+  RTRL_HD void operator()(index_t i) const { out[i] = in[i]; }
+};
+
 }  // namespace rtrl

@@ -30,9 +30,10 @@ namespace rtrl {
                                      const FullyRecurrentBpttState<T>& state,                     \
                                      const FullyRecurrentSequence<T>& seq, Activation activation, \
                                      bool teacher_forcing, double loss_scale);                    \
-    /* One optimizer update; state: [opt.state_rows(), count] or null. */                         \
+    /* One optimizer update; state: [opt.state_rows(), count] or null. Returns false (and     */ \
+    /* leaves param and state as they were) when the update would make a parameter non-finite. */ \
     template <class T>                                                                            \
-    static void optimizer_step(std::uintptr_t stream, const OptimizerConfig& opt,                 \
+    static bool optimizer_step(std::uintptr_t stream, const OptimizerConfig& opt,                 \
                                std::int64_t step, index_t count, T* param, T* grad,         \
                                T* state);                                                         \
     /* One recurrent layer in one direction (recurrent_layer.hpp); backward needs the forward's  */ \

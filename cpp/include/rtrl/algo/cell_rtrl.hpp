@@ -46,7 +46,8 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
   T* G = G_buf.data();
   auto step_grad_buf = ctx.template alloc<T>(update ? 0 : d.n_params());
   T* step_grad = update ? st.grad : step_grad_buf.data();
-  NonfiniteGuard<Ctx, T> guard(ctx, opt.on_nonfinite, B, events);
+  NonfiniteGuard<Ctx, T> guard(ctx, opt.on_nonfinite, B, events, update ? d.n_params() : 0,
+                               update ? opt.optimizer.state_rows() * d.n_params() : 0);
   const index_t lstm = st.c ? 1 : 0;
   const T* w_ih = st.params;
   const T* w_hh = st.params + d.off_w_hh();
@@ -104,9 +105,13 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
          StreamBlock<const T>{G, 1, 0, Np, Np}},
         {StreamBlock<T>{st.P_h, H, B * Np, Np, Np}, StreamBlock<T>{st.P_c, lstm * H, B * Np, Np, Np},
          StreamBlock<T>{h_new, 1, 0, H, H}, StreamBlock<T>{c_new, lstm, 0, H, H}});
-    if (finite && update)
-      optimizer_step(ctx, opt.optimizer, ++updates, d.n_params(), st.params, st.grad, st.opt_state);
-    else if (finite)
+    if (finite && update) {
+      ++updates;
+      if (!guard.update_ok(t, st.params, st.opt_state, [&] {
+            optimizer_step(ctx, opt.optimizer, updates, d.n_params(), st.params, st.grad, st.opt_state);
+          }))
+        --updates;
+    } else if (finite)
       ctx.for_each(d.n_params(), AddInto<T>{step_grad, st.grad});
     else if (update)
       ctx.for_each(d.n_params(), Fill<T>{T(0), st.grad});

@@ -37,7 +37,8 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
   const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
   auto step_grad_buf = ctx.template alloc<T>(update ? 0 : N);
   T* step_grad = update ? st.grad : step_grad_buf.data();
-  NonfiniteGuard<Ctx, T> guard(ctx, opt.on_nonfinite, B, events);
+  NonfiniteGuard<Ctx, T> guard(ctx, opt.on_nonfinite, B, events, update ? N : 0,
+                               update ? opt.optimizer.state_rows() * N : 0);
   std::int64_t updates = opt.optimizer_step;
 
   ctx.for_each(B * n, UnitsOfZ<T>{d, true, z_t, st.y});
@@ -61,9 +62,13 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
         t, {{step_grad, N}, {u.pre, 3 * B * n}},
         {StreamBlock<const T>{u.pre, 3, B * n, n, n}, StreamBlock<const T>{G, 1, 0, N, N}},
         {StreamBlock<T>{st.P, n, B * N, N, N}, StreamBlock<T>{z_next + d.recurrent_offset(), 1, 0, L, n}});
-    if (finite && update)
-      optimizer_step(ctx, opt.optimizer, ++updates, N, st.weight, st.grad, st.opt_state);
-    else if (finite)
+    if (finite && update) {
+      ++updates;
+      if (!guard.update_ok(t, st.weight, st.opt_state, [&] {
+            optimizer_step(ctx, opt.optimizer, updates, N, st.weight, st.grad, st.opt_state);
+          }))
+        --updates;
+    } else if (finite)
       ctx.for_each(N, AddInto<T>{step_grad, st.grad});
     else if (update)
       ctx.for_each(N, Fill<T>{T(0), st.grad});

@@ -5,13 +5,16 @@
 // zeroes those streams' recurrent state and sensitivities, and tells the loop to drop the step's
 // gradient (no update, nothing accumulated). With "raise" the loop then stops after that step; with
 // "skip" it goes on. Either way the learner stays consistent: weights and optimizer state are those
-// before the step, the other streams have moved on by one step.
+// before the step, the other streams have moved on by one step. An update that would make a weight
+// non-finite (an overflow in the optimizer itself) is undone from a copy taken before it and
+// counted the same way, without resetting any stream.
 #pragma once
 
 #include <initializer_list>
 #include <utility>
 #include <vector>
 
+#include "rtrl/algo/optimizer_step.hpp"
 #include "rtrl/array_ops.hpp"
 #include "rtrl/nonfinite.hpp"
 
@@ -20,8 +23,11 @@ namespace rtrl {
 template <class Ctx, class T>
 class NonfiniteGuard {
  public:
-  NonfiniteGuard(Ctx& ctx, NonfinitePolicy policy, index_t streams, NonfiniteEvents& events)
-      : ctx_(ctx), policy_(policy), streams_(streams), events_(events) {}
+  // params: [param_count], the optimizer's state: [state_count] (what an update changes).
+  NonfiniteGuard(Ctx& ctx, NonfinitePolicy policy, index_t streams, NonfiniteEvents& events,
+                 index_t param_count, index_t state_count)
+      : ctx_(ctx), policy_(policy), streams_(streams), events_(events), params_(param_count),
+        state_(state_count), backup_(ctx.template alloc<T>(param_count + state_count)) {}
 
   // Checks the contiguous ranges (pointer, count) of step t. Returns true when all are finite; else
   // resets the offending streams (found in `watched`, reset in `reset`), records the step and
@@ -36,20 +42,39 @@ class NonfiniteGuard {
     const std::vector<index_t> bad = offending_streams(watched);
     for (index_t s : bad)
       for (const StreamBlock<T>& b : reset) ctx_.for_each_2d(b.outer, b.width, ZeroStreamBlock<T>{b, s});
-    if (events_.first_step < 0) {
-      events_.first_step = t;
-      events_.first_streams = bad;
-    }
-    events_.last_step = t;
-    events_.skipped_steps += 1;
-    events_.reset_streams += index_t(bad.size());
-    events_.stopped = policy_ == NonfinitePolicy::raise;
+    record(t, bad);
+    return false;
+  }
+
+  // update() applies an optimizer step to params [param_count] and state [state_count]. Returns
+  // true when the parameters it leaves are finite; else puts both back and records step t.
+  template <class Update>
+  bool update_ok(index_t t, T* params, T* state, Update&& update) {
+    T* backup = backup_.data();
+    ctx_.for_each(params_, CopyInto<T>{params, backup});
+    if (state) ctx_.for_each(state_, CopyInto<T>{state, backup + params_});
+    update();
+    if (ctx_.all_finite(params, params_)) return true;
+    ctx_.for_each(params_, CopyInto<T>{backup, params});
+    if (state) ctx_.for_each(state_, CopyInto<T>{backup + params_, state});
+    record(t, {});
     return false;
   }
 
   bool stop() const { return events_.stopped; }
 
  private:
+  void record(index_t t, const std::vector<index_t>& streams) {
+    if (events_.first_step < 0) {
+      events_.first_step = t;
+      events_.first_streams = streams;
+    }
+    events_.last_step = t;
+    events_.skipped_steps += 1;
+    events_.reset_streams += index_t(streams.size());
+    events_.stopped = policy_ == NonfinitePolicy::raise;
+  }
+
   // The rare path: copies the watched blocks to the host and lists the streams with a non-finite
   // value in any of them, in increasing order.
   std::vector<index_t> offending_streams(std::initializer_list<StreamBlock<const T>> watched) {
@@ -80,6 +105,17 @@ class NonfiniteGuard {
   NonfinitePolicy policy_;
   index_t streams_;
   NonfiniteEvents& events_;
+  index_t params_, state_;
+  decltype(std::declval<Ctx&>().template alloc<T>(0)) backup_;
 };
+
+// One optimizer step, undone when it would leave a non-finite parameter; returns whether it was kept.
+template <class Ctx, class T>
+bool optimizer_step_if_finite(Ctx& ctx, const OptimizerConfig& opt, std::int64_t step, index_t count,
+                              T* param, T* grad, T* state) {
+  NonfiniteEvents events;
+  NonfiniteGuard<Ctx, T> guard(ctx, NonfinitePolicy::skip, 1, events, count, opt.state_rows() * count);
+  return guard.update_ok(0, param, state, [&] { optimizer_step(ctx, opt, step, count, param, grad, state); });
+}
 
 }  // namespace rtrl
