@@ -30,14 +30,13 @@ def save_figure(path: str | None, draw: Callable[[Any], None], *, panels: int = 
     if path is None:
         return None
     try:
-        import matplotlib
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         return None
-    matplotlib.use("Agg", force=True)
-    from matplotlib.figure import Figure
-
     rows = -(-panels // columns)
     fig = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
+    FigureCanvasAgg(fig)  # drawn by Agg, without switching the process's pyplot backend
     axes = list(fig.subplots(rows, columns, squeeze=False).ravel())
     for unused in axes[panels:]:
         unused.set_visible(False)
