@@ -73,7 +73,7 @@ def run(*, seeds: int = 5, max_steps: int = 30_000, check_every: int = 100,
     """One row per (task, teacher forcing): success rate over ``seeds``, median steps to learn and
     the learning curve of every seed (``curves``)."""
     rows, tasks = [], tuple(tasks)
-    with progress_bar(2 * len(tasks) * seeds, "oscillator networks", progress) as bar:
+    with progress_bar(2 * len(tasks) * seeds, "oscillators", progress, unit="network") as bar:
         for task in tasks:
             for forcing in (True, False):
                 learned, curves = [], []

@@ -20,7 +20,7 @@ class _Silent:
         pass
 
 
-def progress_bar(total: int, desc: str, enabled: bool = True) -> Any:
+def progress_bar(total: int, desc: str, enabled: bool = True, unit: str = "it") -> Any:
     """A ``tqdm`` bar over ``total`` units on stderr, or an object with the same ``update``/``close``
     that shows nothing (when ``enabled`` is false, tqdm is missing or stderr is not a terminal).
 
@@ -32,6 +32,8 @@ def progress_bar(total: int, desc: str, enabled: bool = True) -> Any:
         Label shown before the bar.
     enabled : bool
         False shows nothing.
+    unit : str
+        What one unit is called ("step", "string", "network").
     """
     if not enabled or not getattr(sys.stderr, "isatty", lambda: False)():
         return _Silent()
@@ -39,4 +41,4 @@ def progress_bar(total: int, desc: str, enabled: bool = True) -> Any:
         from tqdm import tqdm
     except ImportError:
         return _Silent()
-    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)

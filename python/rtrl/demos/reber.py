@@ -106,7 +106,7 @@ def run(*, strings: int = 6000, hidden: int = HIDDEN, lr: float = LR, held_out: 
         net = RecurrentNet("lstm", len(SYMBOLS), hidden, len(SYMBOLS), seed=seed, device="cpu")
         learner = RTRL(net, optimizer=Adam(lr), loss="cross_entropy")
         curve = [(0, *evaluate(net, test, threshold))]
-        with progress_bar(strings, f"strings, seed {seed}", progress) as bar:
+        with progress_bar(strings, f"seed {seed}", progress, unit="string") as bar:
             for n in range(1, strings + 1):
                 learner.reset()
                 learner.run(*encode(embedded_reber_string(rng)))

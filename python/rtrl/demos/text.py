@@ -26,7 +26,8 @@ from .plotting import report_figure, save_figure
 from .progress import progress_bar
 
 ALPHABET = "\n" + "".join(chr(c) for c in range(32, 127))
-TRAIN_MODULES = ("textwrap", "bisect", "heapq", "fnmatch", "shlex", "queue", "calendar", "string")
+TRAIN_MODULES = ("textwrap", "bisect", "heapq", "fnmatch", "shlex", "queue", "calendar", "string", "argparse",
+                 "functools", "difflib", "pprint")
 HELD_OUT_MODULE = "colorsys"
 LN2 = float(np.log(2.0))
 HIDDEN, TRUNCATION, LR = 128, 32, 5e-3
@@ -80,8 +81,8 @@ def sample(net: RecurrentNet, prompt: str, length: int, *, temperature: float = 
     return "".join(out)
 
 
-def run(*, steps: int = 12_000, hidden: int = HIDDEN, streams: int = 32, truncation: int = TRUNCATION,
-        lr: float = LR, report_every: int = 1000, seed: int = 0, sample_length: int = 400,
+def run(*, steps: int = 30_000, hidden: int = HIDDEN, streams: int = 32, truncation: int = TRUNCATION,
+        lr: float = LR, report_every: int = 2000, seed: int = 0, sample_length: int = 400,
         prompt: str = "def ", temperature: float = 0.7, progress: bool = False) -> dict:
     """Trains on ``steps`` steps of ``streams`` parallel streams, then samples.
 
@@ -101,7 +102,7 @@ def run(*, steps: int = 12_000, hidden: int = HIDDEN, streams: int = 32, truncat
     learner = BPTT(net, truncation=truncation, optimizer=Adam(lr), loss="cross_entropy", batch_size=streams)
     before = bits_per_char(net, held_out)
     curve = []
-    with progress_bar(steps, "characters per stream", progress) as bar:
+    with progress_bar(steps, "training", progress, unit="step") as bar:
         for start in range(0, steps, report_every):
             stop = min(start + report_every, steps)
             result = learner.run(one_hot(text[positions[start:stop]]), text[positions[start + 1:stop + 1]])
@@ -131,8 +132,8 @@ def plot(path: str | None, result: dict) -> str | None:
     return save_figure(path, draw)
 
 
-FULL = dict(steps=12_000, streams=32, report_every=1000)
-QUICK = dict(steps=1500, streams=16, report_every=250, sample_length=200)  # what ``main(quick=True)`` runs
+FULL = dict(steps=30_000, streams=32, report_every=2000)
+QUICK = dict(steps=2000, streams=16, report_every=250, sample_length=200)  # what ``main(quick=True)`` runs
 
 
 def main(seeds: int = 1, quick: bool = False, plot_path: str | None = None, progress: bool = False) -> dict:

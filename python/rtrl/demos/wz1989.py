@@ -152,7 +152,7 @@ def run(*, seeds: int = 5, max_steps: int = 50_000, check_every: int = 100,
     """One row per (task, teacher forcing): success rate over ``seeds``, median steps to learn and
     the learning curve of every seed (``curves``)."""
     rows, forcing, tasks = [], tuple(forcing), tuple(tasks)
-    with progress_bar(len(tasks) * len(forcing) * seeds, "1989 task networks", progress) as bar:
+    with progress_bar(len(tasks) * len(forcing) * seeds, "1989 tasks", progress, unit="network") as bar:
         for task in tasks:
             for tf in forcing:
                 learned, curves = [], []
