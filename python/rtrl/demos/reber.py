@@ -12,7 +12,9 @@ resetting the state (and the sensitivities) between strings.
 
 Criterion: at a step the prediction is correct when the symbols with output probability above
 ``threshold`` are exactly the legal next symbols; a held-out string is correct when every one of its
-predictions is; its penultimate symbol is correct when that step's prediction is.
+predictions is; its penultimate symbol is correct when that step's prediction is. The held-out
+strings are drawn afresh from the grammar with their own random stream (the shortest strings are
+common and also occur in training).
 """
 
 from __future__ import annotations

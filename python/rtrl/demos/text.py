@@ -137,6 +137,8 @@ QUICK = dict(steps=2000, streams=16, report_every=250, sample_length=200)  # wha
 
 
 def main(seeds: int = 1, quick: bool = False, plot_path: str | None = None, progress: bool = False) -> dict:
+    """Runs the demo and prints its report: one network (seed 0; ``seeds`` is accepted like the other
+    demos' and not used)."""
     print(__doc__.strip().splitlines()[0])
     config = QUICK if quick else FULL
     print(f"GRU, {HIDDEN} hidden units, BPTT truncated to {TRUNCATION} steps, Adam lr={LR}; "
