@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def _rows(rows: list[dict]) -> dict[tuple[str, bool], dict]:
 
 
 @pytest.fixture(scope="module")
-def quick_wz1989(tmp_path_factory) -> tuple[str, dict[tuple[str, bool], dict]]:
+def quick_wz1989(tmp_path_factory) -> tuple[str, dict[tuple[str, bool], dict], Path]:
     """The output and rows of ``rtrl demo --quick --plot FILE`` (the 1989 tasks, then the oscillators)."""
     plot = tmp_path_factory.mktemp("wz1989") / "curves.png"
     code, out = _quietly(cli.main, ["demo", "--quick", "--plot", str(plot)])
