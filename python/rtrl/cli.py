@@ -29,7 +29,11 @@ def _demo(args: argparse.Namespace) -> int:
     if task not in DEMOS:
         print(f"rtrl demo: unknown task {task!r}; choose from {', '.join(sorted(DEMOS))}", file=sys.stderr)
         return 2
-    DEMOS[task].main(seeds=args.seeds, quick=args.quick)
+    options = {"quick": args.quick, "progress": not args.no_progress,
+               "plot_path": None if args.no_plot else (args.plot or f"rtrl-demo-{task}.png")}
+    if args.seeds is not None:
+        options["seeds"] = args.seeds
+    DEMOS[task].main(**options)
     return 0
 
 
@@ -44,10 +48,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rtrl", description="Exact online learning for recurrent networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="the build, the CPU/BLAS/threads and the CUDA status").set_defaults(func=_info)
-    demo = sub.add_parser("demo", help="run a demo (default: the Williams & Zipser 1989 tasks and oscillators)")
-    demo.add_argument("task", nargs="?", help="demo to run")
-    demo.add_argument("--seeds", type=int, default=5, help="networks per task (default 5)")
+    demo = sub.add_parser("demo", help="run a demo (default: the Williams & Zipser 1989 tasks and oscillators)",
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description="run a demo; TASK is one of:\n"
+                          "  wz1989       the Williams & Zipser 1989 tasks, then the oscillators (the default)\n"
+                          "  oscillators  the oscillators alone\n"
+                          "  forecast     Mackey-Glass next-step prediction: RTRL against truncated BPTT (LSTM)\n"
+                          "  reber        the embedded Reber grammar: an LSTM learning online with RTRL\n"
+                          "  text         a character-level GRU trained by truncated BPTT on standard-library\n"
+                          "               sources, then sampled")
+    demo.add_argument("task", nargs="?", metavar="TASK", help="demo to run (default: wz1989)")
+    demo.add_argument("--seeds", type=int, default=None,
+                      help="networks per task (default: the demo's own, 5 for wz1989)")
     demo.add_argument("--quick", action="store_true", help="a fast, smaller run")
+    demo.add_argument("--plot", metavar="FILE",
+                      help="write the learning curves to this PNG (default: rtrl-demo-TASK.png; needs matplotlib)")
+    demo.add_argument("--no-plot", action="store_true", help="write no figure")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar (shown with tqdm on a terminal)")
     demo.set_defaults(func=_demo)
     bench = sub.add_parser("bench", help="time RTRL against the GEMM rate and NumPy, and the LSTM/GRU "
                                          "layers against PyTorch (when installed)")

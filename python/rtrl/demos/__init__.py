@@ -1,8 +1,9 @@
-"""Demos run by ``rtrl demo [TASK]``; each module has ``run(...) -> list[dict]`` and ``main(args)``."""
+"""Demos run by ``rtrl demo [TASK]``; each module has ``run(...)`` and
+``main(seeds=..., quick=..., plot_path=..., progress=...)``."""
 
 from __future__ import annotations
 
-from . import oscillators, wz1989
+from . import forecast, oscillators, reber, text, wz1989
 
-DEMOS = {"oscillators": oscillators, "wz1989": wz1989}
+DEMOS = {"wz1989": wz1989, "oscillators": oscillators, "forecast": forecast, "reber": reber, "text": text}
 DEFAULT = "wz1989"

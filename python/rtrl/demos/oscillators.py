@@ -16,6 +16,8 @@ import numpy as np
 
 from ..learners import RTRL
 from ..models import FullyRecurrent
+from .plotting import report_figure, save_figure
+from .progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -49,39 +51,50 @@ def free_run_error(net: FullyRecurrent, learner: RTRL, task: Task, start: int) -
     return float(np.max(np.abs(outputs - task.target(np.arange(start, start + steps)))))
 
 
-def learn(task: Task, *, teacher_forcing: bool, seed: int, max_steps: int, check_every: int) -> int | None:
+def learn(task: Task, *, teacher_forcing: bool, seed: int, max_steps: int, check_every: int,
+          curve: list | None = None) -> int | None:
     """Trains one network online; returns the step count at which it first runs free within the
-    tolerance (checked every ``check_every`` steps), or None if it never does."""
+    tolerance (checked every ``check_every`` steps), or None if it never does. Appends
+    (steps, mean loss per step of the last ``check_every`` steps) to ``curve`` when given."""
     net = FullyRecurrent(task.units, 0, n_outputs=1, seed=seed, init_scale=0.5, dtype="float64", device="cpu")
     learner = RTRL(net, lr=task.lr, teacher_forcing=teacher_forcing)
     for start in range(0, max_steps, check_every):
         t = np.arange(start, start + check_every)
-        learner.run(np.zeros((check_every, 0)), task.target(t)[:, None])
+        loss = learner.run(np.zeros((check_every, 0)), task.target(t)[:, None]).loss
+        if curve is not None:
+            curve.append((start + check_every, float(np.mean(loss))))
         if free_run_error(net, learner, task, start + check_every) < task.tolerance:
             return start + check_every
     return None
 
 
 def run(*, seeds: int = 5, max_steps: int = 30_000, check_every: int = 100,
-        tasks: Iterable[Task] = TASKS) -> list[dict]:
-    """One row per (task, teacher forcing): success rate over ``seeds`` and median steps to learn."""
-    rows = []
-    for task in tasks:
-        for forcing in (True, False):
-            learned = [learn(task, teacher_forcing=forcing, seed=s, max_steps=max_steps, check_every=check_every)
-                       for s in range(seeds)]
-            rows.append(table_row(task.name, task.units, forcing, learned,
-                                  f"free-running |y - d| < {task.tolerance} over 4 periods"))
+        tasks: Iterable[Task] = TASKS, progress: bool = False) -> list[dict]:
+    """One row per (task, teacher forcing): success rate over ``seeds``, median steps to learn and
+    the learning curve of every seed (``curves``)."""
+    rows, tasks = [], tuple(tasks)
+    with progress_bar(2 * len(tasks) * seeds, "oscillators", progress, unit="network") as bar:
+        for task in tasks:
+            for forcing in (True, False):
+                learned, curves = [], []
+                for s in range(seeds):
+                    curves.append([])
+                    learned.append(learn(task, teacher_forcing=forcing, seed=s, max_steps=max_steps,
+                                         check_every=check_every, curve=curves[-1]))
+                    bar.update()
+                rows.append(table_row(task.name, task.units, forcing, learned,
+                                      f"free-running |y - d| < {task.tolerance} over 4 periods", curves))
     return rows
 
 
-def table_row(task: str, units: int, forcing: bool, learned: list, criterion: str) -> dict:
+def table_row(task: str, units: int, forcing: bool, learned: list, criterion: str,
+              curves: list | None = None) -> dict:
     """A row of a demo table: the success rate over seeds and the median steps to learn, from the
-    steps at which each seed learned (None: never)."""
+    steps at which each seed learned (None: never); ``curves``, one [(steps, loss), ...] per seed."""
     hits = [n for n in learned if n is not None]
     return {"task": task, "units": units, "teacher_forcing": forcing, "success": len(hits) / len(learned),
             "seeds": len(learned), "median_steps": statistics.median(hits) if hits else None,
-            "criterion": criterion}
+            "criterion": criterion, "curves": curves or []}
 
 
 def format_table(rows: list[dict]) -> str:
@@ -95,9 +108,30 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(seeds: int = 5, quick: bool = False) -> list[dict]:
+def plot_curves(path: str | None, rows: list[dict], title: str) -> str | None:
+    """One panel per task: the mean loss per step of every seed against the training steps (until
+    it learned), solid with teacher forcing, dashed without."""
+    names = list(dict.fromkeys(r["task"] for r in rows))
+
+    def draw(axes):
+        for ax, name in zip(axes, names):
+            for r in (r for r in rows if r["task"] == name):
+                style = dict(color="C0", ls="-") if r["teacher_forcing"] else dict(color="C3", ls="--")
+                for i, curve in enumerate(r["curves"]):
+                    if curve:
+                        steps, loss = np.array(curve).T
+                        label = ("forcing" if r["teacher_forcing"] else "no forcing") if i == 0 else None
+                        ax.plot(steps, loss, lw=0.8, label=label, **style)
+            ax.set(title=name, xlabel="steps", ylabel="mean loss per step", yscale="log")
+            ax.legend(fontsize=7)
+        axes[0].figure.suptitle(title)
+    return save_figure(path, draw, panels=len(names), columns=2, size=(5.0, 3.0))
+
+
+def main(seeds: int = 5, quick: bool = False, plot_path: str | None = None, progress: bool = False) -> list[dict]:
     print(__doc__.strip().splitlines()[0])
     print("Real-time RTRL, logistic units, a bias line, no inputs; one row per task and forcing.\n")
-    rows = run(seeds=2 if quick else seeds, max_steps=5_000 if quick else 30_000)
+    rows = run(seeds=2 if quick else seeds, max_steps=5_000 if quick else 30_000, progress=progress)
     print(format_table(rows))
+    report_figure(plot_path, plot_curves(plot_path, rows, "Oscillators, real-time RTRL"))
     return rows

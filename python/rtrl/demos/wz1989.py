@@ -39,6 +39,8 @@ import numpy as np
 from ..learners import RTRL
 from ..models import FullyRecurrent
 from . import oscillators
+from .plotting import report_figure
+from .progress import progress_bar
 
 NAN = np.nan
 
@@ -126,31 +128,42 @@ def probe_error(net: FullyRecurrent, learner: RTRL, X: np.ndarray, d: np.ndarray
     return float(np.max(np.abs(outputs[mask] - d[mask]))) if mask.any() else np.inf
 
 
-def learn(task: Task, *, teacher_forcing: bool, seed: int, max_steps: int, check_every: int) -> int | None:
+def learn(task: Task, *, teacher_forcing: bool, seed: int, max_steps: int, check_every: int,
+          curve: list | None = None) -> int | None:
     """Trains one network online on one stream; returns the training steps at which it first passes
-    the probe (checked every ``check_every`` steps), or None if it never does."""
+    the probe (checked every ``check_every`` steps), or None if it never does. Appends (steps, mean
+    loss per step of the last ``check_every`` steps) to ``curve`` when given."""
     net = FullyRecurrent(task.units, task.n_inputs, n_outputs=1, seed=seed, init_scale=0.3,
                          dtype="float64", device="cpu")
     learner = RTRL(net, lr=task.lr, teacher_forcing=teacher_forcing)
     X, d = task.stream(np.random.default_rng(seed), max_steps + task.window)
     for start in range(0, max_steps, check_every):
         stop = start + check_every
-        learner.run(X[start:stop], d[start:stop])
+        loss = learner.run(X[start:stop], d[start:stop]).loss
+        if curve is not None:
+            curve.append((stop, float(np.mean(loss))))
         if probe_error(net, learner, X[stop:stop + task.window], d[stop:stop + task.window]) < task.tolerance:
             return stop
     return None
 
 
 def run(*, seeds: int = 5, max_steps: int = 50_000, check_every: int = 100,
-        tasks: Iterable[Task] = TASKS, forcing: Iterable[bool] = (True, False)) -> list[dict]:
-    """One row per (task, teacher forcing): success rate over ``seeds`` and median steps to learn."""
-    rows, forcing = [], tuple(forcing)
-    for task in tasks:
-        for tf in forcing:
-            learned = [learn(task, teacher_forcing=tf, seed=s, max_steps=max_steps, check_every=check_every)
-                       for s in range(seeds)]
-            rows.append(oscillators.table_row(task.name, task.units, tf, learned,
-                                              f"next {task.window} steps, frozen: |y - d| < {task.tolerance}"))
+        tasks: Iterable[Task] = TASKS, forcing: Iterable[bool] = (True, False), progress: bool = False) -> list[dict]:
+    """One row per (task, teacher forcing): success rate over ``seeds``, median steps to learn and
+    the learning curve of every seed (``curves``)."""
+    rows, forcing, tasks = [], tuple(forcing), tuple(tasks)
+    with progress_bar(len(tasks) * len(forcing) * seeds, "1989 tasks", progress, unit="network") as bar:
+        for task in tasks:
+            for tf in forcing:
+                learned, curves = [], []
+                for s in range(seeds):
+                    curves.append([])
+                    learned.append(learn(task, teacher_forcing=tf, seed=s, max_steps=max_steps,
+                                         check_every=check_every, curve=curves[-1]))
+                    bar.update()
+                rows.append(oscillators.table_row(task.name, task.units, tf, learned,
+                                                  f"next {task.window} steps, frozen: |y - d| < {task.tolerance}",
+                                                  curves))
     return rows
 
 
@@ -159,11 +172,13 @@ format_table = oscillators.format_table
 QUICK = dict(seeds=2, max_steps=30_000)  # what ``main(quick=True)`` runs (and the tests check)
 
 
-def main(seeds: int = 5, quick: bool = False) -> list[dict]:
+def main(seeds: int = 5, quick: bool = False, plot_path: str | None = None, progress: bool = False) -> list[dict]:
     print(__doc__.strip().splitlines()[0])
     print("Real-time RTRL, logistic units, a bias line; one row per task and teacher forcing.\n")
-    rows = run(**QUICK) if quick else run(seeds=seeds)
+    rows = run(**QUICK, progress=progress) if quick else run(seeds=seeds, progress=progress)
     print(format_table(rows))
     print()
-    rows += oscillators.main(seeds=seeds, quick=quick)
+    rows += oscillators.main(seeds=seeds, quick=quick, progress=progress)
+    report_figure(plot_path, oscillators.plot_curves(plot_path, rows, "Williams & Zipser 1989 tasks and "
+                                                     "oscillators, real-time RTRL"))
     return rows
