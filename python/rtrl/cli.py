@@ -7,9 +7,11 @@ import sys
 from typing import Sequence
 
 
-def _info(_: argparse.Namespace) -> int:
+def _info(args: argparse.Namespace) -> int:
     from . import info
 
+    if args.memory:
+        return _memory(args)
     d = info()
     cpu, cuda = d["cpu"], d["cuda"]
     print(f"rtrl {d['version']}")
@@ -19,6 +21,38 @@ def _info(_: argparse.Namespace) -> int:
         print(f"CUDA: available: {', '.join(cuda['devices'])}")
     else:
         print(f"CUDA: {'built' if cuda['built'] else 'not built'}, not available: {cuda['reason']}")
+    return 0
+
+
+def _memory(args: argparse.Namespace) -> int:
+    from .memory import available_bytes, estimate, format_bytes
+
+    if args.inputs is None or args.hidden is None:
+        print("rtrl info --memory: give --inputs and --hidden (units of the fully recurrent network)",
+              file=sys.stderr)
+        return 2
+    try:
+        need = estimate(args.memory, args.inputs, args.hidden, args.outputs, batch_size=args.batch_size,
+                        dtype=args.dtype, learner=args.learner, optimizer=args.optimizer, steps=args.steps,
+                        device=args.device)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        print(f"rtrl info --memory: {exc}", file=sys.stderr)
+        return 2
+    chunk = f", {args.steps} steps per chunk" if args.learner == "bptt" else ""
+    print(f"{args.learner.upper()} on {args.memory}: inputs {args.inputs}, hidden {args.hidden}, outputs "
+          f"{args.outputs if args.outputs is not None else 'all units'}, batch {args.batch_size}, {args.dtype}, "
+          f"optimizer {args.optimizer}{chunk}")
+    for part, size in need.items():
+        if part in ("learner", "total"):
+            continue
+        print(f"  {part:<16} {format_bytes(size):>12}")
+    print(f"  {'held':<16} {format_bytes(need['learner']):>12}  (between calls; independent of the sequence "
+          f"length{' for RTRL' if args.learner == 'rtrl' else ''})")
+    print(f"  {'total':<16} {format_bytes(need['total']):>12}")
+    free = available_bytes(args.device)
+    if free is not None:
+        verdict = "fits" if need["total"] <= free else "does NOT fit"
+        print(f"  available        {format_bytes(free):>12}  ({verdict})")
     return 0
 
 
@@ -47,7 +81,20 @@ def _bench(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rtrl", description="Exact online learning for recurrent networks.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="the build, the CPU/BLAS/threads and the CUDA status").set_defaults(func=_info)
+    info = sub.add_parser("info", help="the build, the CPU/BLAS/threads and the CUDA status; with --memory, "
+                                       "what a learner will need")
+    info.add_argument("--memory", choices=("fully_recurrent", "rnn", "lstm", "gru"),
+                      help="print the memory a learner on this model will need, before allocating it")
+    info.add_argument("--inputs", type=int, help="inputs (with --memory)")
+    info.add_argument("--hidden", type=int, help="hidden units, or the fully recurrent network's units")
+    info.add_argument("--outputs", type=int, help="outputs (readout size; visible units)")
+    info.add_argument("--batch-size", type=int, default=1, help="streams (default 1)")
+    info.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    info.add_argument("--learner", choices=("rtrl", "bptt"), default="rtrl")
+    info.add_argument("--optimizer", choices=("none", "sgd", "momentum", "adam"), default="sgd")
+    info.add_argument("--steps", type=int, help="BPTT: steps per chunk (its memory grows with them)")
+    info.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    info.set_defaults(func=_info)
     demo = sub.add_parser("demo", help="run a demo (default: the Williams & Zipser 1989 tasks and oscillators)",
                           formatter_class=argparse.RawDescriptionHelpFormatter,
                           description="run a demo; TASK is one of:\n"

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import memory as _memory
 from . import optim as _optim
 from ._arrays import add_batch_axis, as_device_array, as_flag
 from ._kernels import kernels_for
@@ -108,6 +109,9 @@ class Learner:
         self._native_optimizer = (self.optimizer.native(self._core, clip_grad_norm)
                                   if self.optimizer is not None else self._core.OptimizerConfig("none", 0.0))
         rows = self._native_optimizer.state_rows
+        if self._kind == "rtrl":
+            need = _memory.of_learner(model, "rtrl", self.batch_size, rows if self.optimizer else None)
+            _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}")
         self._grad = self._xp.zeros_like(model._flat)
         self._optimizer_state = self._xp.zeros((rows,) + tuple(model._flat.shape), dtype=model.dtype) if rows else None
         self._optimizer_step = 0
@@ -447,7 +451,9 @@ class RTRL(Learner):
         return a["sensitivities_h"].transpose(1, 0, 2)
 
     def memory_bytes(self) -> int:
-        """Bytes of state this learner holds (the sensitivities dominate)."""
+        """Bytes of state this learner holds (the sensitivities dominate); independent of the
+        sequence length. :func:`rtrl.memory.estimate` gives it, and the per-run workspace, before
+        a learner is made."""
         return sum(int(a.nbytes) for a in self._arrays().values()) + int(self.model._flat.nbytes)
 
     def run(self, X: Any, targets: Any = None) -> RunResult:
