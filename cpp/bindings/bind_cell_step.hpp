@@ -17,15 +17,17 @@ namespace rtrl {
 
 template <class Backend>
 struct CellStepBindings {
+  // A [rows, cols] view of `base`'s memory at `data` that keeps `base` alive.
   template <class T>
-  static py::array_t<T> copy_of(const T* data, index_t rows, index_t cols) {
-    py::array_t<T> out({rows, cols});
-    std::memcpy(out.mutable_data(), data, size_t(rows * cols) * sizeof(T));
-    return out;
+  static py::array_t<T> view(const py::array_t<T>& base, T* data, index_t rows, index_t cols) {
+    return py::array_t<T>({rows, cols}, {cols * index_t(sizeof(T)), index_t(sizeof(T))}, data, base);
   }
 
-  // Returns (h', c' or None, saved) where saved = (x, h, c, gates, cells, aux): private copies of
-  // what backward reads (None where absent).
+  // Returns (h', c' or None, saved): saved is one flat array holding, in order, private copies of
+  // x [B, I], h [B, H] and c [B, H] (zeros where not given), then gates [B, G H], cells [B, H] and
+  // aux [B, H] (the layer kernel's saved buffers for T = 1), then h' and c' [B, H] (of which the
+  // first two results are views). One allocation per step: at a few microseconds a step, each
+  // array made here costs as much as the arithmetic.
   template <class T>
   static py::tuple step(const std::string& cell, const std::string& nonlinearity, py::object w_ih,
                         py::object w_hh, py::object b_ih, py::object b_hh, py::object x,
@@ -37,7 +39,7 @@ struct CellStepBindings {
     RTRL_CHECK(b_ih.is_none() == b_hh.is_none(), "bias_ih, bias_hh: give both or neither");
     const LayerDims d = LayerBindings<Backend, HostArrays>::template dims<T>(
         cell, nonlinearity, false, wih, whh, x3, !b_ih.is_none());
-    const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H;
+    const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H, BH = B * H;
     const bool lstm = d.cell == CellKind::lstm, gru = d.cell == CellKind::gru;
     using L = LayerBindings<Backend, HostArrays>;
     LayerWeights<T> w{static_cast<const T*>(wih.data), static_cast<const T*>(whh.data),
@@ -47,34 +49,42 @@ struct CellStepBindings {
     const T* h_in = L::template optional<T>(h, "hx", {B, H}, "(batch, hidden_size)", false);
     const T* c_in = lstm ? L::template optional<T>(c, "cx", {B, H}, "(batch, hidden_size)", false) : nullptr;
 
-    py::array_t<T> x_saved = copy_of(x_in, B, I);
-    py::object h_saved = h_in ? py::object(copy_of(h_in, B, H)) : py::none();
-    py::object c_saved = c_in ? py::object(copy_of(c_in, B, H)) : py::none();
-    py::array_t<T> h_new({B, H});
-    py::array_t<T> gates({index_t(1), B, GH});
-    py::object cells = lstm ? py::object(py::array_t<T>({index_t(1), B, H})) : py::none();
-    py::object aux = gru ? py::object(py::array_t<T>({index_t(1), B, H})) : py::none();
-    py::object c_new = lstm ? py::object(py::array_t<T>({B, H})) : py::none();
+    py::array_t<T> saved(B * I + 7 * BH + B * GH);
+    T* x_saved = saved.mutable_data();
+    T* h_saved = x_saved + B * I;
+    T* c_saved = h_saved + BH;
+    T* gates = c_saved + BH;
+    T* cells = gates + B * GH;
+    T* aux = cells + BH;
+    T* h_new = aux + BH;
+    T* c_new = h_new + BH;
+    std::memcpy(x_saved, x_in, size_t(B * I) * sizeof(T));
+    auto keep = [&](const T* in, T* out) {
+      if (in) std::memcpy(out, in, size_t(BH) * sizeof(T));
+      else std::memset(out, 0, size_t(BH) * sizeof(T));
+    };
+    keep(h_in, h_saved);
+    keep(c_in, c_saved);
 
     LayerForward<T> io{};
-    io.x = x_saved.data();
+    io.x = x_saved;
     io.ldx = I;
-    io.h0 = h_saved.is_none() ? nullptr : h_saved.cast<py::array_t<T>>().data();
-    io.c0 = c_saved.is_none() ? nullptr : c_saved.cast<py::array_t<T>>().data();
-    io.y = h_new.mutable_data();  // for T = 1 the output is h'
+    io.h0 = h_saved;
+    io.c0 = lstm ? c_saved : nullptr;
+    io.y = h_new;  // for T = 1 the output is h'
     io.ldy = H;
-    io.h_n = h_new.mutable_data();
-    io.c_n = lstm ? c_new.cast<py::array_t<T>>().mutable_data() : nullptr;
+    io.h_n = h_new;
+    io.c_n = lstm ? c_new : nullptr;
     LayerSaved<T> s{};
-    s.gates = gates.mutable_data();
-    s.c = lstm ? cells.cast<py::array_t<T>>().mutable_data() : nullptr;
-    s.aux = gru ? aux.cast<py::array_t<T>>().mutable_data() : nullptr;
+    s.gates = gates;
+    s.c = lstm ? cells : nullptr;
+    s.aux = gru ? aux : nullptr;
     {
       py::gil_scoped_release release;
       Backend::template recurrent_layer_forward<T>(0, d, w, io, s);
     }
-    return py::make_tuple(h_new, c_new,
-                          py::make_tuple(x_saved, h_saved, c_saved, gates, cells, aux));
+    return py::make_tuple(view(saved, h_new, B, H), lstm ? py::object(view(saved, c_new, B, H)) : py::none(),
+                          saved);
   }
 
   static void bind(py::module_& m) {
@@ -89,7 +99,8 @@ struct CellStepBindings {
           },
           py::arg("cell"), py::arg("nonlinearity"), py::arg("weight_ih"), py::arg("weight_hh"),
           py::arg("bias_ih"), py::arg("bias_hh"), py::arg("input"), py::arg("hx"), py::arg("cx"),
-          "One cell step on host arrays: (h', c' or None, saved buffers for backward).");
+          "One cell step on host arrays: (h', c' or None, saved): saved is one flat array of x, h, c, "
+          "gates, cells, aux, h', c' (see bind_cell_step.hpp).");
   }
 };
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
+
 from .._arrays import as_device_array
 from .layers import GATES, GRU, LSTM, RNN, _pair, _RecurrentLayer
 
@@ -21,6 +23,7 @@ class _Cell:
                                        seed=seed, **layer_options)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, self._layer.bias
         self.grads: dict[str, Any] = {}
+        self._last: tuple | None = None  # (saved buffers, h', unbatched) of the last step
 
     @property
     def device(self) -> str:
@@ -57,34 +60,43 @@ class _Cell:
                 raise ValueError(f"{name}: expected shape {tuple(current.shape)}, got {tuple(arr.shape)}")
         self._layer.load_state_dict({f"{k}_l0": v for k, v in state.items()})
 
+    def _array(self, value: Any, name: str) -> Any:
+        """``value`` on the cell's device and dtype; arrays that already are pass straight through
+        (a step is a few microseconds: this is the common case kept short)."""
+        if type(value) is np.ndarray and value.dtype == self._layer._dtype and value.flags.c_contiguous:
+            return value
+        return as_device_array(value, name, self._layer._dtype, self._layer._be)
+
     def _step(self, input: Any, h: Any, c: Any) -> tuple[Any, Any]:
         """One step straight through the native layer kernel (T = 1), keeping what backward needs."""
         layer = self._layer
-        be, dtype, H = layer._be, layer._dtype, self.hidden_size
-        x = as_device_array(input, "input", dtype, be)
+        be, H = layer._be, self.hidden_size
+        x = self._array(input, "input")
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"input: expected shape (B, {self.input_size}) or ({self.input_size},), "
                              f"got {tuple(x.shape)}")
         unbatched = x.ndim == 1
-        x = x[None] if unbatched else x
+        if unbatched:
+            x = x[None]
         B = x.shape[0]
-        state_shape = (H,) if unbatched else (B, H)
         states = []
         for name, value in (("hx", h), ("cx", c)):
             if value is not None:
-                value = as_device_array(value, name, dtype, be)
-                if value.shape != state_shape:
-                    raise ValueError(f"{name}: expected shape {state_shape}, got {tuple(value.shape)}")
-                value = value.reshape(B, H)
+                value = self._array(value, name)
+                if value.shape != ((H,) if unbatched else (B, H)):
+                    raise ValueError(f"{name}: expected shape {(H,) if unbatched else (B, H)}, "
+                                     f"got {tuple(value.shape)}")
+                if unbatched:
+                    value = value[None]
             states.append(value)
         cell, p = layer._cell, layer._params
         weights = (p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0"))
+        layer._saved, self._last = None, None
         if be.device == "cpu":  # one native call that also allocates and keeps private copies
-            h_new, c_new, (x, h0, c0, gates, cells, aux) = be.core.cell_step(
-                cell, layer.nonlinearity, *weights, x, states[0], states[1])
-            y = h_new[None]
+            h_new, c_new, flat = be.core.cell_step(cell, layer.nonlinearity, *weights, x, states[0], states[1])
+            self._last = (flat, h_new, unbatched)
         else:
-            xp = be.xp
+            xp, dtype = be.xp, layer._dtype
             x, h0, c0 = x.copy(), *(None if v is None else v.copy() for v in states)
             y = xp.empty((1, B, H), dtype=dtype)  # for T = 1, y[0] is h_n
             c_new = xp.empty((B, H), dtype=dtype) if cell == "lstm" else None
@@ -94,15 +106,34 @@ class _Cell:
             be.core.layer_forward(cell, layer.nonlinearity, False, *weights, x[None], h0, c0, y, 0, y[0],
                                   c_new, gates, cells, aux, be.stream())
             h_new = y[0]
-        run = {"gates": gates, "cells": cells, "aux": aux, "suffix": "_l0", "k": 0, "reverse": False}
-        layer._saved = {"inputs": [x[None]], "outputs": [y], "runs": [run], "unbatched": unbatched,
-                        "h0": None if h0 is None else h0[None], "c0": None if c0 is None else c0[None]}
+            self._last = ((x, h0, c0, gates, cells, aux), h_new, unbatched)
         if unbatched:
             return h_new[0], None if c_new is None else c_new[0]
         return h_new, c_new
 
+    def _restore_saved(self) -> None:
+        """Gives the layer what its backward reads about the last step (built only when needed)."""
+        saved, h_new, unbatched = self._last
+        self._last = None
+        if not isinstance(saved, tuple):  # the CPU's flat buffer: x, h, c, gates, cells, aux (cell_step)
+            B, I, H = h_new.shape[0], self.input_size, self.hidden_size
+            GH, cell = GATES[self._layer._cell] * H, self._layer._cell
+            bounds = np.cumsum([0, B * I, B * H, B * H, B * GH, B * H, B * H])
+            x, h0, c0, gates, cells, aux = (saved[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+            x, h0, c0 = x.reshape(B, I), h0.reshape(B, H), c0.reshape(B, H) if cell == "lstm" else None
+            gates, cells = gates.reshape(1, B, GH), cells.reshape(1, B, H) if cell == "lstm" else None
+            aux = aux.reshape(1, B, H) if cell == "gru" else None
+        else:
+            x, h0, c0, gates, cells, aux = saved
+        run = {"gates": gates, "cells": cells, "aux": aux, "suffix": "_l0", "k": 0, "reverse": False}
+        self._layer._saved = {"inputs": [x[None]], "outputs": [h_new[None]], "runs": [run],
+                              "unbatched": unbatched, "h0": None if h0 is None else h0[None],
+                              "c0": None if c0 is None else c0[None]}
+
     def _backward(self, dh: Any, dc: Any) -> tuple[Any, Any, Any]:
         layer = self._layer
+        if self._last is not None:
+            self._restore_saved()
         if layer._saved is None:
             raise RuntimeError("backward() needs a forward call first (and each call allows one backward)")
         out = layer._saved["outputs"][-1]
