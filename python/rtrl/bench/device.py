@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEVICES", "resolve", "synchronize", "to_device"]
+__all__ = ["DEVICES", "resolve", "synchronize", "to_device", "to_host"]
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -47,3 +47,12 @@ def synchronize(device: str) -> None:
         import cupy
 
         cupy.cuda.get_current_stream().synchronize()
+
+
+def to_host(array: Any) -> Any:
+    """A NumPy view or copy of a NumPy or CuPy array."""
+    import numpy as np
+
+    if hasattr(array, "get") and not isinstance(array, np.ndarray):
+        return array.get()
+    return np.asarray(array)
