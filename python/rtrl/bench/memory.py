@@ -118,11 +118,12 @@ def measure(model: str, size: int, batch: int, learner: str, steps: int, *, devi
 
 
 def run(quick: bool = False, *, cases: Optional[Sequence[tuple]] = None,
-        steps: Sequence[int] = STEPS, chunk: int = CHUNK, device: str = "cpu",
+        steps: Optional[Sequence[int]] = None, chunk: int = CHUNK, device: str = "cpu",
         progress: Optional[Callable[[str], None]] = None) -> list[dict]:
-    """One row per case: peak RSS after ``steps[0]`` and after ``steps[-1]`` steps (each in a fresh
-    process), their ratio, and the learner's ``memory_bytes()``. ``quick`` uses smaller models."""
-    short, long = steps[0], steps[-1]
+    """One row per case (model, size, batch, learner): peak RSS after ``steps[0]`` and after
+    ``steps[-1]`` steps (default ``STEPS``; each in a fresh process), their ratio, and the learner's
+    ``memory_bytes()``. ``quick`` uses smaller models."""
+    short, long = (steps or STEPS)[0], (steps or STEPS)[-1]
     rows = []
     for model, size, batch, learner in cases or (QUICK_CASES if quick else CASES):
         results = {}
