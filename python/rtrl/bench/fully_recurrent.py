@@ -11,14 +11,19 @@ For every size (n units, m = 8 inputs, B streams, float32, real-time SGD updates
                    ours / sgemm (1.0 = as fast as a single GEMM of the sensitivity update);
 * ``NumPy``     -- microseconds per step of the straightforward vectorised NumPy RTRL
                    (``rtrl.bench.numpy_rtrl.NumpyRTRL``, float32, same initial weights), and the
-                   speed-up of rtrl over it.
+                   speed-up of rtrl over it;
+* ``torch``, ``JAX`` -- the same for the same algorithm written with torch ops
+                   (``rtrl.bench.torch_rtrl.TorchRTRL``, CPU) and as a jit-compiled ``lax.scan``
+                   (``rtrl.bench.jax_rtrl.JaxRTRL``, CPU), when those libraries are installed
+                   ("absent" otherwise).
 
 The machine is assumed noisy: every quantity is the minimum over interleaved repeats, with a short pause
 between measurements so that the spinning worker threads of one BLAS do not steal the cores of the next
 measurement. Timings are printed, never asserted.
 
 ``run(quick) -> list[dict]``, ``header() -> str`` (the machine), ``format_table(rows) -> str`` and
-``LEGEND``; ``rtrl bench --only rtrl`` and ``benchmarks/bench_fully_recurrent.py`` print them.
+``LEGEND``; ``rtrl bench --only rtrl`` and ``benchmarks/bench.py --only rtrl`` print them. rtrl runs
+on ``device`` ("cpu" or "cuda"); the references always run on the CPU.
 """
 
 from __future__ import annotations
