@@ -80,7 +80,8 @@ def report(tables: Sequence[str] = tuple(TABLES), *, quick: bool = False, json_p
         elapsed, other = time.perf_counter() - started, cpu_use.stop()
         repeats = rows[0]["repeats"] if rows else 0
         print(f"\n== {name}: {title} ==", file=out)
-        print(f"mode: {'quick' if quick else 'full'}, {repeats} interleaved repeats, {elapsed:.0f} s; "
+        how = getattr(module, "METHOD", f"{repeats} interleaved repeats")
+        print(f"mode: {'quick' if quick else 'full'}, {how}, {elapsed:.0f} s; "
               f"other processes used {'?' if other is None else f'{100 * other:.0f}%'} of the CPUs "
               f"meanwhile\n", file=out)
         print(module.format_table(rows), file=out)

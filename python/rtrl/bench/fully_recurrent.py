@@ -273,7 +273,8 @@ real-time SGD, interleaved with ours; speed-up = their time / ours:
   NumPy: rtrl.bench.numpy_rtrl.NumpyRTRL, one Python call per step;
   torch: rtrl.bench.torch_rtrl.TorchRTRL, torch ops on the CPU, one Python call per step, torch threads
          = rtrl's threads;
-  JAX:   rtrl.bench.jax_rtrl.JaxRTRL, jax.jit of a lax.scan over the T/run steps, CPU (compiled before timing).
+  JAX:   rtrl.bench.jax_rtrl.JaxRTRL, jax.jit of a lax.scan over the T/run steps, CPU, XLA's own threads
+         (compiled before timing).
   absent: that library is not installed.
 other%: share of all CPUs used by other processes (or VM steal) while the row was measured; rows
 measured with other% well above 0 are unreliable (rtrl's OpenMP threads wait on descheduled peers)."""

@@ -32,6 +32,7 @@ __all__ = ["LEGEND", "chunks", "format_table", "measure", "peak_rss", "run"]
 N_INPUTS = 8
 LR = 1e-3
 CHUNK = 500
+METHOD = "each run in a fresh process"  # for report()'s mode line
 STEPS = (2_000, 50_000)
 # (model, size, batch, learner): FullyRecurrent(n) / RecurrentNet("lstm", H) with B streams
 CASES = (("fully_recurrent", 32, 4, "rtrl"), ("lstm", 32, 1, "rtrl"),
@@ -173,12 +174,13 @@ def format_table(rows: list[dict]) -> str:
 
 
 LEGEND = f"""\
-peak MiB: peak resident set size of a fresh Python process (interpreter, NumPy and rtrl included) that
-built the model and learner and ran T steps on one OpenMP thread (real-time SGD lr={LR} for RTRL, one update per sequence
-for BPTT; float32, I={N_INPUTS}, one mse output).  ratio: peak at the long T / peak at the short T.
-run adds: peak after the run minus peak before it.  state MiB: learner.memory_bytes() (RTRL: parameters,
-state, sensitivities, gradient).  RTRL is fed from a generator in chunks (learner.run per chunk), so
-neither its state nor its input grows with T; full-sequence BPTT keeps every step, so its peak grows.
+peak MiB: peak resident set size of a fresh Python process (interpreter, NumPy and rtrl included)
+that built the model and learner and ran T steps on one OpenMP thread (real-time SGD lr={LR} for
+RTRL, one update per sequence for BPTT; float32, I={N_INPUTS}, one mse output).
+ratio: peak at the long T / peak at the short T.  run adds: peak after the run minus peak before it.
+state MiB: learner.memory_bytes() (RTRL: parameters, state, sensitivities, gradient).
+RTRL is fed from a generator in chunks (learner.run per chunk), so neither its state nor its input
+grows with T; full-sequence BPTT keeps every step, so its peak grows.
 s: seconds of the long run."""
 
 
