@@ -74,7 +74,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .bench import TABLES, report
 
-    report(tuple(TABLES) if args.only is None else (args.only,), quick=args.quick, json_path=args.json)
+    try:
+        report(tuple(TABLES) if args.only is None else (args.only,), quick=args.quick, json_path=args.json,
+               device=args.device, plot_path=args.plot)
+    except (ValueError, RuntimeError) as exc:
+        print(f"rtrl bench: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -113,13 +118,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--no-plot", action="store_true", help="write no figure")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar (shown with tqdm on a terminal)")
     demo.set_defaults(func=_demo)
-    bench = sub.add_parser("bench", help="time RTRL against the GEMM rate and NumPy, and the LSTM/GRU "
-                                         "layers against PyTorch (when installed)")
-    bench.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under a minute)")
+    bench = sub.add_parser("bench", help="time RTRL against the GEMM rate and NumPy/torch/JAX RTRLs, the "
+                                         "LSTM/GRU layers against PyTorch (when installed), and RTRL's memory")
+    bench.add_argument("--quick", action="store_true", help="fewer sizes and repeats (a few minutes)")
     bench.add_argument("--json", metavar="FILE", help="also write the results (all rows) as JSON")
-    bench.add_argument("--only", choices=("rtrl", "cells", "layers"),
-                       help="run one table: rtrl (fully recurrent RTRL vs sgemm and NumPy), cells "
-                            "(RecurrentNet RTRL vs sgemm) or layers (LSTM/GRU vs torch)")
+    bench.add_argument("--only", choices=("rtrl", "cells", "layers", "memory"),
+                       help="run one table: rtrl (fully recurrent RTRL vs sgemm and NumPy/torch/JAX RTRLs), "
+                            "cells (RecurrentNet RTRL vs sgemm), layers (LSTM/GRU vs torch) or memory "
+                            "(peak RSS of RTRL at T = 2000 and 50000)")
+    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="where rtrl runs (default auto: CUDA when available); the references run on "
+                            "the CPU; cuda without a usable device is an error")
+    bench.add_argument("--plot", metavar="FILE",
+                       help="also draw the rtrl table as a PNG (time per step against n; needs matplotlib)")
     bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -11,6 +11,7 @@ import gc
 import time
 from typing import Any, Callable, Optional
 
+from .device import synchronize, to_device
 from .machine import measure_interleaved, table_lines
 
 N_INPUTS = 8
@@ -33,7 +34,8 @@ def shape(cell: str, hidden: int, batch: int) -> tuple[int, int, int, int]:
 
 
 def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: float,
-                 settle: float) -> dict[str, Any]:
+                 settle: float, device: str = "cpu") -> dict[str, Any]:
+    """One row: RTRL.run of RecurrentNet(cell) on ``device`` against the same-shape CPU sgemm."""
     import numpy as np
 
     import rtrl
@@ -42,18 +44,21 @@ def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: 
     threads = int(rtrl.info()["cpu"]["threads"])
     M, N, K, n_theta = shape(cell, hidden, batch)
     flops = 2 * M * N * K
-    net = rtrl.RecurrentNet(cell, N_INPUTS, hidden, 1, seed=0, device="cpu")
+    net = rtrl.RecurrentNet(cell, N_INPUTS, hidden, 1, seed=0, device=device)
     learner = rtrl.RTRL(net, lr=LR, batch_size=batch)
     rng = np.random.default_rng(0)
     data: dict[int, tuple[Any, Any]] = {}
 
     def time_ours(steps: int) -> float:
         if steps not in data:
-            data[steps] = (rng.uniform(-1, 1, (steps, batch, N_INPUTS)).astype(np.float32),
-                           rng.uniform(-1, 1, (steps, batch, 1)).astype(np.float32))
+            X = rng.uniform(-1, 1, (steps, batch, N_INPUTS)).astype(np.float32)
+            D = rng.uniform(-1, 1, (steps, batch, 1)).astype(np.float32)
+            data[steps] = (to_device(X, device), to_device(D, device))
         X, D = data[steps]
+        synchronize(device)
         start = time.perf_counter()
         learner.run(X, D)
+        synchronize(device)
         return time.perf_counter() - start
 
     def time_sgemm(calls: int) -> float:
@@ -63,7 +68,8 @@ def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: 
                             min_time=min_time, settle=settle)
     ours, sgemm = m["ours"]["best"], m["sgemm"]["best"]
     row = {
-        "cell": cell, "hidden": hidden, "inputs": N_INPUTS, "batch": batch, "n_theta": n_theta,
+        "cell": cell, "device": device, "hidden": hidden, "inputs": N_INPUTS, "batch": batch,
+        "n_theta": n_theta,
         "threads": threads, "repeats": repeats, "steps_per_run": m["ours"]["count"],
         "memory_bytes": learner.memory_bytes(), "sgemm_shape": [M, N, K],
         "us_per_step": ours * 1e6, "ours_median_over_min": m["ours"]["med_over_min"],
@@ -76,8 +82,8 @@ def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: 
 
 
 def run(quick: bool = False, *, cells=None, hidden=None, batches=None, repeats: Optional[int] = None,
-        progress: Optional[Callable[[str], None]] = None) -> list[dict]:
-    """Measures every (cell, H, B); ``quick`` uses fewer sizes and repeats."""
+        device: str = "cpu", progress: Optional[Callable[[str], None]] = None) -> list[dict]:
+    """Measures every (cell, H, B) with rtrl on ``device``; ``quick`` uses fewer sizes and repeats."""
     d_repeats, min_time, settle = QUICK_SETTINGS if quick else FULL_SETTINGS
     rows = []
     for cell in cells or CELLS:
@@ -86,7 +92,7 @@ def run(quick: bool = False, *, cells=None, hidden=None, batches=None, repeats: 
                 if progress:
                     progress(f"measuring {cell} H={h} B={batch} ...")
                 rows.append(measure_case(cell, h, batch, repeats=repeats or d_repeats,
-                                         min_time=min_time, settle=settle))
+                                         min_time=min_time, settle=settle, device=device))
     return rows
 
 

@@ -11,14 +11,19 @@ For every size (n units, m = 8 inputs, B streams, float32, real-time SGD updates
                    ours / sgemm (1.0 = as fast as a single GEMM of the sensitivity update);
 * ``NumPy``     -- microseconds per step of the straightforward vectorised NumPy RTRL
                    (``rtrl.bench.numpy_rtrl.NumpyRTRL``, float32, same initial weights), and the
-                   speed-up of rtrl over it.
+                   speed-up of rtrl over it;
+* ``torch``, ``JAX`` -- the same for the same algorithm written with torch ops
+                   (``rtrl.bench.torch_rtrl.TorchRTRL``, CPU) and as a jit-compiled ``lax.scan``
+                   (``rtrl.bench.jax_rtrl.JaxRTRL``, CPU), when those libraries are installed
+                   ("absent" otherwise).
 
 The machine is assumed noisy: every quantity is the minimum over interleaved repeats, with a short pause
 between measurements so that the spinning worker threads of one BLAS do not steal the cores of the next
 measurement. Timings are printed, never asserted.
 
 ``run(quick) -> list[dict]``, ``header() -> str`` (the machine), ``format_table(rows) -> str`` and
-``LEGEND``; ``rtrl bench --only rtrl`` and ``benchmarks/bench_fully_recurrent.py`` print them.
+``LEGEND``; ``rtrl bench --only rtrl`` and ``benchmarks/bench.py --only rtrl`` print them. rtrl runs
+on ``device`` ("cpu" or "cuda"); the references always run on the CPU.
 """
 
 from __future__ import annotations
@@ -27,8 +32,12 @@ import gc
 import time
 from typing import Any, Callable, Optional
 
+from .device import synchronize, to_device
+from .jax_rtrl import JaxRTRL, jax_or_none
+from .layers import torch_or_none
 from .machine import header, measure_interleaved, table_lines
 from .numpy_rtrl import NumpyRTRL
+from .torch_rtrl import TorchRTRL
 
 __all__ = ["LEGEND", "format_table", "header", "measure_case", "run"]
 
@@ -37,6 +46,7 @@ LR = 1e-3
 SIZES = (8, 16, 32, 64, 128)
 BATCHES = (1, 16)
 QUICK_SIZES = (8, 32, 128)
+REFERENCES = ("numpy", "torch", "jax")  # the RTRL implementations timed next to ours (row keys)
 
 # (repeats, min_time seconds per measurement, settle seconds between measurements)
 FULL_SETTINGS = (7, 0.2, 0.15)
@@ -66,9 +76,68 @@ class _Data:
         return self._X[:steps], self._D[:steps]
 
 
+def _reference_timers(W0, batch: int, data: _Data, threads: int, *, numpy_baseline: bool,
+                      torch_baseline: bool, jax_baseline: bool) -> tuple[dict, dict]:
+    """Timed functions (steps -> seconds) of the CPU references, and the versions of torch/JAX used
+    (None: not installed or not asked for)."""
+    import numpy as np
+
+    timers: dict[str, Callable[[int], float]] = {}
+    versions: dict[str, Optional[str]] = {"torch": None, "jax": None}
+    if numpy_baseline:
+        baseline = NumpyRTRL(W0.copy(), n_outputs=1, activation="logistic", bias=True, batch=batch, lr=LR)
+
+        def time_numpy(steps: int) -> float:
+            X, D = data.get(steps)
+            step = baseline.step
+            start = time.perf_counter()
+            for t in range(steps):
+                step(X[t], D[t])
+            return time.perf_counter() - start
+
+        timers["numpy"] = time_numpy
+    torch = torch_or_none() if torch_baseline else None
+    if torch is not None:
+        versions["torch"] = torch.__version__
+        torch_ref = TorchRTRL(W0, n_outputs=1, batch=batch, lr=LR, dtype="float32", torch=torch)
+
+        def time_torch(steps: int) -> float:
+            X, D = (torch.from_numpy(a) for a in data.get(steps))
+            step = torch_ref.step
+            previous = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                start = time.perf_counter()
+                for t in range(steps):
+                    step(X[t], D[t])
+                return time.perf_counter() - start
+            finally:
+                torch.set_num_threads(previous)
+
+        timers["torch"] = time_torch
+    jax = jax_or_none() if jax_baseline else None
+    if jax is not None:
+        versions["jax"] = jax.__version__
+        jax_ref = JaxRTRL(W0, n_outputs=1, batch=batch, lr=LR, dtype="float32")
+        on_device: dict[int, Any] = {}
+
+        def time_jax(steps: int) -> float:
+            if steps not in on_device:  # transfer and compile for this length outside the timing
+                on_device[steps] = tuple(jax.device_put(np.asarray(a)) for a in data.get(steps))
+                jax_ref.run(*on_device[steps])
+            start = time.perf_counter()
+            jax_ref.run(*on_device[steps])
+            return time.perf_counter() - start
+
+        timers["jax"] = time_jax
+    return timers, versions
+
+
 def measure_case(n: int, batch: int, *, repeats: int, min_time: float, settle: float,
-                 numpy_baseline: bool = True) -> dict[str, Any]:
-    """Measures one size; returns one row of the table (see ``format_table``)."""
+                 numpy_baseline: bool = True, torch_baseline: bool = True, jax_baseline: bool = True,
+                 device: str = "cpu") -> dict[str, Any]:
+    """Measures one size on ``device`` ("cpu" or "cuda"; the references always run on the CPU);
+    returns one row of the table (see ``format_table``)."""
     import numpy as np
 
     import rtrl
@@ -80,14 +149,20 @@ def measure_case(n: int, batch: int, *, repeats: int, min_time: float, settle: f
     flops = flops_per_step(n, m, batch)
     data = _Data(batch)
 
-    net = rtrl.FullyRecurrent(n, m, n_outputs=1, seed=0, device="cpu")
-    W0 = np.array(net.weight, dtype=np.float32, copy=True)
+    net = rtrl.FullyRecurrent(n, m, n_outputs=1, seed=0, device=device)
+    W0 = np.array(net.weight.get() if device == "cuda" else net.weight, dtype=np.float32, copy=True)
     learner = rtrl.RTRL(net, lr=LR, batch_size=batch)
+    placed: dict[int, tuple[Any, Any]] = {}
 
     def time_ours(steps: int) -> float:
-        X, D = data.get(steps)
+        if steps not in placed:
+            placed.clear()
+            placed[steps] = tuple(to_device(a, device) for a in data.get(steps))
+        X, D = placed[steps]
+        synchronize(device)
         start = time.perf_counter()
         learner.run(X, D)
+        synchronize(device)
         return time.perf_counter() - start
 
     gemm_shape = (n, n_weights * batch, n)  # M, N, K
@@ -95,28 +170,15 @@ def measure_case(n: int, batch: int, *, repeats: int, min_time: float, settle: f
     def time_sgemm(calls: int) -> float:
         return calls * _rtrl_cpu._time_sgemm(*gemm_shape, calls, threads)
 
-    measurements: dict[str, Callable[[int], float]] = {"ours": time_ours, "sgemm": time_sgemm}
-
-    if numpy_baseline:
-        baseline = NumpyRTRL(W0.copy(), n_outputs=1, activation="logistic", bias=True, batch=batch,
-                             lr=LR)
-
-        def time_numpy(steps: int) -> float:
-            X, D = data.get(steps)
-            step = baseline.step
-            start = time.perf_counter()
-            for t in range(steps):
-                step(X[t], D[t])
-            return time.perf_counter() - start
-
-        measurements["numpy"] = time_numpy
-
+    references, versions = _reference_timers(W0, batch, data, threads, numpy_baseline=numpy_baseline,
+                                             torch_baseline=torch_baseline, jax_baseline=jax_baseline)
+    measurements: dict[str, Callable[[int], float]] = {"ours": time_ours, "sgemm": time_sgemm,
+                                                       **references}
     m = measure_interleaved(measurements, repeats=repeats, min_time=min_time, settle=settle)
     ours, sgemm = m["ours"]["best"], m["sgemm"]["best"]
-    numpy_step = m["numpy"]["best"] if "numpy" in m else None
     row: dict[str, Any] = {
-        "n": n, "m": m, "batch": batch, "n_weights": n_weights, "threads": threads,
-        "dtype": "float32", "flops_per_step": flops, "repeats": repeats,
+        "n": n, "m": N_INPUTS, "batch": batch, "n_weights": n_weights, "threads": threads,
+        "device": device, "dtype": "float32", "flops_per_step": flops, "repeats": repeats,
         "steps_per_run": m["ours"]["count"],
         "us_per_step": ours * 1e6,
         "gflops": flops / ours / 1e9,
@@ -126,22 +188,26 @@ def measure_case(n: int, batch: int, *, repeats: int, min_time: float, settle: f
         "sgemm_us": sgemm * 1e6,
         "sgemm_gflops": flops / sgemm / 1e9,
         "ratio_to_sgemm": sgemm / ours,
-        "numpy_steps_per_run": m["numpy"]["count"] if numpy_step else None,
-        "numpy_us_per_step": numpy_step * 1e6 if numpy_step else None,
-        "speedup_vs_numpy": numpy_step / ours if numpy_step else None,
+        "torch": versions["torch"], "jax": versions["jax"],
         "other_cpu_share": m["other_cpu_share"],
         "samples_s": {k: m[k]["samples"] for k in measurements},
     }
-    del learner, net, measurements
+    for key in REFERENCES:
+        best = m[key]["best"] if key in m else None
+        row[f"{key}_steps_per_run"] = m[key]["count"] if key in m else None
+        row[f"{key}_us_per_step"] = best * 1e6 if best else None
+        row[f"speedup_vs_{key}"] = best / ours if best else None
+    del learner, net, measurements, references
     gc.collect()
     return row
 
 
 def run(quick: bool = False, *, sizes=None, batches=None, repeats: Optional[int] = None,
         min_time: Optional[float] = None, settle: Optional[float] = None,
-        numpy_baseline: bool = True,
-        progress: Optional[Callable[[str], None]] = None) -> list[dict]:
-    """Measures every (n, B); ``quick`` uses fewer sizes and repeats (under a minute)."""
+        numpy_baseline: bool = True, torch_baseline: bool = True, jax_baseline: bool = True,
+        device: str = "cpu", progress: Optional[Callable[[str], None]] = None) -> list[dict]:
+    """Measures every (n, B); ``quick`` uses fewer sizes and repeats (about a minute). ``device`` is
+    where rtrl runs ("cpu" or "cuda"); the references run on the CPU."""
     d_repeats, d_min_time, d_settle = QUICK_SETTINGS if quick else FULL_SETTINGS
     sizes = tuple(sizes or (QUICK_SIZES if quick else SIZES))
     batches = tuple(batches or BATCHES)
@@ -153,11 +219,22 @@ def run(quick: bool = False, *, sizes=None, batches=None, repeats: Optional[int]
             rows.append(measure_case(n, batch, repeats=repeats or d_repeats,
                                      min_time=min_time or d_min_time,
                                      settle=d_settle if settle is None else settle,
-                                     numpy_baseline=numpy_baseline))
+                                     numpy_baseline=numpy_baseline, torch_baseline=torch_baseline,
+                                     jax_baseline=jax_baseline, device=device))
     return rows
 
 
-_COLUMNS = (  # header, width, format of the row's value (None -> "-")
+def _reference_columns(key: str, title: str, width: int):
+    """The 'us/step' and speed-up columns of one reference ("absent" when it was not measured)."""
+    def us(r):
+        return "absent" if r.get(f"{key}_us_per_step") is None else f'{r[f"{key}_us_per_step"]:.2f}'
+
+    def speedup(r):
+        return "-" if r.get(f"speedup_vs_{key}") is None else f'{r[f"speedup_vs_{key}"]:.1f}x'
+    return ((f"{title} us/step", width, us), ("speed-up", 8, speedup))
+
+
+_COLUMNS = (  # header, width, format of the row's value
     ("n", 4, lambda r: f'{r["n"]}'),
     ("B", 3, lambda r: f'{r["batch"]}'),
     ("N", 6, lambda r: f'{r["n_weights"]}'),
@@ -167,24 +244,37 @@ _COLUMNS = (  # header, width, format of the row's value (None -> "-")
     ("GFLOP/s", 8, lambda r: f'{r["gflops"]:.2f}'),
     ("sgemm GF/s", 10, lambda r: f'{r["sgemm_gflops"]:.2f}'),
     ("ours/sgemm", 10, lambda r: f'{r["ratio_to_sgemm"]:.2f}'),
-    ("NumPy us/step", 13, lambda r: "-" if r["numpy_us_per_step"] is None
-     else f'{r["numpy_us_per_step"]:.2f}'),
-    ("speed-up", 8, lambda r: "-" if r["speedup_vs_numpy"] is None
-     else f'{r["speedup_vs_numpy"]:.1f}x'),
+    *_reference_columns("numpy", "NumPy", 13),
+    *_reference_columns("torch", "torch", 13),
+    *_reference_columns("jax", "JAX", 11),
     ("other%", 6, lambda r: "-" if r.get("other_cpu_share") is None
      else f'{100 * r["other_cpu_share"]:.0f}'),
 )
 
 
 def format_table(rows: list[dict]) -> str:
-    """A fixed-width text table of ``run()``'s rows."""
-    return "\n".join(table_lines(_COLUMNS, rows))
+    """A fixed-width text table of ``run()``'s rows, with a line per reference that was absent."""
+    lines = table_lines(_COLUMNS, rows)
+    for key, name, extra in (("torch", "torch", "torch"), ("jax", "JAX", "jax jaxlib")):
+        if rows and all(r.get(f"{key}_us_per_step") is None for r in rows):
+            lines.append(f"{name} RTRL: absent ({name} not installed or not asked for; "
+                         f"pip install {extra} to compare)")
+    if any(r.get("device") == "cuda" for r in rows):
+        lines.append("rtrl ran on CUDA; sgemm, NumPy, torch and JAX on the CPU")
+    return "\n".join(lines)
 
 
 LEGEND = """\
 us/step: min over repeats of one RTRL.run of T/run steps / T (float32, m=8, 1 output, SGD lr=1e-3 each step).
 med/min: median/min of those repeats (noise).  GFLOP/s: 2 n^2 N B flops per step, N = n (m+1+n).
 sgemm GF/s: one OpenBLAS sgemm M=n, N=N*B, K=n on the same threads, interleaved with ours, min.
-ours/sgemm: sgemm time / our step time.  NumPy: rtrl.bench.numpy_rtrl.NumpyRTRL (float32), speed-up = NumPy/ours.
+ours/sgemm: sgemm time / our step time.  Exact RTRL references, same algorithm, weights and data, float32,
+real-time SGD, interleaved with ours; speed-up = their time / ours:
+  NumPy: rtrl.bench.numpy_rtrl.NumpyRTRL, one Python call per step;
+  torch: rtrl.bench.torch_rtrl.TorchRTRL, torch ops on the CPU, one Python call per step, torch threads
+         = rtrl's threads;
+  JAX:   rtrl.bench.jax_rtrl.JaxRTRL, jax.jit of a lax.scan over the T/run steps, CPU, XLA's own threads
+         (compiled before timing).
+  absent: that library is not installed.
 other%: share of all CPUs used by other processes (or VM steal) while the row was measured; rows
 measured with other% well above 0 are unreliable (rtrl's OpenMP threads wait on descheduled peers)."""

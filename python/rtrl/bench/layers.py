@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .device import synchronize, to_device, to_host
 from .machine import header, measure_interleaved, per_call_timer, table_lines
 
 __all__ = ["LEGEND", "format_table", "header", "measure_cell", "measure_layer", "run", "torch_or_none"]
@@ -63,8 +64,9 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: float, settle: float,
-                  torch=None) -> dict[str, Any]:
-    """One row: forward and forward+backward of one layer, ours and (when ``torch`` is given) torch's."""
+                  torch=None, device: str = "cpu") -> dict[str, Any]:
+    """One row: forward and forward+backward of one layer, ours (on ``device``) and (when ``torch`` is
+    given) torch's on the CPU."""
     import rtrl
 
     I = H
@@ -72,7 +74,8 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (T, B, I)).astype(np.float32)
     g = rng.uniform(-1, 1, (T, B, H)).astype(np.float32)
-    ours = {"lstm": rtrl.nn.LSTM, "gru": rtrl.nn.GRU}[cell](I, H, device="cpu", dtype="float32", seed=0)
+    ours = {"lstm": rtrl.nn.LSTM, "gru": rtrl.nn.GRU}[cell](I, H, device=device, dtype="float32", seed=0)
+    x_ours, g_ours = to_device(x, device), to_device(g, device)
 
     measurements: dict[str, Callable[[int], float]] = {}
     check: dict[str, Optional[float]] = {"output_rel_diff": None, "grad_rel_diff": None}
@@ -97,20 +100,22 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
         torch_train()
         with torch.no_grad():
             out_t = theirs(xt)[0].numpy()
-        out_o, _ = ours(x)
-        dx_o = ours.backward(g)[0]
-        check["output_rel_diff"] = _rel(out_o, out_t)
+        out_o, _ = ours(x_ours)
+        dx_o = ours.backward(g_ours)[0]
+        check["output_rel_diff"] = _rel(to_host(out_o), out_t)
         check["grad_rel_diff"] = max(
-            [_rel(dx_o, xg.grad.numpy())]
-            + [_rel(ours.grads[k], p.grad.numpy()) for k, p in theirs.named_parameters()])
+            [_rel(to_host(dx_o), xg.grad.numpy())]
+            + [_rel(to_host(ours.grads[k]), p.grad.numpy()) for k, p in theirs.named_parameters()])
         measurements["torch_fwd"] = per_call_timer(torch_forward)
 
     def ours_forward() -> None:
-        ours(x)
+        ours(x_ours)
+        synchronize(device)
 
     def ours_train() -> None:
-        out, _ = ours(x)
-        ours.backward(g)
+        out, _ = ours(x_ours)
+        ours.backward(g_ours)
+        synchronize(device)
 
     measurements["ours_fwd"] = per_call_timer(ours_forward)
     if torch is not None:
@@ -124,7 +129,7 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
         return m[key]["best"] if key in m else None
 
     row: dict[str, Any] = {
-        "kind": "layer", "cell": cell, "T": T, "B": B, "I": I, "H": H, "threads": threads,
+        "kind": "layer", "device": device, "cell": cell, "T": T, "B": B, "I": I, "H": H, "threads": threads,
         "torch": None if torch is None else torch.__version__,
         "torch_threads": None if torch is None else torch.get_num_threads(), "dtype": "float32",
         "forward_flops": flops,
@@ -149,14 +154,16 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
 
 
 def measure_cell(B: int, H: int, *, repeats: int, min_time: float, settle: float,
-                 torch=None) -> dict[str, Any]:
-    """One LSTMCell step from Python, state fed back: ours and (when ``torch`` is given) torch's."""
+                 torch=None, device: str = "cpu") -> dict[str, Any]:
+    """One LSTMCell step from Python, state fed back: ours (on ``device``) and (when ``torch`` is
+    given) torch's on the CPU."""
     import rtrl
 
     I = H
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (B, I)).astype(np.float32)
-    ours = rtrl.nn.LSTMCell(I, H, device="cpu", dtype="float32", seed=0)
+    ours = rtrl.nn.LSTMCell(I, H, device=device, dtype="float32", seed=0)
+    x_ours = to_device(x, device)
     measurements: dict[str, Callable[[int], float]] = {}
     check = None
     if torch is not None:
@@ -175,21 +182,23 @@ def measure_cell(B: int, H: int, *, repeats: int, min_time: float, settle: float
 
         with torch.no_grad():
             h_t = theirs(xt)[0].numpy()
-        check = _rel(ours(x)[0], h_t)
+        check = _rel(to_host(ours(x_ours)[0]), h_t)
         measurements["torch"] = torch_steps
 
     def ours_steps(count: int) -> float:
-        h = c = np.zeros((B, H), dtype=np.float32)
+        h = c = to_device(np.zeros((B, H), dtype=np.float32), device)
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(count):
-            h, c = ours(x, (h, c))
+            h, c = ours(x_ours, (h, c))
+        synchronize(device)
         return time.perf_counter() - start
 
     measurements["ours"] = ours_steps
     m = measure_interleaved(measurements, repeats=repeats, min_time=min_time, settle=settle)
     torch_us = m["torch"]["best"] * 1e6 if "torch" in m else None
     row = {
-        "kind": "cell", "cell": "lstm_cell", "B": B, "I": I, "H": H,
+        "kind": "cell", "device": device, "cell": "lstm_cell", "B": B, "I": I, "H": H,
         "torch": None if torch is None else torch.__version__,
         "torch_us": torch_us, "ours_us": m["ours"]["best"] * 1e6,
         "ratio": None if torch_us is None else m["ours"]["best"] * 1e6 / torch_us,
@@ -205,9 +214,10 @@ def measure_cell(B: int, H: int, *, repeats: int, min_time: float, settle: float
 
 def run(quick: bool = False, *, shapes=None, cells=None, repeats: Optional[int] = None,
         min_time: Optional[float] = None, settle: Optional[float] = None, use_torch: bool = True,
-        progress: Optional[Callable[[str], None]] = None) -> list[dict]:
+        device: str = "cpu", progress: Optional[Callable[[str], None]] = None) -> list[dict]:
     """Measures every (cell, shape) and the cell step; ``quick`` uses fewer repeats (well under a
-    minute). Without torch (or with ``use_torch=False``) only our times are measured."""
+    minute). Without torch (or with ``use_torch=False``) only our times are measured. ``device``:
+    where rtrl's layers run ("cpu" or "cuda"); torch always runs on the CPU."""
     import rtrl
 
     d_repeats, d_min_time, d_settle = QUICK_SETTINGS if quick else FULL_SETTINGS
@@ -227,11 +237,11 @@ def run(quick: bool = False, *, shapes=None, cells=None, repeats: Optional[int] 
                 if progress:
                     progress(f"measuring {cell} T={T} B={B} H={H} ...")
                 rows.append(measure_layer(cell, T, B, H, repeats=repeats, min_time=min_time,
-                                          settle=settle, torch=torch))
+                                          settle=settle, torch=torch, device=device))
         if progress:
             progress(f"measuring lstm cell step B={CELL_STEP[0]} H={CELL_STEP[1]} ...")
         rows.append(measure_cell(*CELL_STEP, repeats=repeats, min_time=min_time, settle=settle,
-                                 torch=torch))
+                                 torch=torch, device=device))
     finally:
         if previous is not None:
             torch.set_num_threads(previous)

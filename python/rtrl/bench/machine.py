@@ -94,8 +94,8 @@ class CpuUse:
             busy = (sum(vals) - vals[3] - vals[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
         except (OSError, ValueError, IndexError, AttributeError):
             return None
-        own = os.times()
-        return busy, own.user + own.system, time.perf_counter()
+        own = os.times()  # this process and its finished children (the memory table's processes)
+        return busy, own.user + own.system + own.children_user + own.children_system, time.perf_counter()
 
     def start(self) -> "CpuUse":
         self._start = self._snapshot()
