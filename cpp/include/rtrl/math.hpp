@@ -45,12 +45,14 @@ RTRL_HD std::int64_t round_to_int(double v, double* rounded) {
   return __builtin_bit_cast(std::int64_t, t) - __builtin_bit_cast(std::int64_t, shifter);
 }
 
+// The shift is unsigned: a NaN argument to exp gives a garbage k (the result is then discarded), and
+// a signed shift out of range would be undefined behaviour.
 RTRL_HD float pow2i(std::int32_t k) {  // 2^k for k in [-126, 127]
-  return __builtin_bit_cast(float, (k + 127) << 23);
+  return __builtin_bit_cast(float, static_cast<std::uint32_t>(k + 127) << 23);
 }
 
 RTRL_HD double pow2i(std::int64_t k) {  // 2^k for k in [-1022, 1023]
-  return __builtin_bit_cast(double, (k + 1023) << 52);
+  return __builtin_bit_cast(double, static_cast<std::uint64_t>(k + 1023) << 52);
 }
 
 }  // namespace detail
