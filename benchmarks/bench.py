@@ -3,11 +3,11 @@
 
 Usage::
 
-    python benchmarks/bench.py [--only {rtrl,cells,layers,memory}] [--quick] [--json FILE] [--threads N]
-                               [--device {auto,cpu,cuda}] [--plot FILE]
+    python benchmarks/bench.py [--threads N] [any option of rtrl bench: --only, --quick, --json,
+                               --device, --plot]
 
 ``--threads N`` sets ``OMP_NUM_THREADS`` before rtrl, NumPy and torch load (``rtrl bench`` cannot: it
-runs after rtrl is imported).
+runs after rtrl is imported); everything else goes to ``rtrl bench`` as is.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ import os
 import sys
 from typing import Optional
 
+
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=("rtrl", "cells", "layers", "memory"), help="run one table")
-    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
     parser.add_argument("--threads", type=int, metavar="N",
                         help="OpenMP threads (sets OMP_NUM_THREADS before rtrl, NumPy and torch load)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where rtrl runs")
-    parser.add_argument("--plot", metavar="FILE", help="also write a PNG of the rtrl table")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     if args.threads is not None:
         if args.threads < 1:
             parser.error("--threads: expected a positive integer")
@@ -35,15 +31,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                   file=sys.stderr)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
-    from rtrl.bench import TABLES, report  # after OMP_NUM_THREADS is set
+    from rtrl.cli import main as rtrl_main  # after OMP_NUM_THREADS is set
 
-    try:
-        report(tuple(TABLES) if args.only is None else (args.only,), quick=args.quick, json_path=args.json,
-               device=args.device, plot_path=args.plot)
-    except (ValueError, RuntimeError) as exc:
-        print(f"bench.py: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return rtrl_main(["bench", *rest])
 
 
 if __name__ == "__main__":

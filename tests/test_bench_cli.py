@@ -45,10 +45,17 @@ def test_plot_without_the_rtrl_table_is_refused(capsys, tmp_path):
     assert not path.exists()
 
 
-def test_json_has_the_reference_rows_and_the_device(tiny, tmp_path, capsys):
+def test_json_has_the_reference_rows_and_the_device(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     path = tmp_path / "bench.json"
     assert cli.main(["bench", "--quick", "--only", "rtrl", "--device", "cpu", "--json", str(path)]) == 0
     out = capsys.readouterr().out
+    try:  # the default plot, in the current directory
+        __import__("matplotlib")
+    except ImportError:
+        assert not (tmp_path / "rtrl-bench.png").exists()
+    else:
+        assert (tmp_path / "rtrl-bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "rtrl on cpu (--device cpu)" in out
     payload = json.loads(path.read_text())
     assert payload["device"] == "cpu" and "rtrl on cpu" in payload["header"]

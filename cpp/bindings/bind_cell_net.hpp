@@ -101,13 +101,9 @@ struct CellNetBindings {
     o.optimizer = opt;
     o.optimizer_step = opt_step;
     o.on_nonfinite = policy;
-    NonfiniteEvents events;
-    std::int64_t updates;
-    {
-      py::gil_scoped_release release;
-      updates = Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
-    }
-    return run_report(updates, events);
+    return run_rtrl([&](NonfiniteEvents& events) {
+      return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
+    });
   }
 
   template <class T>

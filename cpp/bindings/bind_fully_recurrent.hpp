@@ -83,6 +83,18 @@ inline py::dict run_report(std::int64_t updates, const NonfiniteEvents& e) {
   return r;
 }
 
+// Runs an RTRL loop, run(events) -> update count, without the GIL; returns its run_report.
+template <class Run>
+py::dict run_rtrl(Run&& run) {
+  NonfiniteEvents events;
+  std::int64_t updates;
+  {
+    py::gil_scoped_release release;
+    updates = run(events);
+  }
+  return run_report(updates, events);
+}
+
 template <class Backend, class Reader>
 struct FullyRecurrentBindings {
   // Rejects +-inf anywhere and NaN unless nan_ok; names the step and stream of the first offender.
@@ -163,13 +175,9 @@ struct FullyRecurrentBindings {
     o.optimizer = opt;
     o.optimizer_step = opt_step;
     o.on_nonfinite = policy;
-    NonfiniteEvents events;
-    std::int64_t updates;
-    {
-      py::gil_scoped_release release;
-      updates = Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
-    }
-    return run_report(updates, events);
+    return run_rtrl([&](NonfiniteEvents& events) {
+      return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
+    });
   }
 
   template <class T>

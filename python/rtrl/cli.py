@@ -73,10 +73,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from .bench import TABLES, report
+    from .bench.plot import matplotlib_missing
 
+    tables = tuple(TABLES) if args.only is None else (args.only,)
+    plot = args.plot
+    if plot is None and not args.no_plot and "rtrl" in tables and not matplotlib_missing():
+        plot = "rtrl-bench.png"
     try:
-        report(tuple(TABLES) if args.only is None else (args.only,), quick=args.quick, json_path=args.json,
-               device=args.device, plot_path=args.plot)
+        report(tables, quick=args.quick, json_path=args.json, device=args.device, plot_path=plot)
     except (ValueError, RuntimeError) as exc:
         print(f"rtrl bench: {exc}", file=sys.stderr)
         return 2
@@ -130,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="where rtrl runs (default auto: CUDA when available); the references run on "
                             "the CPU; cuda without a usable device is an error")
     bench.add_argument("--plot", metavar="FILE",
-                       help="also draw the rtrl table as a PNG (time per step against n; needs matplotlib)")
+                       help="draw the rtrl table as a PNG, time per step against n (default with matplotlib "
+                            "installed: rtrl-bench.png)")
+    bench.add_argument("--no-plot", action="store_true", help="write no figure")
     bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -178,7 +178,8 @@ class Learner:
         self.stats["reset_streams"] += resets
         self.stats["last_skipped_step"] = start + last
         if stopped:
-            where = f"streams {streams}" if streams else "no single stream (an overflow in the update or in a sum over streams)"
+            where = (f"streams {streams}" if streams
+                     else "no single stream (an overflow in the update or in a sum over streams)")
             raise NonFiniteError(
                 f"step {start + first} (step {first} of this call), {where}: the recurrent state or the "
                 "gradient became non-finite (a learning rate too large, or extreme input?); that step's "
