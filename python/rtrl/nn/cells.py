@@ -24,6 +24,9 @@ class _Cell:
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, self._layer.bias
         self.grads: dict[str, Any] = {}
         self._last: tuple | None = None  # (saved buffers, h', unbatched) of the last step
+        layer, p = self._layer, self._layer._params  # parameters are updated in place, never replaced
+        self._native_args = (layer._cell, layer.nonlinearity, p["weight_ih_l0"], p["weight_hh_l0"],
+                             p.get("bias_ih_l0"), p.get("bias_hh_l0"))
 
     @property
     def device(self) -> str:
@@ -62,8 +65,9 @@ class _Cell:
 
     def _array(self, value: Any, name: str) -> Any:
         """``value`` on the cell's device and dtype; arrays that already are pass straight through
-        (a step is a few microseconds: this is the common case kept short)."""
-        if type(value) is np.ndarray and value.dtype == self._layer._dtype and value.flags.c_contiguous:
+        (a step is a few microseconds: this is the common case kept short). NumPy's built-in dtypes
+        are singletons, so ``is`` compares them."""
+        if type(value) is np.ndarray and value.dtype is self._layer._dtype and value.flags.c_contiguous:
             return value
         return as_device_array(value, name, self._layer._dtype, self._layer._be)
 
@@ -89,13 +93,12 @@ class _Cell:
                 if unbatched:
                     value = value[None]
             states.append(value)
-        cell, p = layer._cell, layer._params
-        weights = (p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0"))
         layer._saved, self._last = None, None
         if be.device == "cpu":  # one native call that also allocates and keeps private copies
-            h_new, c_new, flat = be.core.cell_step(cell, layer.nonlinearity, *weights, x, states[0], states[1])
+            h_new, c_new, flat = be.core.cell_step(*self._native_args, x, states[0], states[1])
             self._last = (flat, h_new, unbatched)
         else:
+            cell, weights = self._native_args[0], self._native_args[2:]
             xp, dtype = be.xp, layer._dtype
             x, h0, c0 = x.copy(), *(None if v is None else v.copy() for v in states)
             y = xp.empty((1, B, H), dtype=dtype)  # for T = 1, y[0] is h_n
