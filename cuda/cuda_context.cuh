@@ -7,6 +7,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <initializer_list>
+#include <utility>
 #include <cstdint>
 
 #include "cuda_check.cuh"
@@ -143,13 +145,13 @@ class CudaContext {
     RTRL_CUDA_CHECK_LAUNCH();
   }
 
-  // True when no value in data[0, count) is +-inf or NaN; waits for the stream.
+  // True when no value in the ranges (pointer, count) is +-inf or NaN: one flag for all ranges,
+  // one wait for the stream.
   template <class T>
-  bool all_finite(const T* data, index_t count) {
-    if (count <= 0) return true;
+  bool all_finite(std::initializer_list<std::pair<const T*, index_t>> ranges) {
     if (flag_.size() == 0) flag_ = DeviceBuffer<int>(1, stream_);
     RTRL_CUDA_CHECK(cudaMemsetAsync(flag_.data(), 0, sizeof(int), stream_));
-    for_each(count, FlagNonFinite<T>{data, flag_.data()});
+    for (const auto& r : ranges) for_each(r.second, FlagNonFinite<T>{r.first, flag_.data()});
     int host = 0;
     RTRL_CUDA_CHECK(cudaMemcpyAsync(&host, flag_.data(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
     RTRL_CUDA_CHECK(cudaStreamSynchronize(stream_));

@@ -219,3 +219,60 @@ def test_policy_is_validated_and_saved(tmp_path):
     bad["stats"] = {"skipped_steps": -1, "reset_streams": 0, "last_skipped_step": None}
     with pytest.raises(ValueError, match="stats"):
         learner.load_state_dict(bad)
+
+
+@pytest.mark.parametrize("policy", ["raise", "skip"])
+def test_an_update_that_would_overflow_the_optimizer_state_is_undone(policy, device):
+    """float32 Adam: a finite but huge gradient squares to inf in the second moment while the weights
+    would stay finite; the update must be undone, optimizer state and gradient included."""
+    net = rtrl.RecurrentNet("rnn", I, 4, O, seed=0, device=device)
+    learner = rtrl.RTRL(net, optimizer=rtrl.optim.Adam(1e-3), batch_size=B, on_nonfinite=policy)
+    X, D = problem(2)
+    learner.run(X[:3], D[:3])
+    before = learner.state_dict()
+    huge = D[3:4] + 1e30
+    if policy == "raise":
+        with pytest.raises(rtrl.NonFiniteError) as info:
+            learner.run(X[3:4], huge)
+        assert info.value.step == 3 and info.value.streams == []
+    else:
+        learner.run(X[3:4], huge)
+    after = learner.state_dict()
+    assert learner.stats["skipped_steps"] == 1 and learner.stats["reset_streams"] == 0
+    assert np.isfinite(to_numpy(after["optimizer_state"])).all()
+    np.testing.assert_array_equal(to_numpy(after["optimizer_state"]), to_numpy(before["optimizer_state"]))
+    for name, value in after["parameters"].items():
+        np.testing.assert_array_equal(to_numpy(value), to_numpy(before["parameters"][name]))
+    assert after["optimizer_step"] == before["optimizer_step"]
+    learner.load_state_dict(after)  # still a loadable state
+    learner.run(X[4:], D[4:])  # and it still learns
+    assert learner.state_dict()["optimizer_step"] == after["optimizer_step"] + T - 4
+    assert not np.array_equal(to_numpy(learner.model.weight_hh), to_numpy(after["parameters"]["weight_hh"]))
+
+
+@pytest.mark.parametrize("make", MODELS)
+def test_bptt_goes_on_after_an_update_that_overflowed(make, device):
+    model = make(device)
+    learner = rtrl.BPTT(model, truncation=2, optimizer=rtrl.optim.SGD(huge_lr(model)), batch_size=B)
+    X, D = problem(1)
+    with pytest.raises(rtrl.NonFiniteError) as info:
+        learner.run(X, D * 1e3)
+    err = info.value
+    assert to_numpy(err.result.outputs).shape[0] == learner.steps
+    # the chunk's gradient was dropped, not left pending for every later chunk to trip over
+    for value in learner.gradients().values():
+        assert not to_numpy(value).any()
+    learner.model.load_parameters(make(device).parameters())
+    weights = {k: v.copy() for k, v in learner.model.parameters().items()}
+    learner.run(X[:4])  # no targets: a zero gradient, applied without complaint
+    for name, value in learner.model.parameters().items():
+        np.testing.assert_array_equal(to_numpy(value), to_numpy(weights[name]))
+
+
+def test_nonfinite_error_pickles():
+    import pickle
+
+    err = rtrl.NonFiniteError("step 3: streams [1]", 3, [1], rtrl.RunResult(np.zeros((4, 2, 1)), np.zeros(4)))
+    back = pickle.loads(pickle.dumps(err))
+    assert isinstance(back, rtrl.NonFiniteError) and str(back) == str(err)
+    assert back.step == 3 and back.streams == [1] and back.result.outputs.shape == (4, 2, 1)

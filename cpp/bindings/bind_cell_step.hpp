@@ -17,17 +17,11 @@ namespace rtrl {
 
 template <class Backend>
 struct CellStepBindings {
-  // A [rows, cols] view of `base`'s memory at `data` that keeps `base` alive.
-  template <class T>
-  static py::array_t<T> view(const py::array_t<T>& base, T* data, index_t rows, index_t cols) {
-    return py::array_t<T>({rows, cols}, {cols * index_t(sizeof(T)), index_t(sizeof(T))}, data, base);
-  }
-
   // Returns (h', c' or None, saved): saved is one flat array holding, in order, private copies of
   // x [B, I], h [B, H] and c [B, H] (zeros where not given), then gates [B, G H], cells [B, H] and
-  // aux [B, H] (the layer kernel's saved buffers for T = 1), then h' and c' [B, H] (of which the
-  // first two results are views). One allocation per step: at a few microseconds a step, each
-  // array made here costs as much as the arithmetic.
+  // aux [B, H] (the layer kernel's saved buffers for T = 1). Three allocations per step (h' and c'
+  // are arrays of their own, so that keeping them does not keep the rest): at a few microseconds
+  // a step, each array made here costs as much as the arithmetic.
   template <class T>
   static py::tuple step(const std::string& cell, const std::string& nonlinearity, py::object w_ih,
                         py::object w_hh, py::object b_ih, py::object b_hh, py::object x,
@@ -49,15 +43,17 @@ struct CellStepBindings {
     const T* h_in = L::template optional<T>(h, "hx", {B, H}, "(batch, hidden_size)", false);
     const T* c_in = lstm ? L::template optional<T>(c, "cx", {B, H}, "(batch, hidden_size)", false) : nullptr;
 
-    py::array_t<T> saved(B * I + 7 * BH + B * GH);
+    py::array_t<T> saved(B * I + 4 * BH + B * GH);
     T* x_saved = saved.mutable_data();
     T* h_saved = x_saved + B * I;
     T* c_saved = h_saved + BH;
     T* gates = c_saved + BH;
     T* cells = gates + B * GH;
     T* aux = cells + BH;
-    T* h_new = aux + BH;
-    T* c_new = h_new + BH;
+    py::array_t<T> h_out({B, H});
+    py::object c_out = lstm ? py::object(py::array_t<T>({B, H})) : py::none();
+    T* h_new = h_out.mutable_data();
+    T* c_new = lstm ? c_out.cast<py::array_t<T>>().mutable_data() : nullptr;
     std::memcpy(x_saved, x_in, size_t(B * I) * sizeof(T));
     auto keep = [&](const T* in, T* out) {
       if (in) std::memcpy(out, in, size_t(BH) * sizeof(T));
@@ -74,7 +70,7 @@ struct CellStepBindings {
     io.y = h_new;  // for T = 1 the output is h'
     io.ldy = H;
     io.h_n = h_new;
-    io.c_n = lstm ? c_new : nullptr;
+    io.c_n = c_new;
     LayerSaved<T> s{};
     s.gates = gates;
     s.c = lstm ? cells : nullptr;
@@ -83,8 +79,7 @@ struct CellStepBindings {
       py::gil_scoped_release release;
       Backend::template recurrent_layer_forward<T>(0, d, w, io, s);
     }
-    return py::make_tuple(view(saved, h_new, B, H), lstm ? py::object(view(saved, c_new, B, H)) : py::none(),
-                          saved);
+    return py::make_tuple(h_out, c_out, saved);
   }
 
   static void bind(py::module_& m) {
@@ -100,7 +95,7 @@ struct CellStepBindings {
           py::arg("cell"), py::arg("nonlinearity"), py::arg("weight_ih"), py::arg("weight_hh"),
           py::arg("bias_ih"), py::arg("bias_hh"), py::arg("input"), py::arg("hx"), py::arg("cx"),
           "One cell step on host arrays: (h', c' or None, saved): saved is one flat array of x, h, c, "
-          "gates, cells, aux, h', c' (see bind_cell_step.hpp).");
+          "gates, cells, aux (see bind_cell_step.hpp).");
   }
 };
 

@@ -8,6 +8,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <initializer_list>
+#include <utility>
 #include <memory>
 #include <vector>
 
@@ -76,12 +78,16 @@ class CpuContext {
     }
   }
 
-  // True when no value in data[0, count) is +-inf or NaN (x * 0 is 0 exactly for finite x).
+  // True when no value in the ranges (pointer, count) is +-inf or NaN (x * 0 is 0 exactly for
+  // finite x).
   template <class T>
-  bool all_finite(const T* data, index_t count) {
+  bool all_finite(std::initializer_list<std::pair<const T*, index_t>> ranges) {
     T acc = T(0);
+    for (const auto& r : ranges) {
+      const T* data = r.first;
 #pragma omp simd reduction(+ : acc)
-    for (index_t i = 0; i < count; ++i) acc += data[i] * T(0);
+      for (index_t i = 0; i < r.second; ++i) acc += data[i] * T(0);
+    }
     return acc == T(0);
   }
 

@@ -8,7 +8,7 @@ from . import _backend
 
 _backend._load_cpu_module()  # before anything else can load its OpenBLAS with a thread pool
 
-from . import nn, optim  # noqa: E402
+from . import memory, nn, optim  # noqa: E402
 from ._info import cuda_available, info  # noqa: E402
 from .checkpoint import load  # noqa: E402
 from .learners import BPTT, RTRL, NonFiniteError, RunResult  # noqa: E402
@@ -16,5 +16,5 @@ from .models import FullyRecurrent, RecurrentNet  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["BPTT", "FullyRecurrent", "NonFiniteError", "RTRL", "RunResult", "cuda_available", "info", "load", "nn",
+__all__ = ["BPTT", "FullyRecurrent", "NonFiniteError", "RTRL", "RunResult", "cuda_available", "info", "load", "memory", "nn",
            "optim", "RecurrentNet", "__version__"]

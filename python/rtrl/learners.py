@@ -41,6 +41,9 @@ class NonFiniteError(FloatingPointError):
         super().__init__(message)
         self.step, self.streams, self.result = step, streams, result
 
+    def __reduce__(self) -> tuple:  # picklable, e.g. across multiprocessing workers
+        return type(self), (str(self), self.step, self.streams, self.result)
+
 
 @dataclass
 class RunResult:
@@ -110,7 +113,8 @@ class Learner:
                                   if self.optimizer is not None else self._core.OptimizerConfig("none", 0.0))
         rows = self._native_optimizer.state_rows
         if self._kind == "rtrl":
-            need = _memory.of_learner(model, "rtrl", self.batch_size, rows if self.optimizer else None)
+            need = _memory.of_learner(model, "rtrl", self.batch_size, rows if self.optimizer else None,
+                                      update=getattr(self, "update", "realtime"))
             _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}")
         self._grad = self._xp.zeros_like(model._flat)
         self._optimizer_state = self._xp.zeros((rows,) + tuple(model._flat.shape), dtype=model.dtype) if rows else None
@@ -240,22 +244,26 @@ class Learner:
         ``clip_grad_norm`` is set), then clears it. Raises ``RuntimeError`` without an optimizer."""
         if self.optimizer is None:
             raise RuntimeError("apply(): this learner has no optimizer; pass lr= or optimizer=")
-        if not self._pending:
+        if not self._pending or self._apply_update():
             return
-        kept = self._core.optimizer_step(self._native_optimizer, self._optimizer_step + 1, self.model._flat,
-                                         self._grad, self._optimizer_state, self._be.stream())
-        if not kept:  # the update itself overflowed: nothing was changed
-            if self.on_nonfinite == "raise":
-                raise NonFiniteError(
-                    "apply(): the update would make a parameter non-finite (a learning rate too large?); "
-                    "it was not applied and the gradient is kept. on_nonfinite='skip' drops such updates.",
-                    self.steps - 1, [], RunResult(None, None))
-            self.stats["skipped_steps"] += 1
-            self.stats["last_skipped_step"] = self.steps - 1
-            self.zero_grad()
-            return
+        if self.on_nonfinite == "raise":
+            raise NonFiniteError(
+                "apply(): the update would make a parameter or the optimizer's state non-finite (a learning "
+                "rate too large?); it was not applied and the gradient is kept. on_nonfinite='skip' drops "
+                "such updates.", self.steps - 1, [], RunResult(None, None))
+        self.stats["skipped_steps"] += 1  # one dropped update, whatever the steps it summed
+        self.stats["last_skipped_step"] = self.steps - 1
+        self.zero_grad()
+
+    def _apply_update(self) -> bool:
+        """Applies and clears the accumulated gradient; returns False, changing nothing, when the
+        update would make a parameter or the optimizer's state non-finite."""
+        if not self._core.optimizer_step(self._native_optimizer, self._optimizer_step + 1, self.model._flat,
+                                         self._grad, self._optimizer_state, self._be.stream()):
+            return False
         self._optimizer_step += 1
         self.zero_grad()
+        return True
 
     # -- state -------------------------------------------------------------------------------------
     @property
@@ -435,10 +443,10 @@ class RTRL(Learner):
                  teacher_forcing: bool = False, loss: str = "mse", reduction: str = "mean",
                  clip_grad_norm: float | None = None, batch_size: int = 1,
                  on_nonfinite: str = "raise") -> None:
+        self.update = _check_choice("update", update, UPDATES)  # first: the memory check reads it
         super().__init__(model, lr=lr, optimizer=optimizer, loss=loss, reduction=reduction,
                          clip_grad_norm=clip_grad_norm, batch_size=batch_size,
                          teacher_forcing=teacher_forcing, on_nonfinite=on_nonfinite)
-        self.update = _check_choice("update", update, UPDATES)
 
     @property
     def sensitivities(self) -> Any:
@@ -533,18 +541,19 @@ class BPTT(Learner):
             stop = min(start + chunk, steps)
             part = slice(start, stop)
             chunk_targets = None if targets is None else targets[part]
-            before = self._grad.copy()
+            before, pending = self._grad.copy(), self._pending
             self._kernels.bptt(X[part], chunk_targets, outputs[part], loss[part])
             self.steps += stop - start
             reset = self._drop_nonfinite_chunk(X[part], chunk_targets, outputs[part], before)
-            if reset is not None:
-                self._note_nonfinite(run_start, start, stop - 1, reset, 1, len(reset),
-                                     self.on_nonfinite == "raise",
-                                     self._result(outputs[:stop], loss[:stop], unbatched))
-                continue
             self._pending = True
-            if self.optimizer is not None:
-                self.apply()
+            if reset is None and (self.optimizer is None or self._apply_update()):
+                continue
+            if reset is None:  # the update overflowed: the chunk is dropped like a non-finite one
+                reset = []
+                self._grad[...] = before
+            self._pending = pending
+            self._note_nonfinite(run_start, start, stop - 1, reset, 1, len(reset),
+                                 self.on_nonfinite == "raise", self._result(outputs[:stop], loss[:stop], unbatched))
         return self._result(outputs, loss, unbatched)
 
     def _drop_nonfinite_chunk(self, X: Any, targets: Any, outputs: Any, before: Any) -> list | None:

@@ -19,8 +19,11 @@ from .models import CELLS, resolve_dtype
 
 __all__ = ["estimate", "of_learner", "available_bytes", "format_bytes"]
 
-# The CPU context's cache-sized blocks of sensitivity columns (one per thread): cpu_context.hpp.
+# The contexts' scratch for blocks of sensitivity columns: cpu_context.hpp (cache-sized blocks, one
+# per thread, shared among threads from _PARALLEL_BYTES on) and cuda_context.cuh (bounded).
 _BLOCK_BYTES = 256 * 1024
+_PARALLEL_BYTES = 64 * 1024
+_CUDA_SCRATCH_BYTES = 256 << 20
 _OPTIMIZER_ROWS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 
 
@@ -64,30 +67,35 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
         raise ValueError(f"optimizer: expected one of {tuple(_OPTIMIZER_ROWS)}, got {optimizer!r}")
     if update not in ("realtime", "epoch"):
         raise ValueError(f"update: expected 'realtime' or 'epoch', got {update!r}")
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name == "input_size" else 1):
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    for name, value, low in (("input_size", input_size, 0), ("hidden_size", hidden_size, 1),
+                             ("output_size", output_size, 0), ("batch_size", batch_size, 1)):
+        if value is None and name == "output_size":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     if learner == "bptt" and (steps is None or isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
                               or steps < 1):
         raise ValueError(f"steps: BPTT's memory grows with the chunk length; give steps >= 1, got {steps!r}")
     item = resolve_dtype(dtype).itemsize
-    core = backend(resolve_device(device)).core
+    where = resolve_device(device)
+    core = backend(where).core
     B, H, I = int(batch_size), int(hidden_size), int(input_size)
     if model == "fully_recurrent":
         O = H if output_size is None else int(output_size)
-        sizes = _fully_recurrent(core, H, I, O, B, bool(bias), learner, steps)
+        sizes = _fully_recurrent(core, H, I, O, B, bool(bias), learner, steps, item, where)
     elif model in CELLS:
         if output_size is None:
             raise ValueError("output_size: RecurrentNet needs the readout's size")
-        sizes = _cell_net(core, model, I, H, int(output_size), B, learner, steps)
+        sizes = _cell_net(core, model, I, H, int(output_size), B, learner, steps, item, where)
     else:
         raise ValueError(f"model: expected 'fully_recurrent' or one of {tuple(CELLS)}, got {model!r}")
     n_params = sizes.pop("n_params")
     rows = _OPTIMIZER_ROWS[optimizer]
     if learner == "rtrl":
         realtime = update == "realtime" and optimizer != "none"
-        # the step's gradient (epoch mode) or the copy an update is undone from (real-time mode)
-        sizes["workspace"] += n_params * (1 + rows) if realtime else n_params
+        # the step's gradient (epoch mode) or the copy of parameters, gradient and optimizer state
+        # an update is undone from (real-time mode)
+        sizes["workspace"] += n_params * (2 + rows) if realtime else n_params
     out = {"parameters": n_params, "gradient": n_params, "optimizer_state": rows * n_params, **sizes}
     out = {k: int(v) * item for k, v in out.items()}
     out["learner"] = sum(v for k, v in out.items() if k != "workspace")
@@ -120,27 +128,43 @@ def check_fits(need: dict[str, int], device: str, what: str) -> None:
                       "smaller model")
 
 
-def _blocks(P: int, item: int = 4) -> int:
-    """Elements of the per-thread scratch the sensitivity blocks use (at most one block per thread)."""
-    threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    return min(P, threads * _BLOCK_BYTES // item + 1)
+def _block_scratch(rows: int, per_row: int, item: int, device: str) -> int:
+    """Elements of the scratch the backend's ``for_row_blocks(rows, per_row)`` holds: on the CPU one
+    cache-sized block per worker thread (cpu_context.hpp), on CUDA as many rows as fit in 256 MiB
+    (cuda_context.cuh)."""
+    if device == "cuda":
+        rows_per_block = max(1, min(rows, _CUDA_SCRATCH_BYTES // max(1, per_row * item)))
+        return rows_per_block * per_row
+    from ._backend import _load_cpu_module
+
+    threads = max(1, int(_load_cpu_module().info()["threads"]))
+    size = rows * per_row * item
+    parallel = threads > 1 and size >= _PARALLEL_BYTES and rows >= threads
+    blocks = max(1, -(-size // _BLOCK_BYTES))
+    if parallel:
+        blocks = -(-blocks // threads) * threads
+    blocks = min(blocks, rows)
+    rows_per_block = -(-rows // blocks)
+    blocks = -(-rows // rows_per_block)
+    workers = min(threads, blocks) if parallel else 1
+    return workers * rows_per_block * per_row
 
 
 def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, learner: str,
-                     steps: int | None) -> dict[str, int]:
+                     steps: int | None, item: int, device: str) -> dict[str, int]:
     config = core.FullyRecurrentConfig(n, m, bias, O, B, "logistic", False, "mean")
     N, L = config.n_weights, config.width
     if learner == "rtrl":
         P = n * B * N
         return {"n_params": N, "state": B * n, "sensitivities": P,
-                "workspace": 2 * B * L + 5 * B * n + B * N + _blocks(P)}
+                "workspace": 2 * B * L + 5 * B * n + B * N + _block_scratch(B * n, n * L, item, device)}
     T = int(steps)
     return {"n_params": N, "state": B * n, "sensitivities": 0,
             "workspace": (T + 1) * B * L + 4 * T * B * n + 3 * B * n + T * B * O + T}
 
 
 def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str,
-              steps: int | None) -> dict[str, int]:
+              steps: int | None, item: int, device: str) -> dict[str, int]:
     config = core.CellNetConfig(cell, "tanh", I, H, O, B, "mse", "mean")
     G, Np, W = CELLS[cell], config.n_theta, config.width
     GH, lstm = G * H, cell == "lstm"
@@ -150,7 +174,7 @@ def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str
         coefficients = {"rnn": 1, "lstm": 6, "gru": 5}[cell]
         return {"n_params": config.n_params, "state": state, "sensitivities": P,
                 "workspace": B * W + 2 * B * GH + (4 + coefficients) * B * H + Np + B * Np
-                + _blocks(H * B * Np) + B * O + B}
+                + _block_scratch(B * GH, GH * W, item, device) + B * O + B}
     T = int(steps)
     per_step = B * (H + GH + H + H + I + 2 * GH + O + 1)  # y, gates, cell/aux, dL/dh, dx, dgates, readout
     return {"n_params": config.n_params, "state": state, "sensitivities": 0,
@@ -158,22 +182,47 @@ def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str
 
 
 def available_bytes(device: str = "cpu") -> int | None:
-    """Memory this process could still get on ``device`` (CPU: MemAvailable; CUDA: free device
-    memory), or None when the system does not say."""
+    """Memory this process could still get on ``device`` (CPU: MemAvailable, within the cgroup's
+    limit when one is set; CUDA: free device memory plus CuPy's pooled free blocks), or None when
+    the system does not say."""
     if resolve_device(device) == "cuda":
         import cupy
 
-        return int(cupy.cuda.Device().mem_info[0])
+        # free device memory, plus what CuPy's pool holds and would hand out again
+        return int(cupy.cuda.Device().mem_info[0]) + int(cupy.get_default_memory_pool().free_bytes())
+    free = None
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    free = int(line.split()[1]) * 1024
     except OSError:
         pass
+    if free is None:
+        try:
+            free = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    limit = _cgroup_room()
+    return free if limit is None else min(free, limit)
+
+
+def _cgroup_room() -> int | None:
+    """What this process's cgroup (v2) still allows, when it sets a memory limit."""
     try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
+        with open("/proc/self/cgroup", encoding="ascii") as f:
+            path = next((line.split(":", 2)[2].strip() for line in f if line.startswith("0::")), None)
+        if path is None:
+            return None
+        base = os.path.join("/sys/fs/cgroup", path.lstrip("/"))
+        with open(os.path.join(base, "memory.max"), encoding="ascii") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(base, "memory.current"), encoding="ascii") as f:
+            used = int(f.read().strip())
+        return max(0, int(limit) - used)
+    except (OSError, ValueError):
         return None
 
 

@@ -67,7 +67,8 @@ class _Cell:
         """``value`` on the cell's device and dtype; arrays that already are pass straight through
         (a step is a few microseconds: this is the common case kept short). NumPy's built-in dtypes
         are singletons, so ``is`` compares them."""
-        if type(value) is np.ndarray and value.dtype is self._layer._dtype and value.flags.c_contiguous:
+        if (type(value) is np.ndarray and value.dtype is self._layer._dtype and value.flags.c_contiguous
+                and self._layer._be.device == "cpu"):
             return value
         return as_device_array(value, name, self._layer._dtype, self._layer._be)
 

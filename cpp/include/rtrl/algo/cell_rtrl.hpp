@@ -107,7 +107,7 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
          StreamBlock<T>{h_new, 1, 0, H, H}, StreamBlock<T>{c_new, lstm, 0, H, H}});
     if (finite && update) {
       ++updates;
-      if (!guard.update_ok(t, st.params, st.opt_state, [&] {
+      if (!guard.update_ok(t, st.params, st.grad, st.opt_state, [&] {
             optimizer_step(ctx, opt.optimizer, updates, d.n_params(), st.params, st.grad, st.opt_state);
           }))
         --updates;

@@ -64,7 +64,7 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
         {StreamBlock<T>{st.P, n, B * N, N, N}, StreamBlock<T>{z_next + d.recurrent_offset(), 1, 0, L, n}});
     if (finite && update) {
       ++updates;
-      if (!guard.update_ok(t, st.weight, st.opt_state, [&] {
+      if (!guard.update_ok(t, st.weight, st.grad, st.opt_state, [&] {
             optimizer_step(ctx, opt.optimizer, updates, N, st.weight, st.grad, st.opt_state);
           }))
         --updates;

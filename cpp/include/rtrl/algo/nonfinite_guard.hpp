@@ -23,11 +23,12 @@ namespace rtrl {
 template <class Ctx, class T>
 class NonfiniteGuard {
  public:
-  // params: [param_count], the optimizer's state: [state_count] (what an update changes).
+  // params and grad: [param_count], the optimizer's state: [state_count] (what an update changes;
+  // clipping scales grad in place).
   NonfiniteGuard(Ctx& ctx, NonfinitePolicy policy, index_t streams, NonfiniteEvents& events,
                  index_t param_count, index_t state_count)
       : ctx_(ctx), policy_(policy), streams_(streams), events_(events), params_(param_count),
-        state_(state_count), backup_(ctx.template alloc<T>(param_count + state_count)) {}
+        state_(state_count), backup_(ctx.template alloc<T>(2 * param_count + state_count)) {}
 
   // Checks the contiguous ranges (pointer, count) of step t. Returns true when all are finite; else
   // resets the offending streams (found in `watched`, reset in `reset`), records the step and
@@ -35,10 +36,8 @@ class NonfiniteGuard {
   bool step_ok(index_t t, std::initializer_list<std::pair<const T*, index_t>> ranges,
                std::initializer_list<StreamBlock<const T>> watched,
                std::initializer_list<StreamBlock<T>> reset) {
-    bool ok = true;
-    for (const auto& r : ranges) ok = ok && ctx_.all_finite(r.first, r.second);
     events_.steps_done = t + 1;
-    if (ok) return true;
+    if (ctx_.all_finite(ranges)) return true;
     const std::vector<index_t> bad = offending_streams(watched);
     for (index_t s : bad)
       for (const StreamBlock<T>& b : reset) ctx_.for_each_2d(b.outer, b.width, ZeroStreamBlock<T>{b, s});
@@ -46,17 +45,17 @@ class NonfiniteGuard {
     return false;
   }
 
-  // update() applies an optimizer step to params [param_count] and state [state_count]. Returns
-  // true when the parameters it leaves are finite; else puts both back and records step t.
+  // update() applies an optimizer step to params and grad [param_count] and state [state_count].
+  // Returns true when the parameters and the state it leaves are finite; else puts all three back
+  // and records step t.
   template <class Update>
-  bool update_ok(index_t t, T* params, T* state, Update&& update) {
+  bool update_ok(index_t t, T* params, T* grad, T* state, Update&& update) {
     T* backup = backup_.data();
-    ctx_.for_each(params_, CopyInto<T>{params, backup});
-    if (state) ctx_.for_each(state_, CopyInto<T>{state, backup + params_});
+    const index_t state_count = state ? state_ : 0;
+    copy(params, backup, grad, backup + params_, state, backup + 2 * params_, state_count);
     update();
-    if (ctx_.all_finite(params, params_)) return true;
-    ctx_.for_each(params_, CopyInto<T>{backup, params});
-    if (state) ctx_.for_each(state_, CopyInto<T>{backup + params_, state});
+    if (ctx_.template all_finite<T>({{params, params_}, {state, state_count}})) return true;
+    copy(backup, params, backup + params_, grad, backup + 2 * params_, state, state_count);
     record(t, {});
     return false;
   }
@@ -64,6 +63,13 @@ class NonfiniteGuard {
   bool stop() const { return events_.stopped; }
 
  private:
+  void copy(const T* params_in, T* params_out, const T* grad_in, T* grad_out, const T* state_in,
+            T* state_out, index_t state_count) {
+    ctx_.for_each(params_, CopyInto<T>{params_in, params_out});
+    ctx_.for_each(params_, CopyInto<T>{grad_in, grad_out});
+    ctx_.for_each(state_count, CopyInto<T>{state_in, state_out});
+  }
+
   void record(index_t t, const std::vector<index_t>& streams) {
     if (events_.first_step < 0) {
       events_.first_step = t;
@@ -115,7 +121,8 @@ bool optimizer_step_if_finite(Ctx& ctx, const OptimizerConfig& opt, std::int64_t
                               T* param, T* grad, T* state) {
   NonfiniteEvents events;
   NonfiniteGuard<Ctx, T> guard(ctx, NonfinitePolicy::skip, 1, events, count, opt.state_rows() * count);
-  return guard.update_ok(0, param, state, [&] { optimizer_step(ctx, opt, step, count, param, grad, state); });
+  return guard.update_ok(0, param, grad, state,
+                         [&] { optimizer_step(ctx, opt, step, count, param, grad, state); });
 }
 
 }  // namespace rtrl
