@@ -6,8 +6,8 @@
 // gradient (no update, nothing accumulated). With "raise" the loop then stops after that step; with
 // "skip" it goes on. Either way the learner stays consistent: weights and optimizer state are those
 // before the step, the other streams have moved on by one step. An update that would make a weight
-// non-finite (an overflow in the optimizer itself) is undone from a copy taken before it and
-// counted the same way, without resetting any stream.
+// or the optimizer's state non-finite (an overflow in the optimizer itself) is undone from a copy
+// taken before it and counted the same way, without resetting any stream.
 #pragma once
 
 #include <initializer_list>
