@@ -50,7 +50,7 @@ REFERENCES = ("numpy", "torch", "jax")  # the RTRL implementations timed next to
 
 # (repeats, min_time seconds per measurement, settle seconds between measurements)
 FULL_SETTINGS = (7, 0.2, 0.15)
-QUICK_SETTINGS = (3, 0.08, 0.1)
+QUICK_SETTINGS = (3, 0.05, 0.1)
 
 
 def flops_per_step(n: int, m: int, batch: int) -> int:
