@@ -100,6 +100,12 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
   CellNetBindings<CpuBackend, HostArrays>::bind(m);
   CellStepBindings<CpuBackend>::bind(m);
 
+  m.def("_row_block_scratch", [](index_t rows, index_t per_row, index_t item_bytes) {
+    const CpuContext::RowBlockPlan p = CpuContext().row_block_plan(rows, per_row, item_bytes);
+    return index_t(p.workers) * p.rows_per_block * per_row;
+  }, py::arg("rows"), py::arg("per_row"), py::arg("item_bytes"),
+        "Elements of the scratch CpuContext::for_row_blocks holds for these rows (memory estimates).");
+
   m.def("info", []() {
     py::dict d;
     d["version"] = RTRL_VERSION;

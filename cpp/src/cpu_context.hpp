@@ -166,21 +166,34 @@ class CpuContext {
     }
   }
 
+  // How for_row_blocks splits [0, rows) (rows of scratch_per_row elements of item_bytes each): its
+  // scratch is workers * rows_per_block * scratch_per_row elements.
+  struct RowBlockPlan {
+    index_t blocks;
+    index_t rows_per_block;
+    int workers;
+  };
+  RowBlockPlan row_block_plan(index_t rows, index_t scratch_per_row, index_t item_bytes) const {
+    const index_t bytes = rows * scratch_per_row * item_bytes;
+    const bool parallel =
+        threads_ > 1 && !omp_in_parallel() && bytes >= kParallelBytes && rows >= threads_;
+    index_t blocks = std::max<index_t>(1, (bytes + kBlockBytes - 1) / kBlockBytes);
+    if (parallel) blocks = (blocks + threads_ - 1) / threads_ * threads_;
+    blocks = std::max<index_t>(1, std::min(blocks, rows));
+    const index_t rows_per_block = (rows + blocks - 1) / blocks;
+    blocks = rows_per_block > 0 ? (rows + rows_per_block - 1) / rows_per_block : 1;
+    return {blocks, rows_per_block, parallel ? int(std::min<index_t>(threads_, blocks)) : 1};
+  }
+
   // Calls body(r0, r1, scratch) over blocks of [0, rows) with scratch holding
   // (r1 - r0) * scratch_per_row elements. Blocks are sized to stay in cache and, when the work is
   // large enough to share, their number is a multiple of the thread count so that threads get
   // equal shares.
   template <class T, class Body>
   void for_row_blocks(index_t rows, index_t scratch_per_row, const Body& body) {
-    const index_t bytes = rows * scratch_per_row * index_t(sizeof(T));
-    const bool parallel =
-        threads_ > 1 && !omp_in_parallel() && bytes >= kParallelBytes && rows >= threads_;
-    index_t blocks = std::max<index_t>(1, (bytes + kBlockBytes - 1) / kBlockBytes);
-    if (parallel) blocks = (blocks + threads_ - 1) / threads_ * threads_;
-    blocks = std::min(blocks, rows);
-    const index_t rows_per_block = (rows + blocks - 1) / blocks;
-    blocks = (rows + rows_per_block - 1) / rows_per_block;
-    const int workers = parallel ? int(std::min<index_t>(threads_, blocks)) : 1;
+    const RowBlockPlan plan = row_block_plan(rows, scratch_per_row, index_t(sizeof(T)));
+    const index_t blocks = plan.blocks, rows_per_block = plan.rows_per_block;
+    const int workers = plan.workers;
     const index_t slot = rows_per_block * scratch_per_row;
     T* scratch = scratch_space<T>(workers * slot);
     auto run_block = [&](index_t b, T* mine) {

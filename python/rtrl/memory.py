@@ -19,10 +19,8 @@ from .models import CELLS, resolve_dtype
 
 __all__ = ["estimate", "of_learner", "available_bytes", "format_bytes"]
 
-# The contexts' scratch for blocks of sensitivity columns: cpu_context.hpp (cache-sized blocks, one
-# per thread, shared among threads from _PARALLEL_BYTES on) and cuda_context.cuh (bounded).
-_BLOCK_BYTES = 256 * 1024
-_PARALLEL_BYTES = 64 * 1024
+# The CUDA context's bound on its scratch for blocks of sensitivity columns (cuda_context.cuh); the
+# CPU context's plan comes from the CPU module itself.
 _CUDA_SCRATCH_BYTES = 256 << 20
 _OPTIMIZER_ROWS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 
@@ -129,25 +127,15 @@ def check_fits(need: dict[str, int], device: str, what: str) -> None:
 
 
 def _block_scratch(rows: int, per_row: int, item: int, device: str) -> int:
-    """Elements of the scratch the backend's ``for_row_blocks(rows, per_row)`` holds: on the CPU one
-    cache-sized block per worker thread (cpu_context.hpp), on CUDA as many rows as fit in 256 MiB
-    (cuda_context.cuh)."""
+    """Elements of the scratch the backend's ``for_row_blocks(rows, per_row)`` holds: on the CPU
+    as the CPU context plans it (one cache-sized block per worker thread), on CUDA as many rows as
+    fit in 256 MiB (cuda_context.cuh)."""
     if device == "cuda":
         rows_per_block = max(1, min(rows, _CUDA_SCRATCH_BYTES // max(1, per_row * item)))
         return rows_per_block * per_row
     from ._backend import _load_cpu_module
 
-    threads = max(1, int(_load_cpu_module().info()["threads"]))
-    size = rows * per_row * item
-    parallel = threads > 1 and size >= _PARALLEL_BYTES and rows >= threads
-    blocks = max(1, -(-size // _BLOCK_BYTES))
-    if parallel:
-        blocks = -(-blocks // threads) * threads
-    blocks = min(blocks, rows)
-    rows_per_block = -(-rows // blocks)
-    blocks = -(-rows // rows_per_block)
-    workers = min(threads, blocks) if parallel else 1
-    return workers * rows_per_block * per_row
+    return int(_load_cpu_module()._row_block_scratch(rows, per_row, item))
 
 
 def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, learner: str,
@@ -157,7 +145,8 @@ def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, lear
     if learner == "rtrl":
         P = n * B * N
         return {"n_params": N, "state": B * n, "sensitivities": P,
-                "workspace": 2 * B * L + 5 * B * n + B * N + _block_scratch(B * n, n * L, item, device)}
+                "workspace": 2 * B * L + 5 * B * n + 1 + B * N
+                + _block_scratch(B * n, n * L, item, device)}
     T = int(steps)
     return {"n_params": N, "state": B * n, "sensitivities": 0,
             "workspace": (T + 1) * B * L + 4 * T * B * n + 3 * B * n + T * B * O + T}
@@ -174,7 +163,7 @@ def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str
         coefficients = {"rnn": 1, "lstm": 6, "gru": 5}[cell]
         return {"n_params": config.n_params, "state": state, "sensitivities": P,
                 "workspace": B * W + 2 * B * GH + (4 + coefficients) * B * H + Np + B * Np
-                + _block_scratch(B * GH, GH * W, item, device) + B * O + B}
+                + _block_scratch(B * GH, GH * W, item, device) + B * O + B + 1}
     T = int(steps)
     per_step = B * (H + GH + H + H + I + 2 * GH + O + 1)  # y, gates, cell/aux, dL/dh, dx, dgates, readout
     return {"n_params": config.n_params, "state": state, "sensitivities": 0,

@@ -107,6 +107,7 @@ struct ReadoutArgs {
   T* grad_w_out;     // [O, H]
   T* grad_b_out;     // [O]
   bool accumulate;   // add to the readout gradients (else overwrite)
+  T* scratch;        // [R O + R] workspace, or null (then allocated per call)
 };
 
 }  // namespace rtrl

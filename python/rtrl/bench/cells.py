@@ -8,11 +8,10 @@ dominates: 2 G H^2 B Np flops. ``ours/sgemm`` is the time of one OpenBLAS sgemm 
 from __future__ import annotations
 
 import gc
-import time
 from typing import Any, Callable, Optional
 
-from .device import synchronize, to_device
-from .machine import measure_interleaved, table_lines
+from .device import run_timer
+from .machine import measure_interleaved, sgemm_timer, table_lines
 
 N_INPUTS = 8
 LR = 1e-3
@@ -39,7 +38,6 @@ def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: 
     import numpy as np
 
     import rtrl
-    from rtrl import _rtrl_cpu
 
     threads = int(rtrl.info()["cpu"]["threads"])
     M, N, K, n_theta = shape(cell, hidden, batch)
@@ -47,25 +45,13 @@ def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: 
     net = rtrl.RecurrentNet(cell, N_INPUTS, hidden, 1, seed=0, device=device)
     learner = rtrl.RTRL(net, lr=LR, batch_size=batch)
     rng = np.random.default_rng(0)
-    data: dict[int, tuple[Any, Any]] = {}
 
-    def time_ours(steps: int) -> float:
-        if steps not in data:
-            X = rng.uniform(-1, 1, (steps, batch, N_INPUTS)).astype(np.float32)
-            D = rng.uniform(-1, 1, (steps, batch, 1)).astype(np.float32)
-            data[steps] = (to_device(X, device), to_device(D, device))
-        X, D = data[steps]
-        synchronize(device)
-        start = time.perf_counter()
-        learner.run(X, D)
-        synchronize(device)
-        return time.perf_counter() - start
+    def make_data(steps: int) -> tuple[Any, Any]:
+        return (rng.uniform(-1, 1, (steps, batch, N_INPUTS)).astype(np.float32),
+                rng.uniform(-1, 1, (steps, batch, 1)).astype(np.float32))
 
-    def time_sgemm(calls: int) -> float:
-        return calls * _rtrl_cpu._time_sgemm(M, N, K, calls, threads)
-
-    m = measure_interleaved({"ours": time_ours, "sgemm": time_sgemm}, repeats=repeats,
-                            min_time=min_time, settle=settle)
+    timers = {"ours": run_timer(learner, make_data, device), "sgemm": sgemm_timer(M, N, K, threads)}
+    m = measure_interleaved(timers, repeats=repeats, min_time=min_time, settle=settle)
     ours, sgemm = m["ours"]["best"], m["sgemm"]["best"]
     row = {
         "cell": cell, "device": device, "hidden": hidden, "inputs": N_INPUTS, "batch": batch,

@@ -8,7 +8,8 @@ ends when the work does. The references (sgemm, NumPy, torch, JAX) always run on
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
 __all__ = ["DEVICES", "resolve", "synchronize", "to_device", "to_host"]
 
@@ -47,6 +48,24 @@ def synchronize(device: str) -> None:
         import cupy
 
         cupy.cuda.get_current_stream().synchronize()
+
+
+def run_timer(learner: Any, make_data: Callable[[int], tuple], device: str) -> Callable[[int], float]:
+    """A timer of ``learner.run(X, D)`` over ``steps`` steps, ``(X, D) = make_data(steps)`` placed on
+    ``device`` once per length, outside the timing."""
+    placed: dict[int, tuple] = {}
+
+    def timed(steps: int) -> float:
+        if steps not in placed:
+            placed.clear()
+            placed[steps] = tuple(to_device(a, device) for a in make_data(steps))
+        X, D = placed[steps]
+        synchronize(device)
+        start = time.perf_counter()
+        learner.run(X, D)
+        synchronize(device)
+        return time.perf_counter() - start
+    return timed
 
 
 def to_host(array: Any) -> Any:

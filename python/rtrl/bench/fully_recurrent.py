@@ -32,10 +32,10 @@ import gc
 import time
 from typing import Any, Callable, Optional
 
-from .device import synchronize, to_device
+from .device import run_timer
 from .jax_rtrl import JaxRTRL, jax_or_none
 from .layers import torch_or_none
-from .machine import header, measure_interleaved, table_lines
+from .machine import header, measure_interleaved, sgemm_timer, table_lines
 from .numpy_rtrl import NumpyRTRL
 from .torch_rtrl import TorchRTRL
 
@@ -141,7 +141,6 @@ def measure_case(n: int, batch: int, *, repeats: int, min_time: float, settle: f
     import numpy as np
 
     import rtrl
-    from rtrl import _rtrl_cpu
 
     threads = int(rtrl.info()["cpu"]["threads"])
     m = N_INPUTS
@@ -152,23 +151,8 @@ def measure_case(n: int, batch: int, *, repeats: int, min_time: float, settle: f
     net = rtrl.FullyRecurrent(n, m, n_outputs=1, seed=0, device=device)
     W0 = np.array(net.weight.get() if device == "cuda" else net.weight, dtype=np.float32, copy=True)
     learner = rtrl.RTRL(net, lr=LR, batch_size=batch)
-    placed: dict[int, tuple[Any, Any]] = {}
-
-    def time_ours(steps: int) -> float:
-        if steps not in placed:
-            placed.clear()
-            placed[steps] = tuple(to_device(a, device) for a in data.get(steps))
-        X, D = placed[steps]
-        synchronize(device)
-        start = time.perf_counter()
-        learner.run(X, D)
-        synchronize(device)
-        return time.perf_counter() - start
-
     gemm_shape = (n, n_weights * batch, n)  # M, N, K
-
-    def time_sgemm(calls: int) -> float:
-        return calls * _rtrl_cpu._time_sgemm(*gemm_shape, calls, threads)
+    time_ours, time_sgemm = run_timer(learner, data.get, device), sgemm_timer(*gemm_shape, threads)
 
     references, versions = _reference_timers(W0, batch, data, threads, numpy_baseline=numpy_baseline,
                                              torch_baseline=torch_baseline, jax_baseline=jax_baseline)

@@ -190,6 +190,13 @@ def measure_interleaved(measurements: dict[str, Callable[[int], float]], *, repe
     return out
 
 
+def sgemm_timer(M: int, N: int, K: int, threads: int) -> Callable[[int], float]:
+    """A timer of ``calls`` row-major OpenBLAS sgemm calls of shape (M, N, K) on ``threads`` threads."""
+    from rtrl import _rtrl_cpu
+
+    return lambda calls: calls * _rtrl_cpu._time_sgemm(M, N, K, calls, threads)
+
+
 def per_call_timer(fn: Callable[[], Any]) -> Callable[[int], float]:
     def timed(count: int) -> float:
         start = time.perf_counter()

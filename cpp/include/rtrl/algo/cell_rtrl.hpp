@@ -32,7 +32,7 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
   const index_t W = d.width(), Np = d.n_theta(), BH = B * H;
   const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
   constexpr int K = CellCoefficients<Cell>::K;
-  auto step_buf = ctx.template alloc<T>(B * W + 2 * B * GH + (4 + K) * BH + Np);
+  auto step_buf = ctx.template alloc<T>(B * W + 2 * B * GH + (4 + K) * BH + Np + B * O + B + 1);
   T* v = step_buf.data();
   T* gates = v + B * W;
   T* hw = gates + B * GH;
@@ -42,6 +42,8 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
   T* delta_h = h_new + BH;
   T* coef = delta_h + BH;
   T* packed = coef + K * BH;
+  T* readout_scratch = packed + Np;  // [B O + B]
+  T* norm = readout_scratch + B * O + B;  // [1] gradient clipping
   auto G_buf = ctx.template alloc<T>(B * Np);
   T* G = G_buf.data();
   auto step_grad_buf = ctx.template alloc<T>(update ? 0 : d.n_params());
@@ -85,6 +87,7 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
     ra.grad_w_out = step_grad + d.off_w_out();
     ra.grad_b_out = step_grad + d.off_b_out();
     ra.accumulate = false;
+    ra.scratch = readout_scratch;
     readout_forward_backward(ctx, ra);
 
     ctx.for_each_2d(B, H, ComputeCoefficients<Cell, T>{d, gates, st.c, c_new, aux, st.h, coef});
@@ -108,7 +111,8 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
     if (finite && update) {
       ++updates;
       if (!guard.update_ok(t, st.params, st.grad, st.opt_state, [&] {
-            optimizer_step(ctx, opt.optimizer, updates, d.n_params(), st.params, st.grad, st.opt_state);
+            optimizer_step(ctx, opt.optimizer, updates, d.n_params(), st.params, st.grad, st.opt_state,
+                           norm);
           }))
         --updates;
     } else if (finite)

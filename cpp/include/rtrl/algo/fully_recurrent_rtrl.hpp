@@ -26,7 +26,7 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
   const index_t B = d.batch, n = d.units, L = d.width(), N = d.n_weights();
   const T scale = T(opt.loss_scale);
   auto z_buf = ctx.template alloc<T>(2 * B * L);
-  auto unit_buf = ctx.template alloc<T>(5 * B * n);
+  auto unit_buf = ctx.template alloc<T>(5 * B * n + 1);  // and one value for gradient clipping
   auto G_buf = ctx.template alloc<T>(B * N);
   T* z_t = z_buf.data();
   T* z_next = z_t + B * L;
@@ -65,7 +65,8 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
     if (finite && update) {
       ++updates;
       if (!guard.update_ok(t, st.weight, st.grad, st.opt_state, [&] {
-            optimizer_step(ctx, opt.optimizer, updates, N, st.weight, st.grad, st.opt_state);
+            optimizer_step(ctx, opt.optimizer, updates, N, st.weight, st.grad, st.opt_state,
+                         unit_buf.data() + 5 * B * n);
           }))
         --updates;
     } else if (finite)

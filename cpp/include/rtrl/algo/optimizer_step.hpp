@@ -10,15 +10,17 @@ namespace rtrl {
 
 // One optimizer step over `count` parameters. `step` is the 1-based index of this update (Adam).
 // With max_grad_norm > 0 the gradient is first clipped in place, as torch's clip_grad_norm_ does.
-//   param, grad: [count]   state: [state_rows, count] or null
+//   param, grad: [count]   state: [state_rows, count] or null   norm: [1] workspace, or null
+//   (then allocated here: loops pass theirs, so that a step allocates nothing)
 template <class Ctx, class T>
 void optimizer_step(Ctx& ctx, const OptimizerConfig& opt, std::int64_t step, index_t count,
-                    T* param, T* grad, T* state) {
+                    T* param, T* grad, T* state, T* norm = nullptr) {
   if (opt.kind == OptimizerKind::none) return;
   if (opt.max_grad_norm > 0.0) {
-    auto norm = ctx.template alloc<T>(1);
-    ctx.for_each(1, GradientNorm<T>{count, grad, norm.data()});
-    ctx.for_each(count, ClipToNorm<T>{T(opt.max_grad_norm), norm.data(), grad});
+    auto own = ctx.template alloc<T>(norm ? 0 : 1);
+    if (!norm) norm = own.data();
+    ctx.for_each(1, GradientNorm<T>{count, grad, norm});
+    ctx.for_each(count, ClipToNorm<T>{T(opt.max_grad_norm), norm, grad});
   }
   switch (opt.kind) {
     case OptimizerKind::none:

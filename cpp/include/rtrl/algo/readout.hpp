@@ -8,8 +8,8 @@ namespace rtrl {
 template <class Ctx, class T>
 void readout_forward_backward(Ctx& ctx, const ReadoutArgs<T>& a) {
   const index_t R = a.rows, H = a.hidden, O = a.outputs;
-  auto scratch = ctx.template alloc<T>(R * O + R);
-  T* delta = scratch.data();
+  auto own = ctx.template alloc<T>(a.scratch ? 0 : R * O + R);
+  T* delta = a.scratch ? a.scratch : own.data();
   T* row_loss = delta + R * O;
   ctx.gemm(false, true, R, O, H, T(1), a.h, a.ldh, a.w_out, H, T(0), a.y, O);
   ctx.for_each(R, ReadoutLoss<T>{O, a.loss, a.scale, a.b_out, a.target, a.y, delta, row_loss});
