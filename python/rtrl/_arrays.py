@@ -27,6 +27,10 @@ def resolve_dtype(dtype: Any) -> np.dtype:
 def as_device_array(value: Any, name: str, dtype: np.dtype, be: Backend) -> Any:
     """``value`` as a C-contiguous array of ``dtype`` on ``be``'s device (NumPy input is copied to
     the GPU; a GPU array given to a CPU model is refused). Non-real input raises ``TypeError``."""
+    # the common case first, kept short (a cell step is a few microseconds); NumPy's built-in
+    # dtypes are singletons, so ``is`` compares them
+    if type(value) is np.ndarray and value.dtype is dtype and value.flags.c_contiguous and be.device == "cpu":
+        return value
     if value is None:
         raise TypeError(f"{name}: expected an array, got None")
     if be.device == "cpu" and hasattr(value, "__cuda_array_interface__"):

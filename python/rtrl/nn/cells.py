@@ -63,20 +63,11 @@ class _Cell:
                 raise ValueError(f"{name}: expected shape {tuple(current.shape)}, got {tuple(arr.shape)}")
         self._layer.load_state_dict({f"{k}_l0": v for k, v in state.items()})
 
-    def _array(self, value: Any, name: str) -> Any:
-        """``value`` on the cell's device and dtype; arrays that already are pass straight through
-        (a step is a few microseconds: this is the common case kept short). NumPy's built-in dtypes
-        are singletons, so ``is`` compares them."""
-        if (type(value) is np.ndarray and value.dtype is self._layer._dtype and value.flags.c_contiguous
-                and self._layer._be.device == "cpu"):
-            return value
-        return as_device_array(value, name, self._layer._dtype, self._layer._be)
-
     def _step(self, input: Any, h: Any, c: Any) -> tuple[Any, Any]:
         """One step straight through the native layer kernel (T = 1), keeping what backward needs."""
         layer = self._layer
         be, H = layer._be, self.hidden_size
-        x = self._array(input, "input")
+        x = as_device_array(input, "input", layer._dtype, be)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"input: expected shape (B, {self.input_size}) or ({self.input_size},), "
                              f"got {tuple(x.shape)}")
@@ -87,7 +78,7 @@ class _Cell:
         states = []
         for name, value in (("hx", h), ("cx", c)):
             if value is not None:
-                value = self._array(value, name)
+                value = as_device_array(value, name, layer._dtype, be)
                 if value.shape != ((H,) if unbatched else (B, H)):
                     raise ValueError(f"{name}: expected shape {(H,) if unbatched else (B, H)}, "
                                      f"got {tuple(value.shape)}")
