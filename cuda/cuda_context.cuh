@@ -164,17 +164,23 @@ class CudaContext {
     RTRL_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
-  // Runs body(r0, r1, scratch) over [0, rows) in as few blocks as a bounded scratch allows, in
-  // stream order (the GPU parallelises inside each call).
+  // Calls body(q0, cols, Q, ldq) for blocks [q0, q0 + cols) of the columns [0, ncols), with
+  // Q [M, ldq] holding those columns of the product A B (one cuBLAS call per block, as many columns
+  // as a bounded scratch holds; stream order):   A: [M, lda] (K columns)   B: [K, ldb].
+  // The block's product is taken before body runs, so body may overwrite those columns of B.
   template <class T, class Body>
-  void for_row_blocks(index_t rows, index_t scratch_per_row, const Body& body) {
-    const index_t per_row = std::max<index_t>(1, scratch_per_row * index_t(sizeof(T)));
-    const index_t rows_per_block = std::max<index_t>(1, std::min(rows, kScratchBytes / per_row));
-    const index_t words = (rows_per_block * scratch_per_row * index_t(sizeof(T)) + 7) / 8;
+  void for_product_blocks(index_t M, index_t K, index_t ncols, const T* A, index_t lda,
+                          const T* B, index_t ldb, const Body& body) {
+    const index_t per_col = std::max<index_t>(1, M * index_t(sizeof(T)));
+    const index_t cols_per_block = std::max<index_t>(1, std::min(ncols, kScratchBytes / per_col));
+    const index_t words = (cols_per_block * M * index_t(sizeof(T)) + 7) / 8;
     if (scratch_.size() < words) scratch_ = DeviceBuffer<double>(words, stream_);
-    T* scratch = reinterpret_cast<T*>(scratch_.data());
-    for (index_t r0 = 0; r0 < rows; r0 += rows_per_block)
-      body(r0, std::min(rows, r0 + rows_per_block), scratch);
+    T* Q = reinterpret_cast<T*>(scratch_.data());
+    for (index_t q0 = 0; q0 < ncols; q0 += cols_per_block) {
+      const index_t cols = std::min(cols_per_block, ncols - q0);
+      gemm(false, false, M, cols, K, T(1), A, lda, B + q0, ldb, T(0), Q, cols);
+      body(q0, cols, Q, cols);
+    }
   }
 
  private:

@@ -100,11 +100,15 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
   CellNetBindings<CpuBackend, HostArrays>::bind(m);
   CellStepBindings<CpuBackend>::bind(m);
 
-  m.def("_row_block_scratch", [](index_t rows, index_t per_row, index_t item_bytes) {
-    const CpuContext::RowBlockPlan p = CpuContext().row_block_plan(rows, per_row, item_bytes);
-    return index_t(p.workers) * p.rows_per_block * per_row;
-  }, py::arg("rows"), py::arg("per_row"), py::arg("item_bytes"),
-        "Elements of the scratch CpuContext::for_row_blocks holds for these rows (memory estimates).");
+  m.def("_product_block_scratch", [](index_t M, index_t K, index_t ncols, index_t item_bytes) {
+    const CpuContext ctx;
+    const CpuContext::ProductPlan p = item_bytes == index_t(sizeof(float))
+                                          ? ctx.product_plan<float>(M, K, ncols)
+                                          : ctx.product_plan<double>(M, K, ncols);
+    return index_t(p.workers) * p.slot;
+  }, py::arg("M"), py::arg("K"), py::arg("ncols"), py::arg("item_bytes"),
+        "Elements of the scratch CpuContext::for_product_blocks holds for this product (memory "
+        "estimates).");
 
   m.def("info", []() {
     py::dict d;

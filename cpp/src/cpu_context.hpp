@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <initializer_list>
 #include <utility>
 #include <memory>
@@ -15,6 +16,7 @@
 
 #include "rtrl/common.hpp"
 #include "rtrl/row_functor.hpp"
+#include "cpu_panel_product.hpp"
 
 namespace rtrl {
 
@@ -166,48 +168,59 @@ class CpuContext {
     }
   }
 
-  // How for_row_blocks splits [0, rows) (rows of scratch_per_row elements of item_bytes each): its
-  // scratch is workers * rows_per_block * scratch_per_row elements.
-  struct RowBlockPlan {
-    index_t blocks;
-    index_t rows_per_block;
+  // How for_product_blocks splits a product's columns: into strips of panel::kStrip columns, shared
+  // by workers in equal runs, taken panel_strips at a time (a panel and its product fill about half
+  // of L1); its scratch is workers * slot elements.
+  struct ProductPlan {
+    index_t strips;
+    index_t panel_strips;
+    index_t slot;
     int workers;
   };
-  RowBlockPlan row_block_plan(index_t rows, index_t scratch_per_row, index_t item_bytes) const {
-    const index_t bytes = rows * scratch_per_row * item_bytes;
-    const bool parallel =
-        threads_ > 1 && !omp_in_parallel() && bytes >= kParallelBytes && rows >= threads_;
-    index_t blocks = std::max<index_t>(1, (bytes + kBlockBytes - 1) / kBlockBytes);
-    if (parallel) blocks = (blocks + threads_ - 1) / threads_ * threads_;
-    blocks = std::max<index_t>(1, std::min(blocks, rows));
-    const index_t rows_per_block = (rows + blocks - 1) / blocks;
-    blocks = rows_per_block > 0 ? (rows + rows_per_block - 1) / rows_per_block : 1;
-    return {blocks, rows_per_block, parallel ? int(std::min<index_t>(threads_, blocks)) : 1};
+  template <class T>
+  ProductPlan product_plan(index_t M, index_t K, index_t ncols) const {
+    constexpr index_t NR = panel::kStrip<T>, align = kCacheLine / index_t(sizeof(T));
+    const index_t strips = (ncols + NR - 1) / NR;
+    const double flops = 2.0 * double(M) * double(K) * double(ncols);
+    const bool parallel = threads_ > 1 && !omp_in_parallel() && flops >= kParallelProductFlops;
+    const int workers = parallel ? int(std::min<index_t>(threads_, strips)) : 1;
+    const index_t strip_bytes = (K + M) * NR * index_t(sizeof(T));
+    const index_t panel_strips = std::max<index_t>(
+        1, std::min(kPanelBytes / strip_bytes, (strips + workers - 1) / workers));
+    const index_t slot = ((K + M) * NR * panel_strips + align - 1) / align * align;
+    return {strips, panel_strips, slot, workers};
   }
 
-  // Calls body(r0, r1, scratch) over blocks of [0, rows) with scratch holding
-  // (r1 - r0) * scratch_per_row elements. Blocks are sized to stay in cache and, when the work is
-  // large enough to share, their number is a multiple of the thread count so that threads get
-  // equal shares.
+  // Calls body(q0, cols, Q, ldq) for column panels [q0, q0 + cols) of [0, ncols), with
+  // Q [M, ldq] holding those columns of the product A B:   A: [M, lda] (K columns)   B: [K, ldb].
+  // A panel's columns of B are copied before its product is taken, so body may overwrite them
+  // (and nothing else of B). Threads take equal runs of strips when the product is large.
   template <class T, class Body>
-  void for_row_blocks(index_t rows, index_t scratch_per_row, const Body& body) {
-    const RowBlockPlan plan = row_block_plan(rows, scratch_per_row, index_t(sizeof(T)));
-    const index_t blocks = plan.blocks, rows_per_block = plan.rows_per_block;
-    const int workers = plan.workers;
-    const index_t slot = rows_per_block * scratch_per_row;
-    T* scratch = scratch_space<T>(workers * slot);
-    auto run_block = [&](index_t b, T* mine) {
-      body(b * rows_per_block, std::min(rows, (b + 1) * rows_per_block), mine);
+  void for_product_blocks(index_t M, index_t K, index_t ncols, const T* A, index_t lda,
+                          const T* B, index_t ldb, const Body& body) {
+    constexpr index_t NR = panel::kStrip<T>;
+    const ProductPlan plan = product_plan<T>(M, K, ncols);
+    T* scratch = scratch_space<T>(plan.workers * plan.slot);
+    auto run = [&](index_t j0, index_t j1, T* mine) {
+      T* packed = mine;
+      T* Q = mine + K * NR * plan.panel_strips;
+      const index_t ldq = NR * plan.panel_strips;
+      for (index_t j = j0; j < j1; j += plan.panel_strips) {
+        const index_t strips = std::min(plan.panel_strips, j1 - j);
+        const index_t q0 = j * NR, cols = std::min(strips * NR, ncols - q0);
+        panel::pack(K, B + q0, ldb, cols, packed);
+        panel::product(M, K, A, lda, packed, strips, Q, ldq);
+        body(q0, cols, Q, ldq);
+      }
     };
-    if (workers == 1) {
-      for (index_t b = 0; b < blocks; ++b) run_block(b, scratch);
+    if (plan.workers == 1) {
+      run(0, plan.strips, scratch);
       return;
     }
-#pragma omp parallel num_threads(workers)
+#pragma omp parallel num_threads(plan.workers)
     {
-      T* mine = scratch + omp_get_thread_num() * slot;
-#pragma omp for schedule(static)
-      for (index_t b = 0; b < blocks; ++b) run_block(b, mine);
+      const index_t t = omp_get_thread_num(), parts = omp_get_num_threads();
+      run(plan.strips * t / parts, plan.strips * (t + 1) / parts, scratch + t * plan.slot);
     }
   }
 
@@ -215,15 +228,18 @@ class CpuContext {
   static constexpr double kParallelFlops = 4.0e6;
   static constexpr index_t kParallelItems = 1 << 15;
   static constexpr index_t kColumnChunk = 256;
-  static constexpr index_t kBlockBytes = 256 * 1024;
-  static constexpr index_t kParallelBytes = 64 * 1024;
+  static constexpr double kParallelProductFlops = 1.0e6;
+  static constexpr index_t kCacheLine = 64;
+  static constexpr index_t kPanelBytes = 24 * 1024;
 
-  // Scratch reused across the calls of one context (one native call), aligned for any T.
+  // Scratch reused across the calls of one context (one native call), aligned to a cache line.
   template <class T>
   T* scratch_space(index_t count) {
+    constexpr size_t line_words = kCacheLine / sizeof(double);
     const size_t words = (size_t(count) * sizeof(T) + sizeof(double) - 1) / sizeof(double);
-    if (scratch_.size() < words) scratch_.resize(words);
-    return reinterpret_cast<T*>(scratch_.data());
+    if (scratch_.size() < words + line_words) scratch_.resize(words + line_words);
+    const auto address = reinterpret_cast<std::uintptr_t>(scratch_.data());
+    return reinterpret_cast<T*>((address + kCacheLine - 1) / kCacheLine * kCacheLine);
   }
 
   int threads_;

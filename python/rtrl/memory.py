@@ -126,16 +126,16 @@ def check_fits(need: dict[str, int], device: str, what: str) -> None:
                       "smaller model")
 
 
-def _block_scratch(rows: int, per_row: int, item: int, device: str) -> int:
-    """Elements of the scratch the backend's ``for_row_blocks(rows, per_row)`` holds: on the CPU
-    as the CPU context plans it (one cache-sized block per worker thread), on CUDA as many rows as
-    fit in 256 MiB (cuda_context.cuh)."""
+def _product_scratch(M: int, K: int, ncols: int, item: int, device: str) -> int:
+    """Elements of the scratch the backend's ``for_product_blocks`` holds for the product of an
+    [M, K] matrix and ncols columns: on the CPU as the CPU context plans it (a packed panel and its
+    product per worker thread), on CUDA as many product columns as fit in 256 MiB
+    (cuda_context.cuh)."""
     if device == "cuda":
-        rows_per_block = max(1, min(rows, _CUDA_SCRATCH_BYTES // max(1, per_row * item)))
-        return rows_per_block * per_row
+        return max(1, min(ncols, _CUDA_SCRATCH_BYTES // max(1, M * item))) * M
     from ._backend import _load_cpu_module
 
-    return int(_load_cpu_module()._row_block_scratch(rows, per_row, item))
+    return int(_load_cpu_module()._product_block_scratch(M, K, ncols, item))
 
 
 def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, learner: str,
@@ -146,7 +146,7 @@ def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, lear
         P = n * B * N
         return {"n_params": N, "state": B * n, "sensitivities": P,
                 "workspace": 2 * B * L + 5 * B * n + 1 + B * N
-                + _block_scratch(B * n, n * L, item, device)}
+                + _product_scratch(n, n, B * N, item, device)}
     T = int(steps)
     return {"n_params": N, "state": B * n, "sensitivities": 0,
             "workspace": (T + 1) * B * L + 4 * T * B * n + 3 * B * n + T * B * O + T}
@@ -163,7 +163,7 @@ def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str
         coefficients = {"rnn": 1, "lstm": 6, "gru": 5}[cell]
         return {"n_params": config.n_params, "state": state, "sensitivities": P,
                 "workspace": B * W + 2 * B * GH + (4 + coefficients) * B * H + Np + B * Np
-                + _block_scratch(B * GH, GH * W, item, device) + B * O + B + 1}
+                + _product_scratch(GH, H, B * Np, item, device) + B * O + B + 1}
     T = int(steps)
     per_step = B * (H + GH + H + H + I + 2 * GH + O + 1)  # y, gates, cell/aux, dL/dh, dx, dgates, readout
     return {"n_params": config.n_params, "state": state, "sensitivities": 0,

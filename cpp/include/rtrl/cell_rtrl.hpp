@@ -86,12 +86,13 @@ struct LoadColumnValues {
 
 // Q[g', column (s, g', k)] += v[s, k]: each weight of gate row g' acts on that row directly.
 // GRU's n rows take only the h-side columns here (w_hn, b_hn sit inside r); the x side (w_in, b_in)
-// is added in the sensitivity pass. Called as f(r, 0, k) for r = s G H + g' in the block [r0, ...).
-//   Q: [G H, ldq]   v: [B, W]
+// is added in the sensitivity pass. Called as f(r, 0, k) for the columns q = r W + k of a block
+// [q0, ...), r = s G H + g'.
+//   Q: [G H, ldq] holding P's columns [q0, ...)   v: [B, W]
 template <class T>
 struct AddCellImmediateTerm {
   CellNetDims d;
-  index_t r0;
+  index_t q0;
   index_t ldq;
   const T* v;
   T* Q;
@@ -99,7 +100,7 @@ struct AddCellImmediateTerm {
     const index_t GH = d.gates() * d.hidden, W = d.width(), I = d.inputs, H = d.hidden;
     const index_t s = r / GH, g = r % GH;
     const bool x_side_of_n = d.cell == CellKind::gru && g >= 2 * H && (k < I || k == I + H);
-    if (!x_side_of_n) Q[g * ldq + (r - r0) * W + k] += v[s * W + k];
+    if (!x_side_of_n) Q[g * ldq + (r * W + k - q0)] += v[s * W + k];
   }
 };
 

@@ -137,19 +137,19 @@ struct UnitsForward {
 // Adds the immediate term of the sensitivity update to the product Q = W_U P(t): weight w_kj acts on
 // unit k directly, so for the column group r = s n + k (weight row k of stream s)
 //   Q[k, r L + j] += z_j.
-// Called as f(r, 0, j) for the groups r in the block [r0, ...) and j in [0, L).
-//   Q: [n, ldq] holding the columns of groups [r0, ...)   z: [B, L]
+// Called as f(r, 0, j) for the columns q = r L + j of a block [q0, ...).
+//   Q: [n, ldq] holding P's columns [q0, ...)   z: [B, L]
 template <class T>
 struct AddImmediateTerm {
   FullyRecurrentDims d;
-  index_t r0;
+  index_t q0;
   index_t ldq;
   const T* z;
   T* Q;
   RTRL_HD void operator()(index_t r, index_t, index_t j) const {
     const index_t L = d.width();
     const index_t s = r / d.units, k = r % d.units;
-    Q[k * ldq + (r - r0) * L + j] += z[s * L + j];
+    Q[k * ldq + (r * L + j - q0)] += z[s * L + j];
   }
 };
 

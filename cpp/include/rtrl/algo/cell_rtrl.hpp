@@ -1,7 +1,8 @@
 // Exact RTRL for RecurrentNet (one RNN/LSTM/GRU layer and a linear readout), all streams at once
 // (DESIGN §3.3). Per step: the cell's forward kernel, the readout with its loss and dL/dh, then for
-// each block of sensitivity columns one GEMM Q = W_hh P_h(t-1) plus the immediate terms and one
-// pass that writes P_h(t) (and P_c(t)) in place and contracts dL/dh into the gradient; then the
+// each block of sensitivity columns (ctx.for_product_blocks) the product Q = W_hh P_h(t-1) plus the
+// immediate terms and one pass that writes P_h(t) (and P_c(t)) in place and contracts dL/dh into
+// the gradient; then the
 // stream reduction into the step's gradient, the non-finite check (nonfinite_guard.hpp), and in
 // real-time mode the optimizer's update of all parameters (else the step's gradient is added to the
 // accumulated one).
@@ -92,11 +93,10 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
 
     ctx.for_each_2d(B, H, ComputeCoefficients<Cell, T>{d, gates, st.c, c_new, aux, st.h, coef});
     // P's columns in groups of W (one gate row g' of one stream), r = s G H + g'.
-    ctx.template for_row_blocks<T>(B * GH, GH * W, [&](index_t r0, index_t r1, T* Q) {
-      const index_t q0 = r0 * W, cols = (r1 - r0) * W;
-      ctx.gemm(false, false, GH, cols, H, T(1), w_hh, H, st.P_h + q0, B * Np, T(0), Q, cols);
-      ctx.for_each_serial_k(q0, q0 + cols, W, 1, AddCellImmediateTerm<T>{d, r0, cols, v, Q});
-      const CellSensitivityStep<T> a{d, q0, Q, cols, coef, v, delta_h, st.P_h, st.P_c, G};
+    ctx.template for_product_blocks<T>(GH, H, B * Np, w_hh, H, st.P_h, B * Np,
+                                       [&](index_t q0, index_t cols, T* Q, index_t ldq) {
+      ctx.for_each_serial_k(q0, q0 + cols, W, 1, AddCellImmediateTerm<T>{d, q0, ldq, v, Q});
+      const CellSensitivityStep<T> a{d, q0, Q, ldq, coef, v, delta_h, st.P_h, st.P_c, G};
       ctx.for_each_serial_k(q0, q0 + cols, Np, H, typename SensitivityOf<Cell, T>::type{a});
     });
     ctx.for_each_serial_k(0, Np, Np, B, SumOverStreams<T>{Np, G, packed});

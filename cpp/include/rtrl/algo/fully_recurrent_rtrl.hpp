@@ -1,8 +1,9 @@
 // Exact RTRL for the fully recurrent network (DESIGN §3.1), all streams at once.
 //
-// Per step: the forward step, then for each block of P's columns (the context decides the blocks and
-// runs them in parallel where it pays): Q = W_U P[:, block] (one GEMM) plus the immediate term (n L
-// values per stream, in Q), then one pass over the block that multiplies by f', zeroes forced units,
+// Per step: the forward step, then for each block of P's columns (ctx.for_product_blocks: the
+// context takes Q = W_U P[:, block] its own way — panels in cache on the CPU, one cuBLAS call per
+// large block on CUDA — and runs blocks in parallel where it pays): the immediate term (n L values
+// per stream, into Q), then one pass over the block that multiplies by f', zeroes forced units,
 // writes P in place and the per-column error contraction G; then the stream reduction of G into the
 // step's gradient, the non-finite check (nonfinite_guard.hpp) and, in real-time mode, the update
 // (else the step's gradient is added to the accumulated one).
@@ -47,14 +48,12 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
     fully_recurrent_forward_step(ctx, d, opt.activation, opt.teacher_forcing, scale, st.weight,
                                  seq.x + t * B * d.inputs, target_t, z_t, z_next, u,
                                  seq.outputs + t * B * d.outputs, seq.loss + t);
-    // P's columns in groups of L (one weight row i of one stream), r = s n + i; a block of groups is
-    // the column range [r0 L, r1 L).
-    ctx.template for_row_blocks<T>(B * n, n * L, [&](index_t r0, index_t r1, T* Q) {
-      const index_t q0 = r0 * L, cols = (r1 - r0) * L;
-      ctx.gemm(false, false, n, cols, n, T(1), W_U, L, st.P + q0, B * N, T(0), Q, cols);
-      ctx.for_each_serial_k(q0, q0 + cols, L, 1, AddImmediateTerm<T>{d, r0, cols, z_t, Q});
+    // P's columns in groups of L (one weight row i of one stream), r = s n + i.
+    ctx.template for_product_blocks<T>(n, n, B * N, W_U, L, st.P, B * N,
+                                       [&](index_t q0, index_t cols, T* Q, index_t ldq) {
+      ctx.for_each_serial_k(q0, q0 + cols, L, 1, AddImmediateTerm<T>{d, q0, ldq, z_t, Q});
       ctx.for_each_serial_k(q0, q0 + cols, N, n,
-                            SensitivityUpdate<T>{d, q0, Q, cols, u.slope, u.error, u.keep, st.P, G});
+                            SensitivityUpdate<T>{d, q0, Q, ldq, u.slope, u.error, u.keep, st.P, G});
     });
     ctx.for_each_serial_k(0, N, N, B, ReduceStreams<T>{N, scale, false, G, step_grad});
     // pre, slope and error are adjacent in unit_buf: [3, B, n].
