@@ -124,6 +124,28 @@ class CudaContext {
                                   int(g.ldc)));
   }
 
+  // A right-hand operand op(B) [K, N] for `uses` products with it (gemm_packed): cuBLAS reads B as
+  // it is, so this only remembers where it lies and how.
+  template <class T>
+  struct PackedOperand {
+    index_t K, N;
+    bool trans;
+    const T* B;
+    index_t ldb;
+  };
+  template <class T>
+  PackedOperand<T> pack_operand(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
+                                index_t /*uses*/) {
+    return PackedOperand<T>{K, N, trans_b, B, ldb};
+  }
+
+  // Row-major C[M, N] = A[M, K] op(B) (+ C when accumulate).
+  template <class T>
+  void gemm_packed(index_t M, const T* A, index_t lda, const PackedOperand<T>& B, bool accumulate,
+                   T* C, index_t ldc) {
+    gemm(false, B.trans, M, B.N, B.K, T(1), A, lda, B.B, B.ldb, T(accumulate ? 1 : 0), C, ldc);
+  }
+
   template <class F>
   void for_each(index_t count, const F& f) {
     if (count <= 0) return;

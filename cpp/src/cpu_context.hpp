@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "rtrl/common.hpp"
+#include "rtrl/item_cost.hpp"
 #include "rtrl/row_functor.hpp"
 #include "cpu_panel_product.hpp"
 
@@ -36,6 +37,7 @@ class HostBuffer {
  public:
   explicit HostBuffer(index_t count) : data_(count > 0 ? new T[size_t(count)] : nullptr) {}
   T* data() { return data_.get(); }
+  const T* data() const { return data_.get(); }
 
  private:
   std::unique_ptr<T[]> data_;
@@ -80,6 +82,51 @@ class CpuContext {
     }
   }
 
+  // A right-hand operand op(B) [K, N] for `uses` products with it (gemm_packed): packed once into
+  // strips when it is used more than once, else read in place.
+  template <class T>
+  struct PackedOperand {
+    index_t K, N;
+    HostBuffer<T> strips;  // [ceil(N / kStrip), K, kStrip], or empty
+    bool trans;
+    const T* B;
+    index_t ldb;
+  };
+  template <class T>
+  PackedOperand<T> pack_operand(bool trans_b, index_t K, index_t N, const T* B, index_t ldb,
+                                index_t uses) {
+    constexpr index_t NR = panel::kStrip<T>;
+    PackedOperand<T> op{K, N, HostBuffer<T>(uses > 1 ? (N + NR - 1) / NR * K * NR : 0), trans_b, B, ldb};
+    if (uses > 1) panel::pack_operand(trans_b, K, N, B, ldb, op.strips.data());
+    return op;
+  }
+
+  // Row-major C[M, N] = A[M, K] op(B) (+ C when accumulate), op(B) from pack_operand; packed
+  // strips are shared among threads when the product is large.
+  template <class T>
+  void gemm_packed(index_t M, const T* A, index_t lda, const PackedOperand<T>& B, bool accumulate,
+                   T* C, index_t ldc) {
+    constexpr index_t NR = panel::kStrip<T>;
+    const T* Bp = B.strips.data();
+    if (Bp == nullptr) {
+      gemm(false, B.trans, M, B.N, B.K, T(1), A, lda, B.B, B.ldb, T(accumulate ? 1 : 0), C, ldc);
+      return;
+    }
+    const index_t strips = (B.N + NR - 1) / NR;
+    const double flops = 2.0 * double(M) * double(B.N) * double(B.K);
+    if (threads_ == 1 || omp_in_parallel() || flops < kParallelFlops || strips < 2) {
+      panel::multiply(M, B.N, B.K, A, lda, Bp, 0, strips, accumulate, C, ldc);
+      return;
+    }
+    const int workers = int(std::min<index_t>(threads_, strips));
+#pragma omp parallel num_threads(workers)
+    {
+      const index_t t = omp_get_thread_num(), parts = omp_get_num_threads();
+      panel::multiply(M, B.N, B.K, A, lda, Bp, strips * t / parts, strips * (t + 1) / parts,
+                      accumulate, C, ldc);
+    }
+  }
+
   // True when no value in the ranges (pointer, count) is +-inf or NaN (x * 0 is 0 exactly for
   // finite x).
   template <class T>
@@ -103,7 +150,7 @@ class CpuContext {
   template <class F>
   void for_each(index_t count, const F& functor) {
     const F f = functor;
-    if (threads_ == 1 || omp_in_parallel() || count < kParallelItems) {
+    if (threads_ == 1 || omp_in_parallel() || count * ItemCost<F>::value < kParallelItems) {
 #pragma omp simd
       for (index_t i = 0; i < count; ++i) f(i);
       return;
@@ -121,7 +168,8 @@ class CpuContext {
 #pragma omp simd
       for (index_t c = 0; c < cols; ++c) f(r, c);
     };
-    if (threads_ == 1 || omp_in_parallel() || rows < 2 || rows * cols < kParallelItems) {
+    if (threads_ == 1 || omp_in_parallel() || rows < 2 ||
+        rows * cols * ItemCost<F>::value < kParallelItems) {
       for (index_t r = 0; r < rows; ++r) row(r);
       return;
     }
@@ -209,7 +257,7 @@ class CpuContext {
         const index_t strips = std::min(plan.panel_strips, j1 - j);
         const index_t q0 = j * NR, cols = std::min(strips * NR, ncols - q0);
         panel::pack(K, B + q0, ldb, cols, packed);
-        panel::product(M, K, A, lda, packed, strips, Q, ldq);
+        panel::multiply(M, strips * NR, K, A, lda, packed, 0, strips, false, Q, ldq);
         body(q0, cols, Q, ldq);
       }
     };

@@ -1,13 +1,14 @@
-// The product Q = A P[:, panel] for the sensitivity propagation on the CPU, one panel of P's
-// columns at a time.
+// Products with a small left operand on the CPU, by register tiles over strips of a packed right
+// operand: tile() computes kTileRows rows of A times one strip of kStrip(T) columns (two vectors per
+// row), K rank-one updates held in registers.
 //
-// A (the recurrent matrix, M x K) is small and P is wide. A panel of P's columns is copied, strip by
-// strip of kStrip(T) columns, into a contiguous buffer Pp first, so the caller may overwrite those
-// columns of P once the product is taken; Q [M, panel] is then computed in register tiles of
-// kTileRows rows by one strip (two vectors per row), K rank-one updates each. Pp, Q and A stay in L1/L2, where a
-// BLAS call per block would re-pack P, zero a cache-sized Q and write it out before the pass reads
-// it back. The vectors are GCC/Clang vector extensions, sized to the widest registers the build
-// targets.
+// Two uses. The sensitivity propagation Q = A P[:, panel] (A the recurrent matrix, P wide): a panel
+// of P's columns is copied strip by strip (pack) so that the caller may overwrite those columns of P
+// once the product is taken, and the panel, Q and A stay in L1/L2, where a BLAS call per block would
+// re-pack P, zero a cache-sized Q and write it out before the pass reads it back. And the layers'
+// per-step recurrent product C = h op(W_hh): W_hh is packed once per sequence (pack_operand), where
+// a BLAS call would pack it again at every step. The vectors are GCC/Clang vector extensions, sized
+// to the widest registers the build targets.
 #pragma once
 
 #include <algorithm>
@@ -64,9 +65,11 @@ inline void pack(index_t K, const T* P, index_t ldp, index_t cols, T* Pp) {
   }
 }
 
-// Q[i, :] = sum_k A[i, k] Pp[k, :] for i in [0, MR).   A: [MR, lda]   Pp: [K, kStrip]   Q: [MR, ldq]
+// C[i, :cols] (=, or += when accumulate) sum_k A[i, k] Pp[k, :cols] for i in [0, MR).
+//   A: [MR, lda]   Pp: [K, kStrip]   C: [MR, ldc]   cols <= kStrip
 template <int MR, class T>
-inline void tile(index_t K, const T* A, index_t lda, const T* Pp, T* Q, index_t ldq) {
+inline void tile(index_t K, const T* A, index_t lda, const T* Pp, T* C, index_t ldc, index_t cols,
+                 bool accumulate) {
   using V = typename Vector<T>::type;
   using U = typename Vector<T>::unaligned;
   constexpr index_t NR = kStrip<T>, lanes = Vector<T>::lanes;
@@ -86,31 +89,57 @@ inline void tile(index_t K, const T* A, index_t lda, const T* Pp, T* Q, index_t 
       for (int v = 0; v < kVectorsPerRow; ++v) acc[i][v] += a * b[v];
     }
   }
+  if (cols == NR && !accumulate) {
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int v = 0; v < kVectorsPerRow; ++v) *reinterpret_cast<U*>(Q + i * ldq + v * lanes) = acc[i][v];
+      for (int v = 0; v < kVectorsPerRow; ++v) *reinterpret_cast<U*>(C + i * ldc + v * lanes) = acc[i][v];
+    return;
+  }
+  for (int i = 0; i < MR; ++i) {  // a partial strip or C += (rare: tails, GRU's backward)
+    alignas(kVectorBytes) T row[NR];
+    for (int v = 0; v < kVectorsPerRow; ++v) *reinterpret_cast<U*>(row + v * lanes) = acc[i][v];
+    for (index_t c = 0; c < cols; ++c) C[i * ldc + c] = accumulate ? C[i * ldc + c] + row[c] : row[c];
+  }
 }
 
-// Q[:, j kStrip : (j + 1) kStrip] = A Pp[j] for the strips j in [0, strips).
-//   A: [M, lda] (K columns)   Pp: [strips, K, kStrip]   Q: [M, ldq], ldq >= strips kStrip
+// C[:, j kStrip : ...] (=, or += when accumulate) A Pp[j] for the strips j in [j0, j1) of an
+// operand packed with N columns.
+//   A: [M, lda] (K columns)   Pp: [strips, K, kStrip]   C: [M, ldc]
 template <class T>
-inline void product(index_t M, index_t K, const T* A, index_t lda, const T* Pp, index_t strips,
-                    T* Q, index_t ldq) {
+inline void multiply(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* Pp,
+                     index_t j0, index_t j1, bool accumulate, T* C, index_t ldc) {
   constexpr index_t NR = kStrip<T>;
-  for (index_t j = 0; j < strips; ++j, Pp += K * NR, Q += NR) {
+  for (index_t j = j0; j < j1; ++j) {
+    const T* Pj = Pp + j * K * NR;
+    T* Cj = C + j * NR;
+    const index_t cols = std::min(NR, N - j * NR);
     index_t i = 0;
-    for (; i + kTileRows <= M; i += kTileRows) tile<kTileRows>(K, A + i * lda, lda, Pp, Q + i * ldq, ldq);
+    for (; i + kTileRows <= M; i += kTileRows)
+      tile<kTileRows>(K, A + i * lda, lda, Pj, Cj + i * ldc, ldc, cols, accumulate);
     if (M - i >= 4) {
-      tile<4>(K, A + i * lda, lda, Pp, Q + i * ldq, ldq);
+      tile<4>(K, A + i * lda, lda, Pj, Cj + i * ldc, ldc, cols, accumulate);
       i += 4;
     }
     if (M - i >= 2) {
-      tile<2>(K, A + i * lda, lda, Pp, Q + i * ldq, ldq);
+      tile<2>(K, A + i * lda, lda, Pj, Cj + i * ldc, ldc, cols, accumulate);
       i += 2;
     }
-    if (M - i >= 1) tile<1>(K, A + i * lda, lda, Pp, Q + i * ldq, ldq);
+    if (M - i >= 1) tile<1>(K, A + i * lda, lda, Pj, Cj + i * ldc, ldc, cols, accumulate);
   }
+}
+
+// Packs B [K, N] (or B^T when trans: B is [N, ldb]) into strips:
+//   Pp[j, k, c] = op(B)[k, j kStrip + c], zero past N.   Pp: [ceil(N / kStrip), K, kStrip]
+template <class T>
+inline void pack_operand(bool trans, index_t K, index_t N, const T* B, index_t ldb, T* Pp) {
+  constexpr index_t NR = kStrip<T>;
+  for (index_t j = 0; j * NR < N; ++j)
+    for (index_t k = 0; k < K; ++k)
+      for (index_t c = 0; c < NR; ++c) {
+        const index_t col = j * NR + c;
+        Pp[(j * K + k) * NR + c] = col >= N ? T(0) : trans ? B[col * ldb + k] : B[k * ldb + col];
+      }
 }
 
 }  // namespace panel

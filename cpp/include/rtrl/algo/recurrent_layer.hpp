@@ -11,14 +11,19 @@
 
 namespace rtrl {
 
+// A cell's pointwise step per (stream, unit): a few exponentials and a dozen flops.
+constexpr index_t kCellItemCost = 8;
+
 template <class Cell, class T>
 struct CellForwardOp {
+  static constexpr index_t kItemCost = kCellItemCost;
   CellForwardStep<T> a;
   RTRL_HD void operator()(index_t b, index_t j) const { Cell::forward(a, b, j); }
 };
 
 template <class Cell, class T>
 struct CellBackwardOp {
+  static constexpr index_t kItemCost = kCellItemCost;
   CellBackwardStep<T> a;
   RTRL_HD void operator()(index_t b, index_t j) const { Cell::backward(a, b, j); }
 };
@@ -56,22 +61,19 @@ void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>
   // Long sequences multiply by transposed copies of the weights (plain NN GEMMs); a few steps, as in
   // a cell's single step, are cheaper with the transposed operand than with the copy.
   const bool transpose = d.steps * B >= kTransposeRows;
-  auto wt = ctx.template alloc<T>(transpose ? I * GH + H * GH : 0);
+  auto wt = ctx.template alloc<T>(transpose ? I * GH : 0);
   const T* w_ih_op = w.w_ih;
-  const T* w_hh_op = w.w_hh;
   if (transpose) {
-    T* w_ih_t = wt.data();  // [I, G H]
-    T* w_hh_t = w_ih_t + I * GH;  // [H, G H]
-    ctx.for_each_2d(I, GH, Transpose<T>{GH, I, w.w_ih, w_ih_t});
-    ctx.for_each_2d(H, GH, Transpose<T>{GH, H, w.w_hh, w_hh_t});
-    w_ih_op = w_ih_t;
-    w_hh_op = w_hh_t;
+    ctx.for_each_2d(I, GH, Transpose<T>{GH, I, w.w_ih, wt.data()});  // [I, G H]
+    w_ih_op = wt.data();
   }
   // op(W) [K, G H] as a GEMM operand: the transposed copy, or W [G H, K] read transposed
   auto times_weights = [&](index_t M, index_t K, const T* A, index_t lda, const T* op, T* C) {
     if (transpose) ctx.gemm(false, false, M, GH, K, T(1), A, lda, op, GH, T(0), C, GH);
     else ctx.gemm(false, true, M, GH, K, T(1), A, lda, op, K, T(0), C, GH);
   };
+  // W_hh^T [H, G H], the right operand of every step's product (packed once where that pays)
+  const auto w_hh_op = ctx.pack_operand(true, H, GH, w.w_hh, H, d.steps);
   // zeros stand in for a missing h0/c0 or bias; hw = h W_hh^T
   const index_t n_zeros = BH > GH ? BH : GH;
   auto state = ctx.template alloc<T>(n_zeros + B * GH);
@@ -89,7 +91,7 @@ void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>
     const index_t ld_h_prev = k == 0 ? H : io.ldy;
     const T* c_prev = nullptr;
     if (Cell::kHasCellState) c_prev = k == 0 ? (io.c0 ? io.c0 : zeros) : saved.c + t_prev * BH;
-    times_weights(B, H, h_prev, ld_h_prev, w_hh_op, hw);
+    ctx.gemm_packed(B, h_prev, ld_h_prev, w_hh_op, false, hw, GH);
     CellForwardStep<T> a{H, d.nonlinearity, hw, b_ih, b_hh, h_prev, ld_h_prev, c_prev,
                          saved.gates + t * B * GH,
                          saved.c ? saved.c + t * BH : nullptr,
@@ -126,6 +128,7 @@ void recurrent_layer_backward(Ctx& ctx, const LayerDims& d, const LayerWeights<T
   ctx.for_each(TB, Fill<T>{T(1), ones});
   ctx.for_each(BH, CopyRows<T>{H, g.dh_n ? g.dh_n : zeros, H, dh, H});
   ctx.for_each(BH, CopyRows<T>{H, g.dc_n ? g.dc_n : zeros, H, dc, H});
+  const auto w_hh_op = ctx.pack_operand(false, GH, H, w.w_hh, H, d.steps);  // W_hh [G H, H]
 
   for (index_t k = d.steps - 1; k >= 0; --k) {
     const index_t t = d.time(k), t_prev = d.time(k - 1);
@@ -140,8 +143,7 @@ void recurrent_layer_backward(Ctx& ctx, const LayerDims& d, const LayerWeights<T
                           d_ih + t * B * GH, d_hh + t * B * GH};
     ctx.for_each_2d(B, H, CellBackwardOp<Cell, T>{a});
     // dL/dh(t-1) = d_hh(t) W_hh (+ the direct part the GRU cell left in dh)
-    ctx.gemm(false, false, B, H, GH, T(1), d_hh + t * B * GH, GH, w.w_hh, H, T(separate ? 1 : 0),
-             dh, H);
+    ctx.gemm_packed(B, d_hh + t * B * GH, GH, w_hh_op, separate, dh, H);
   }
   ctx.for_each(BH, CopyRows<T>{H, dh, H, g.dh0, H});
   if (g.dc0) ctx.for_each(BH, CopyRows<T>{H, dc, H, g.dc0, H});
