@@ -150,6 +150,15 @@ def test_longer_sequence_and_larger_sizes_float64(device, kind):
     check_parity(kind, 2, True, "BTI", True, True, "float64", device, seed=5, sizes=(4, 6, 7, 3))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_wide_layer_shares_the_recurrent_product_among_threads(device, kind, dtype):
+    """Large enough for the CPU to pack W_hh into strips and share them among threads in every
+    step's product (and in backward's): H = 133 leaves a partial last strip, B = 45 leaves
+    remainder rows in the register tiles."""
+    check_parity(kind, 1, True, "TBI", True, True, dtype, device, seed=6, sizes=(7, 133, 3, 45))
+
+
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
 def test_state_arguments_optional(device, kind):
     """No initial state equals explicit zeros; backward without state gradients equals zero ones."""
