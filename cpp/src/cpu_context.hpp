@@ -115,15 +115,15 @@ class CpuContext {
     const index_t strips = (B.N + NR - 1) / NR;
     const double flops = 2.0 * double(M) * double(B.N) * double(B.K);
     if (threads_ == 1 || omp_in_parallel() || flops < kParallelFlops || strips < 2) {
-      panel::multiply(M, B.N, B.K, A, lda, Bp, 0, strips, accumulate, C, ldc);
+      panel::multiply(M, B.N, B.K, A, lda, Bp, B.K * NR, NR, 0, strips, accumulate, C, ldc);
       return;
     }
     const int workers = int(std::min<index_t>(threads_, strips));
 #pragma omp parallel num_threads(workers)
     {
       const index_t t = omp_get_thread_num(), parts = omp_get_num_threads();
-      panel::multiply(M, B.N, B.K, A, lda, Bp, strips * t / parts, strips * (t + 1) / parts,
-                      accumulate, C, ldc);
+      panel::multiply(M, B.N, B.K, A, lda, Bp, B.K * NR, NR, strips * t / parts,
+                      strips * (t + 1) / parts, accumulate, C, ldc);
     }
   }
 
@@ -256,8 +256,12 @@ class CpuContext {
       for (index_t j = j0; j < j1; j += plan.panel_strips) {
         const index_t strips = std::min(plan.panel_strips, j1 - j);
         const index_t q0 = j * NR, cols = std::min(strips * NR, ncols - q0);
-        panel::pack(K, B + q0, ldb, cols, packed);
-        panel::multiply(M, strips * NR, K, A, lda, packed, 0, strips, false, Q, ldq);
+        if (K <= kDirectDepth && cols == strips * NR) {  // a few rows of whole strips: read in place
+          panel::multiply(M, cols, K, A, lda, B + q0, NR, ldb, 0, strips, false, Q, ldq);
+        } else {
+          panel::pack(K, B + q0, ldb, cols, packed);
+          panel::multiply(M, strips * NR, K, A, lda, packed, K * NR, NR, 0, strips, false, Q, ldq);
+        }
         body(q0, cols, Q, ldq);
       }
     };
@@ -279,6 +283,9 @@ class CpuContext {
   static constexpr double kParallelProductFlops = 1.0e6;
   static constexpr index_t kCacheLine = 64;
   static constexpr index_t kPanelBytes = 24 * 1024;
+  // Up to this many rows a panel's strips are read in place (the rows of a strip then stay in L1
+  // between the row tiles); deeper panels are copied first.
+  static constexpr index_t kDirectDepth = 32;
 
   // Scratch reused across the calls of one context (one native call), aligned to a cache line.
   template <class T>

@@ -65,11 +65,11 @@ inline void pack(index_t K, const T* P, index_t ldp, index_t cols, T* Pp) {
   }
 }
 
-// C[i, :cols] (=, or += when accumulate) sum_k A[i, k] Pp[k, :cols] for i in [0, MR).
-//   A: [MR, lda]   Pp: [K, kStrip]   C: [MR, ldc]   cols <= kStrip
+// C[i, :cols] (=, or += when accumulate) sum_k A[i, k] Bs[k, :cols] for i in [0, MR).
+//   A: [MR, lda]   Bs: [K, ldb] (a strip, kStrip columns)   C: [MR, ldc]   cols <= kStrip
 template <int MR, class T>
-inline void tile(index_t K, const T* A, index_t lda, const T* Pp, T* C, index_t ldc, index_t cols,
-                 bool accumulate) {
+inline void tile(index_t K, const T* A, index_t lda, const T* Bs, index_t ldb, T* C, index_t ldc,
+                 index_t cols, bool accumulate) {
   using V = typename Vector<T>::type;
   using U = typename Vector<T>::unaligned;
   constexpr index_t NR = kStrip<T>, lanes = Vector<T>::lanes;
@@ -81,7 +81,7 @@ inline void tile(index_t K, const T* A, index_t lda, const T* Pp, T* C, index_t 
   for (index_t k = 0; k < K; ++k) {
     V b[kVectorsPerRow];
 #pragma GCC unroll 4
-    for (int v = 0; v < kVectorsPerRow; ++v) b[v] = *reinterpret_cast<const U*>(Pp + k * NR + v * lanes);
+    for (int v = 0; v < kVectorsPerRow; ++v) b[v] = *reinterpret_cast<const U*>(Bs + k * ldb + v * lanes);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const T a = A[i * lda + k];
@@ -103,29 +103,32 @@ inline void tile(index_t K, const T* A, index_t lda, const T* Pp, T* C, index_t 
   }
 }
 
-// C[:, j kStrip : ...] (=, or += when accumulate) A Pp[j] for the strips j in [j0, j1) of an
-// operand packed with N columns.
-//   A: [M, lda] (K columns)   Pp: [strips, K, kStrip]   C: [M, ldc]
+// C[:, j kStrip : ...] (=, or += when accumulate) A B[j] for the strips j in [j0, j1) of an
+// operand B with N columns: strip j starts at Bp + j strip_stride, its rows ldb apart (packed:
+// strip_stride = K kStrip, ldb = kStrip; read in place: strip_stride = kStrip, ldb = B's row stride,
+// and N a multiple of kStrip).
+//   A: [M, lda] (K columns)   C: [M, ldc]
 template <class T>
-inline void multiply(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* Pp,
-                     index_t j0, index_t j1, bool accumulate, T* C, index_t ldc) {
+inline void multiply(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* Bp,
+                     index_t strip_stride, index_t ldb, index_t j0, index_t j1, bool accumulate,
+                     T* C, index_t ldc) {
   constexpr index_t NR = kStrip<T>;
   for (index_t j = j0; j < j1; ++j) {
-    const T* Pj = Pp + j * K * NR;
+    const T* Pj = Bp + j * strip_stride;
     T* Cj = C + j * NR;
     const index_t cols = std::min(NR, N - j * NR);
     index_t i = 0;
     for (; i + kTileRows <= M; i += kTileRows)
-      tile<kTileRows>(K, A + i * lda, lda, Pj, Cj + i * ldc, ldc, cols, accumulate);
+      tile<kTileRows>(K, A + i * lda, lda, Pj, ldb, Cj + i * ldc, ldc, cols, accumulate);
     if (M - i >= 4) {
-      tile<4>(K, A + i * lda, lda, Pj, Cj + i * ldc, ldc, cols, accumulate);
+      tile<4>(K, A + i * lda, lda, Pj, ldb, Cj + i * ldc, ldc, cols, accumulate);
       i += 4;
     }
     if (M - i >= 2) {
-      tile<2>(K, A + i * lda, lda, Pj, Cj + i * ldc, ldc, cols, accumulate);
+      tile<2>(K, A + i * lda, lda, Pj, ldb, Cj + i * ldc, ldc, cols, accumulate);
       i += 2;
     }
-    if (M - i >= 1) tile<1>(K, A + i * lda, lda, Pj, Cj + i * ldc, ldc, cols, accumulate);
+    if (M - i >= 1) tile<1>(K, A + i * lda, lda, Pj, ldb, Cj + i * ldc, ldc, cols, accumulate);
   }
 }
 

@@ -20,6 +20,18 @@ struct AddInto {
   RTRL_HD void operator()(index_t i) const { out[i] += in[i]; }
 };
 
+// out[c] = sum_s G[s n + c], in order of s: per-stream parts of a gradient summed.
+// f(0, s, c) with the calls for one c in increasing s (ctx.for_each_serial_k).   G: [B, n]   out: [n]
+template <class T>
+struct SumOverStreams {
+  index_t n;
+  const T* G;
+  T* out;
+  RTRL_HD void operator()(index_t, index_t s, index_t c) const {
+    out[c] = (s == 0 ? T(0) : out[c]) + G[s * n + c];
+  }
+};
+
 template <class T>
 struct CopyInto {
   const T* in;

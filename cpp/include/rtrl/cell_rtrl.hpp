@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "rtrl/array_ops.hpp"
+
 #include "rtrl/cells/cell_step.hpp"
 #include "rtrl/cells/gru.hpp"
 #include "rtrl/cells/lstm.hpp"
@@ -275,17 +277,6 @@ struct GruSensitivity {
                   r.k[3] * r.q[0][c] + r.k[4] * r.p_h[c];
     r.p_h[c] = p_h;
     accumulate(r, c, p_h);
-  }
-};
-
-// out[c] = sum_s G[s N + c], in order of s.   f(0, s, c)
-template <class T>
-struct SumOverStreams {
-  index_t n;
-  const T* G;
-  T* out;
-  RTRL_HD void operator()(index_t, index_t s, index_t c) const {
-    out[c] = (s == 0 ? T(0) : out[c]) + G[s * n + c];
   }
 };
 

@@ -155,9 +155,11 @@ struct AddImmediateTerm {
 
 // The rest of the sensitivity update, one element for stream s, unit k and weight column c
 // (P's column q = s N + c), with Q already holding W_U P(t) + E(t):
-//   P(t+1)[k, q] = f'_k Q[k, q], zeroed for forced units, and G[q] = sum_k e_k P(t+1)[k, q]
-// (before zeroing), which needs the calls for k = 0, 1, ... of one q in order
-// (ctx.for_each_serial_k); row(s, k) gathers what depends only on (s, k).
+//   P(t+1)[k, q] = f'_k Q[k, q], zeroed for forced units, and G[q] = sum_k (-scale e_k) P(t+1)[k, q]
+// (before zeroing), stream s's part of the step's gradient. Only the O visible units have errors, so the contraction runs over the rows
+// [0, O) (Contract, the call for k = 0 sets G) and the other rows are only scaled. Row k of a call
+// is unit k0 + k; the calls for k = 0, 1, ... of one q come in order (ctx.for_each_serial_k);
+// row(s, k) gathers what depends only on (s, k).
 //   Q: [n, ldq] holding P's columns [q0, q0 + ldq)   P: [n, B N]   G: [B N]   slope, error, keep: [B, n]
 template <class T>
 struct SensitivityRow {
@@ -168,9 +170,11 @@ struct SensitivityRow {
   bool keep, first;
 };
 
-template <class T>
+template <class T, bool Contract>
 struct SensitivityUpdate {
   FullyRecurrentDims d;
+  T error_scale;  // -scale: dL/dy = -scale e
+  index_t k0;
   index_t q0;
   const T* Q;
   index_t ldq;
@@ -180,30 +184,14 @@ struct SensitivityUpdate {
   T* P;
   T* G;
   RTRL_HD SensitivityRow<T> row(index_t s, index_t k) const {
-    const index_t base = s * d.n_weights(), sk = s * d.units + k;
-    return SensitivityRow<T>{Q + k * ldq + (base - q0), P + k * d.batch * d.n_weights() + base,
-                             G + base, slope[sk], error[sk], keep[sk] != T(0), k == 0};
+    const index_t unit = k0 + k, base = s * d.n_weights(), sk = s * d.units + unit;
+    return SensitivityRow<T>{Q + unit * ldq + (base - q0), P + unit * d.batch * d.n_weights() + base,
+                             G + base, slope[sk], error_scale * error[sk], keep[sk] != T(0), unit == 0};
   }
   RTRL_HD void operator()(const SensitivityRow<T>& r, index_t, index_t, index_t c) const {
     const T v = r.slope * r.q[c];
     r.p[c] = r.keep ? v : T(0);
-    r.g[c] = (r.first ? T(0) : r.g[c]) + r.error * v;
-  }
-};
-
-// grad[c] (= or +=) -scale * sum_s G[s N + c]: the step's gradient, summed over streams in order.
-// Called as f(0, s, c) with the calls for one c in increasing s (ctx.for_each_serial_k).
-//   G: [B, N]   grad: [N]
-template <class T>
-struct ReduceStreams {
-  index_t n_weights;
-  T scale;
-  bool accumulate;
-  const T* G;
-  T* grad;
-  RTRL_HD void operator()(index_t, index_t s, index_t c) const {
-    const T base = (s == 0 && !accumulate) ? T(0) : grad[c];
-    grad[c] = base - scale * G[s * n_weights + c];
+    if constexpr (Contract) r.g[c] = (r.first ? T(0) : r.g[c]) + r.error * v;
   }
 };
 

@@ -4,8 +4,9 @@
 // context takes Q = W_U P[:, block] its own way — panels in cache on the CPU, one cuBLAS call per
 // large block on CUDA — and runs blocks in parallel where it pays): the immediate term (n L values
 // per stream, into Q), then one pass over the block that multiplies by f', zeroes forced units,
-// writes P in place and the per-column error contraction G; then the stream reduction of G into the
-// step's gradient, the non-finite check (nonfinite_guard.hpp) and, in real-time mode, the update
+// writes P in place and the per-column error contraction G (each stream's part of the step's
+// gradient); then the sum of G over streams (with one stream G is the step's gradient), the
+// non-finite check (nonfinite_guard.hpp) and, in real-time mode, the update
 // (else the step's gradient is added to the accumulated one).
 #pragma once
 
@@ -28,16 +29,17 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
   const T scale = T(opt.loss_scale);
   auto z_buf = ctx.template alloc<T>(2 * B * L);
   auto unit_buf = ctx.template alloc<T>(5 * B * n + 1);  // and one value for gradient clipping
-  auto G_buf = ctx.template alloc<T>(B * N);
+  auto G_buf = ctx.template alloc<T>(B > 1 ? B * N : 0);
   T* z_t = z_buf.data();
   T* z_next = z_t + B * L;
-  T* G = G_buf.data();
   const UnitScratch<T> u{unit_buf.data(), unit_buf.data() + B * n, unit_buf.data() + 2 * B * n,
                          unit_buf.data() + 3 * B * n, unit_buf.data() + 4 * B * n};
   const T* W_U = st.weight + d.recurrent_offset();
+  const index_t contracted = d.outputs > 0 ? d.outputs : 1;  // units with errors (at least one row)
   const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
   auto step_grad_buf = ctx.template alloc<T>(update ? 0 : N);
   T* step_grad = update ? st.grad : step_grad_buf.data();
+  T* G = B > 1 ? G_buf.data() : step_grad;  // the streams' parts of the step's gradient
   NonfiniteGuard<Ctx, T> guard(ctx, opt.on_nonfinite, B, events, update ? N : 0,
                                update ? opt.optimizer.state_rows() * N : 0);
   std::int64_t updates = opt.optimizer_step;
@@ -52,10 +54,14 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
     ctx.template for_product_blocks<T>(n, n, B * N, W_U, L, st.P, B * N,
                                        [&](index_t q0, index_t cols, T* Q, index_t ldq) {
       ctx.for_each_serial_k(q0, q0 + cols, L, 1, AddImmediateTerm<T>{d, q0, ldq, z_t, Q});
-      ctx.for_each_serial_k(q0, q0 + cols, N, n,
-                            SensitivityUpdate<T>{d, q0, Q, ldq, u.slope, u.error, u.keep, st.P, G});
+      ctx.for_each_serial_k(q0, q0 + cols, N, contracted,
+                            SensitivityUpdate<T, true>{d, -scale, 0, q0, Q, ldq, u.slope, u.error,
+                                                       u.keep, st.P, G});
+      ctx.for_each_serial_k(q0, q0 + cols, N, n - contracted,
+                            SensitivityUpdate<T, false>{d, -scale, contracted, q0, Q, ldq, u.slope,
+                                                        u.error, u.keep, st.P, G});
     });
-    ctx.for_each_serial_k(0, N, N, B, ReduceStreams<T>{N, scale, false, G, step_grad});
+    if (B > 1) ctx.for_each_serial_k(0, N, N, B, SumOverStreams<T>{N, G, step_grad});
     // pre, slope and error are adjacent in unit_buf: [3, B, n].
     const bool finite = guard.step_ok(
         t, {{step_grad, N}, {u.pre, 3 * B * n}},
