@@ -145,7 +145,7 @@ def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, lear
     if learner == "rtrl":
         P = n * B * N
         return {"n_params": N, "state": B * n, "sensitivities": P,
-                "workspace": 2 * B * L + 5 * B * n + 1 + B * N
+                "workspace": 2 * B * L + 5 * B * n + 1 + (B * N if B > 1 else 0)
                 + _product_scratch(n, n, B * N, item, device)}
     T = int(steps)
     return {"n_params": N, "state": B * n, "sensitivities": 0,
