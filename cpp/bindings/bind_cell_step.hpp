@@ -17,6 +17,8 @@ namespace rtrl {
 
 template <class Backend>
 struct CellStepBindings {
+  static constexpr index_t kHoldGilMultiplyAdds = 1 << 16;
+
   // Returns (h', c' or None, saved): saved is one flat array holding, in order, private copies of
   // x [B, I], h [B, H] and c [B, H] (zeros where not given), then gates [B, G H], cells [B, H] and
   // aux [B, H] (the layer kernel's saved buffers for T = 1). Three allocations per step (h' and c'
@@ -75,7 +77,11 @@ struct CellStepBindings {
     s.gates = gates;
     s.c = lstm ? cells : nullptr;
     s.aux = gru ? aux : nullptr;
-    {
+    // A step of a few microseconds runs with the GIL held: releasing and taking it back would
+    // cost a good part of that; larger steps let other Python threads run.
+    if (B * GH * (I + H) < kHoldGilMultiplyAdds) {
+      Backend::template recurrent_layer_forward<T>(0, d, w, io, s);
+    } else {
       py::gil_scoped_release release;
       Backend::template recurrent_layer_forward<T>(0, d, w, io, s);
     }
