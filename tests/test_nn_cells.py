@@ -195,3 +195,47 @@ def test_lstm_cell_backward_without_dc(device):
     for a, b in ((dx1, dx2), (dh1, dh2), (dc1, dc2)):
         assert relative_error(a, b) <= 1e-14
     assert np.linalg.norm(to_numpy(dc1)) > 0
+
+
+def _call(cell, kind, x, state):
+    return cell(x, state) if kind[0] == "lstm" else (cell(x, state), None)
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_arrays_taken_as_they_are_and_converted_give_the_same_step(kind, dtype, batched):
+    """On the CPU a call whose arrays need no conversion goes straight to the core (cell_call);
+    lists, other dtypes, non-contiguous arrays and a list for (h, c) take the converting path. Both
+    must give the same step, the same saved state for backward and the same errors."""
+    rng = np.random.default_rng(11)
+    lead = (B,) if batched else ()
+    # values float32 holds exactly, so that either dtype converts to the other without rounding
+    x = rng.normal(size=lead + (I,)).astype(np.float32).astype(dtype)
+    h = rng.normal(size=lead + (H,)).astype(np.float32).astype(dtype)
+    c = rng.normal(size=lead + (H,)).astype(np.float32).astype(dtype)
+    lstm = kind[0] == "lstm"
+    direct, converted = make_cell(kind, dtype=dtype, seed=4), make_cell(kind, dtype=dtype, seed=4)
+    other = "float32" if dtype == "float64" else "float64"
+    x_other = np.asfortranarray(np.stack([x, x], axis=-1)[..., 0]) if batched else x.tolist()
+    state_other = [h.astype(other), c.tolist()] if lstm else h.astype(other)
+    state = (h, c) if lstm else h
+
+    h1, c1 = _call(direct, kind, x, state)
+    h2, c2 = _call(converted, kind, x_other, state_other)
+    assert direct._last is not None and converted._last is not None
+    np.testing.assert_array_equal(h1, h2)
+    assert h1.shape == lead + (H,) and h1.dtype == np.dtype(dtype)
+    if lstm:
+        np.testing.assert_array_equal(c1, c2)
+    g = rng.normal(size=lead + (H,)).astype(dtype)
+    out1 = direct.backward(g) if not lstm else direct.backward(g, g)
+    out2 = converted.backward(g) if not lstm else converted.backward(g, g)
+    np.testing.assert_array_equal(out1[0], out2[0])
+    for name in NAMES:
+        np.testing.assert_array_equal(direct.grads[name], converted.grads[name])
+    # a wrong shape is refused with the argument's name either way
+    with pytest.raises(ValueError, match="input"):
+        direct(np.zeros(lead + (I + 1,), dtype=dtype), state)
+    with pytest.raises(ValueError, match="hx"):
+        direct(x, (np.zeros(lead + (H + 1,), dtype=dtype), c) if lstm else np.zeros(lead + (H + 1,), dtype=dtype))

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 #include "array_ref.hpp"
@@ -45,6 +46,15 @@ struct CellStepBindings {
     const T* h_in = L::template optional<T>(h, "hx", {B, H}, "(batch, hidden_size)", false);
     const T* c_in = lstm ? L::template optional<T>(c, "cx", {B, H}, "(batch, hidden_size)", false) : nullptr;
 
+    return run<T>(d, w, x_in, h_in, c_in);
+  }
+
+  // The step itself on checked arguments:   x: [B, I]   h, c: [B, H] or null (zeros)
+  template <class T>
+  static py::tuple run(const LayerDims& d, const LayerWeights<T>& w, const T* x_in, const T* h_in,
+                       const T* c_in) {
+    const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H, BH = B * H;
+    const bool lstm = d.cell == CellKind::lstm, gru = d.cell == CellKind::gru;
     py::array_t<T> saved(B * I + 4 * BH + B * GH);
     T* x_saved = saved.mutable_data();
     T* h_saved = x_saved + B * I;
@@ -88,6 +98,68 @@ struct CellStepBindings {
     return py::make_tuple(h_out, c_out, saved);
   }
 
+  // `obj` as a C-contiguous numpy.ndarray (exactly) of T with this shape, else null.
+  template <class T>
+  static const T* plain(py::handle obj, std::initializer_list<index_t> shape) {
+    if (Py_TYPE(obj.ptr()) != py::detail::npy_api::get().PyArray_Type_ ||
+        !py::array_t<T, py::array::c_style>::check_(obj))
+      return nullptr;
+    const auto a = py::reinterpret_borrow<py::array>(obj);
+    if (a.ndim() != py::ssize_t(shape.size())) return nullptr;
+    py::ssize_t i = 0;
+    for (const index_t extent : shape)
+      if (a.shape(i++) != extent) return nullptr;
+    return static_cast<const T*>(a.data());
+  }
+
+  // A cell's whole call (input, hx) when the arguments can be used as they are: input a
+  // C-contiguous NumPy array of the weights' dtype, (B, I) or (I,), hx None, or h (RNN, GRU) or a
+  // pair (h, c) (LSTM) of such arrays (or None) shaped like the state. Returns
+  // (h', c' or None, saved, unbatched) as step() with h', c' of shape (B, H), or None for any other
+  // arguments: the Python path then converts them or says what is wrong.
+  template <class T>
+  static py::object call(const std::string& cell, const std::string& nonlinearity, py::object w_ih,
+                         py::object w_hh, py::object b_ih, py::object b_hh, py::handle input,
+                         py::handle hx) {
+    const index_t I = py::reinterpret_borrow<py::array>(w_ih).shape(1);
+    const index_t H = py::reinterpret_borrow<py::array>(w_hh).shape(1);
+    if (Py_TYPE(input.ptr()) != py::detail::npy_api::get().PyArray_Type_) return py::none();
+    const py::ssize_t ndim = py::reinterpret_borrow<py::array>(input).ndim();
+    if (ndim != 1 && ndim != 2) return py::none();
+    const bool unbatched = ndim == 1;
+    const index_t B = unbatched ? 1 : py::reinterpret_borrow<py::array>(input).shape(0);
+    const T* x_in = unbatched ? plain<T>(input, {I}) : plain<T>(input, {B, I});
+    if (x_in == nullptr) return py::none();
+    const bool lstm = cell == "lstm";
+    py::handle h = py::none(), c = py::none();
+    if (lstm && !hx.is_none()) {
+      if (!PyTuple_Check(hx.ptr()) || PyTuple_GET_SIZE(hx.ptr()) != 2) return py::none();
+      h = PyTuple_GET_ITEM(hx.ptr(), 0);
+      c = PyTuple_GET_ITEM(hx.ptr(), 1);
+    } else if (!lstm) {
+      h = hx;
+    }
+    auto state = [&](py::handle v, const T*& out) {
+      if (v.is_none()) return true;
+      out = unbatched ? plain<T>(v, {H}) : plain<T>(v, {B, H});
+      return out != nullptr;
+    };
+    const T* h_in = nullptr;
+    const T* c_in = nullptr;
+    if (!state(h, h_in) || !state(c, c_in)) return py::none();
+
+    const ArrayRef x3{const_cast<T*>(x_in), 'f', int(sizeof(T)), {1, B, I}, true, false};
+    const LayerDims d = LayerBindings<Backend, HostArrays>::template dims<T>(
+        cell, nonlinearity, false, HostArrays::read(w_ih, "weight_ih"),
+        HostArrays::read(w_hh, "weight_hh"), x3, !b_ih.is_none());
+    auto data = [](const py::object& a) {
+      return a.is_none() ? nullptr : static_cast<const T*>(py::reinterpret_borrow<py::array>(a).data());
+    };
+    const LayerWeights<T> w{data(w_ih), data(w_hh), data(b_ih), data(b_hh)};
+    const py::tuple out = run<T>(d, w, x_in, h_in, c_in);
+    return py::make_tuple(out[0], out[1], out[2], py::bool_(unbatched));
+  }
+
   static void bind(py::module_& m) {
     m.def("cell_step",
           [](const std::string& cell, const std::string& nonlinearity, py::object w_ih,
@@ -102,6 +174,17 @@ struct CellStepBindings {
           py::arg("bias_ih"), py::arg("bias_hh"), py::arg("input"), py::arg("hx"), py::arg("cx"),
           "One cell step on host arrays: (h', c' or None, saved): saved is one flat array of x, h, c, "
           "gates, cells, aux (see bind_cell_step.hpp).");
+    m.def("cell_call",
+          [](const std::string& cell, const std::string& nonlinearity, py::object w_ih,
+             py::object w_hh, py::object b_ih, py::object b_hh, py::handle input, py::handle hx) {
+            if (py::array_t<float>::check_(w_ih))
+              return call<float>(cell, nonlinearity, w_ih, w_hh, b_ih, b_hh, input, hx);
+            return call<double>(cell, nonlinearity, w_ih, w_hh, b_ih, b_hh, input, hx);
+          },
+          py::arg("cell"), py::arg("nonlinearity"), py::arg("weight_ih"), py::arg("weight_hh"),
+          py::arg("bias_ih"), py::arg("bias_hh"), py::arg("input"), py::arg("hx"),
+          "A cell's call (input, hx) on host arrays that need no conversion: (h', c' or None, saved, "
+          "unbatched), or None when the arguments need the Python path (see bind_cell_step.hpp).");
   }
 };
 

@@ -27,6 +27,8 @@ class _Cell:
         layer, p = self._layer, self._layer._params  # parameters are updated in place, never replaced
         self._native_args = (layer._cell, layer.nonlinearity, p["weight_ih_l0"], p["weight_hh_l0"],
                              p.get("bias_ih_l0"), p.get("bias_hh_l0"))
+        # on the CPU, a call whose arrays need no conversion goes straight to the core
+        self._core_call = layer._be.core.cell_call if layer._be.device == "cpu" else None
 
     @property
     def device(self) -> str:
@@ -62,6 +64,20 @@ class _Cell:
             if arr.shape != current.shape:
                 raise ValueError(f"{name}: expected shape {tuple(current.shape)}, got {tuple(arr.shape)}")
         self._layer.load_state_dict({f"{k}_l0": v for k, v in state.items()})
+
+    def _direct(self, input: Any, hx: Any) -> tuple[Any, Any] | None:
+        """The step through ``core.cell_call`` when the arguments allow it, else None."""
+        if self._core_call is None:
+            return None
+        out = self._core_call(*self._native_args, input, hx)
+        if out is None:
+            return None
+        h_new, c_new, flat, unbatched = out
+        self._layer._saved = None
+        self._last = (flat, h_new, unbatched)
+        if unbatched:
+            return h_new[0], None if c_new is None else c_new[0]
+        return h_new, c_new
 
     def _step(self, input: Any, h: Any, c: Any) -> tuple[Any, Any]:
         """One step straight through the native layer kernel (T = 1), keeping what backward needs."""
@@ -153,7 +169,8 @@ class _HiddenStateCell(_Cell):
 
     def __call__(self, input: Any, hx: Any = None) -> Any:
         """``h' = cell(input, h)``."""
-        return self._step(input, hx, None)[0]
+        out = self._direct(input, hx)
+        return (out if out is not None else self._step(input, hx, None))[0]
 
     def backward(self, dh: Any) -> tuple[Any, Any]:
         """``dx, dh = cell.backward(dh')`` for the last call; fills ``cell.grads``."""
@@ -212,6 +229,9 @@ class LSTMCell(_Cell):
     _layer_type = LSTM
 
     def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
+        out = self._direct(input, hx)
+        if out is not None:
+            return out
         h, c = _pair(hx, "hx")
         return self._step(input, h, c)
 
