@@ -241,8 +241,9 @@ class CpuContext {
 
   // Calls body(q0, cols, Q, ldq) for column panels [q0, q0 + cols) of [0, ncols), with
   // Q [M, ldq] holding those columns of the product A B:   A: [M, lda] (K columns)   B: [K, ldb].
-  // A panel's columns of B are copied before its product is taken, so body may overwrite them
-  // (and nothing else of B). Threads take equal runs of strips when the product is large.
+  // A panel's product is complete before body runs, so body may overwrite the panel's columns of B
+  // (and nothing else of B). Shallow panels (K <= kDirectDepth) are read in place, deeper ones
+  // copied strip by strip first. Threads take equal runs of strips when the product is large.
   template <class T, class Body>
   void for_product_blocks(index_t M, index_t K, index_t ncols, const T* A, index_t lda,
                           const T* B, index_t ldb, const Body& body) {

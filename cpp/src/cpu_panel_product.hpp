@@ -2,10 +2,11 @@
 // operand: tile() computes kTileRows rows of A times one strip of kStrip(T) columns (two vectors per
 // row), K rank-one updates held in registers.
 //
-// Two uses. The sensitivity propagation Q = A P[:, panel] (A the recurrent matrix, P wide): a panel
-// of P's columns is copied strip by strip (pack) so that the caller may overwrite those columns of P
-// once the product is taken, and the panel, Q and A stay in L1/L2, where a BLAS call per block would
-// re-pack P, zero a cache-sized Q and write it out before the pass reads it back. And the layers'
+// Two uses. The sensitivity propagation Q = A P[:, panel] (A the recurrent matrix, P wide): a deep
+// panel of P's columns is copied strip by strip (pack), so that a strip's rows lie together rather
+// than a row of P apart, and the panel, Q and A stay in L1/L2 for the pass that follows, where a
+// BLAS call per block would re-pack P, zero a cache-sized Q and write it out before the pass reads
+// it back. And the layers'
 // per-step recurrent product C = h op(W_hh): W_hh is packed once per sequence (pack_operand), where
 // a BLAS call would pack it again at every step. The vectors are GCC/Clang vector extensions, sized
 // to the widest registers the build targets.

@@ -13,7 +13,6 @@
 #include <cstdint>
 
 #include "rtrl/array_ops.hpp"
-
 #include "rtrl/cells/cell_step.hpp"
 #include "rtrl/cells/gru.hpp"
 #include "rtrl/cells/lstm.hpp"

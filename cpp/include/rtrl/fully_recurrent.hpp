@@ -155,11 +155,12 @@ struct AddImmediateTerm {
 
 // The rest of the sensitivity update, one element for stream s, unit k and weight column c
 // (P's column q = s N + c), with Q already holding W_U P(t) + E(t):
-//   P(t+1)[k, q] = f'_k Q[k, q], zeroed for forced units, and G[q] = sum_k (-scale e_k) P(t+1)[k, q]
-// (before zeroing), stream s's part of the step's gradient. Only the O visible units have errors, so the contraction runs over the rows
-// [0, O) (Contract, the call for k = 0 sets G) and the other rows are only scaled. Row k of a call
-// is unit k0 + k; the calls for k = 0, 1, ... of one q come in order (ctx.for_each_serial_k);
-// row(s, k) gathers what depends only on (s, k).
+//   P(t+1)[k, q] = f'_k Q[k, q], zeroed for forced units, and
+//   G[q] = sum_k (-scale e_k) P(t+1)[k, q] (before zeroing), stream s's part of the step's gradient.
+// Only the O visible units have errors, so the contraction runs over the rows [0, O) (Contract; the
+// call for unit 0 sets G) and the other rows are only scaled. Row k of a call is unit k0 + k; the
+// calls for k = 0, 1, ... of one q come in order (ctx.for_each_serial_k); row(s, k) gathers what
+// depends only on (s, k).
 //   Q: [n, ldq] holding P's columns [q0, q0 + ldq)   P: [n, B N]   G: [B N]   slope, error, keep: [B, n]
 template <class T>
 struct SensitivityRow {

@@ -2,10 +2,9 @@
 // (DESIGN §3.3). Per step: the cell's forward kernel, the readout with its loss and dL/dh, then for
 // each block of sensitivity columns (ctx.for_product_blocks) the product Q = W_hh P_h(t-1) plus the
 // immediate terms and one pass that writes P_h(t) (and P_c(t)) in place and contracts dL/dh into
-// the gradient; then the
-// stream reduction into the step's gradient, the non-finite check (nonfinite_guard.hpp), and in
-// real-time mode the optimizer's update of all parameters (else the step's gradient is added to the
-// accumulated one).
+// the gradient; then the stream reduction into the step's gradient, the non-finite check
+// (nonfinite_guard.hpp), and in real-time mode the optimizer's update of all parameters (else the
+// step's gradient is added to the accumulated one).
 #pragma once
 
 #include <cstdint>

@@ -58,8 +58,8 @@ template <class Cell, class Ctx, class T>
 void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>& w,
                              const LayerForward<T>& io, const LayerSaved<T>& saved) {
   const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H, BH = B * H;
-  // Long sequences multiply by transposed copies of the weights (plain NN GEMMs); a few steps, as in
-  // a cell's single step, are cheaper with the transposed operand than with the copy.
+  // Long sequences project the inputs with a transposed copy of W_ih (a plain NN GEMM); a few
+  // steps, as in a cell's single step, are cheaper with the transposed operand than with the copy.
   const bool transpose = d.steps * B >= kTransposeRows;
   auto wt = ctx.template alloc<T>(transpose ? I * GH : 0);
   const T* w_ih_op = w.w_ih;
