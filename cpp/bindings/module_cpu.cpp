@@ -23,6 +23,8 @@ static const char* simd_level() {
   return "AVX";
 #elif defined(__SSE4_2__)
   return "SSE4.2";
+#elif defined(__SSE2__)
+  return "SSE2";  // the x86-64 baseline (RTRL_ARCH empty)
 #elif defined(__ARM_NEON)
   return "NEON";
 #else
