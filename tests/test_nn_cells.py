@@ -221,6 +221,9 @@ def test_arrays_taken_as_they_are_and_converted_give_the_same_step(kind, dtype, 
     state_other = [h.astype(other), c.tolist()] if lstm else h.astype(other)
     state = (h, c) if lstm else h
 
+    # the routing itself: these arrays go straight to the core, the others do not
+    assert direct._core_call(*direct._native_args, x, state) is not None
+    assert converted._core_call(*converted._native_args, x_other, state_other) is None
     h1, c1 = _call(direct, kind, x, state)
     h2, c2 = _call(converted, kind, x_other, state_other)
     assert direct._last is not None and converted._last is not None

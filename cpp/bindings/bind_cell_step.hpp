@@ -9,6 +9,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "array_ref.hpp"
 #include "bind_layers.hpp"
@@ -30,23 +31,36 @@ struct CellStepBindings {
                         py::object w_hh, py::object b_ih, py::object b_hh, py::object x,
                         py::object h, py::object c) {
     const ArrayRef xr = HostArrays::read(x, "input");
-    const ArrayRef wih = HostArrays::read(w_ih, "weight_ih"), whh = HostArrays::read(w_hh, "weight_hh");
     RTRL_CHECK(xr.shape.size() == 2, "input: expected shape (batch, input_size), got " + shape_string(xr.shape));
     const ArrayRef x3{xr.data, xr.kind, xr.itemsize, {1, xr.shape[0], xr.shape[1]}, xr.c_contiguous, xr.writeable};
-    RTRL_CHECK(b_ih.is_none() == b_hh.is_none(), "bias_ih, bias_hh: give both or neither");
-    const LayerDims d = LayerBindings<Backend, HostArrays>::template dims<T>(
-        cell, nonlinearity, false, wih, whh, x3, !b_ih.is_none());
-    const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H, BH = B * H;
-    const bool lstm = d.cell == CellKind::lstm, gru = d.cell == CellKind::gru;
+    const auto [d, w] = layer_of<T>(cell, nonlinearity, w_ih, w_hh, b_ih, b_hh, x3);
+    const index_t B = d.batch, H = d.hidden, I = d.inputs;
     using L = LayerBindings<Backend, HostArrays>;
-    LayerWeights<T> w{static_cast<const T*>(wih.data), static_cast<const T*>(whh.data),
-                      L::template optional<T>(b_ih, "bias_ih", {GH}, "(gates * hidden_size,)", false),
-                      L::template optional<T>(b_hh, "bias_hh", {GH}, "(gates * hidden_size,)", false)};
     const T* x_in = checked<T>(x3, "input", {1, B, I}, "", false);
     const T* h_in = L::template optional<T>(h, "hx", {B, H}, "(batch, hidden_size)", false);
-    const T* c_in = lstm ? L::template optional<T>(c, "cx", {B, H}, "(batch, hidden_size)", false) : nullptr;
-
+    const T* c_in = d.cell == CellKind::lstm
+                        ? L::template optional<T>(c, "cx", {B, H}, "(batch, hidden_size)", false)
+                        : nullptr;
     return run<T>(d, w, x_in, h_in, c_in);
+  }
+
+  // The one-layer, one-step sizes and weights for an input x3 [1, B, I] (the weights' shapes
+  // checked against each other and the input, the biases' shapes and dtypes).
+  template <class T>
+  static std::pair<LayerDims, LayerWeights<T>> layer_of(const std::string& cell,
+                                                       const std::string& nonlinearity,
+                                                       py::object w_ih, py::object w_hh,
+                                                       py::object b_ih, py::object b_hh,
+                                                       const ArrayRef& x3) {
+    using L = LayerBindings<Backend, HostArrays>;
+    const ArrayRef wih = HostArrays::read(w_ih, "weight_ih"), whh = HostArrays::read(w_hh, "weight_hh");
+    RTRL_CHECK(b_ih.is_none() == b_hh.is_none(), "bias_ih, bias_hh: give both or neither");
+    const LayerDims d = L::template dims<T>(cell, nonlinearity, false, wih, whh, x3, !b_ih.is_none());
+    const index_t GH = d.gates() * d.hidden;
+    const LayerWeights<T> w{static_cast<const T*>(wih.data), static_cast<const T*>(whh.data),
+                            L::template optional<T>(b_ih, "bias_ih", {GH}, "(gates * hidden_size,)", false),
+                            L::template optional<T>(b_hh, "bias_hh", {GH}, "(gates * hidden_size,)", false)};
+    return {d, w};
   }
 
   // The step itself on checked arguments:   x: [B, I]   h, c: [B, H] or null (zeros)
@@ -149,13 +163,7 @@ struct CellStepBindings {
     if (!state(h, h_in) || !state(c, c_in)) return py::none();
 
     const ArrayRef x3{const_cast<T*>(x_in), 'f', int(sizeof(T)), {1, B, I}, true, false};
-    const LayerDims d = LayerBindings<Backend, HostArrays>::template dims<T>(
-        cell, nonlinearity, false, HostArrays::read(w_ih, "weight_ih"),
-        HostArrays::read(w_hh, "weight_hh"), x3, !b_ih.is_none());
-    auto data = [](const py::object& a) {
-      return a.is_none() ? nullptr : static_cast<const T*>(py::reinterpret_borrow<py::array>(a).data());
-    };
-    const LayerWeights<T> w{data(w_ih), data(w_hh), data(b_ih), data(b_hh)};
+    const auto [d, w] = layer_of<T>(cell, nonlinearity, w_ih, w_hh, b_ih, b_hh, x3);
     const py::tuple out = run<T>(d, w, x_in, h_in, c_in);
     return py::make_tuple(out[0], out[1], out[2], py::bool_(unbatched));
   }

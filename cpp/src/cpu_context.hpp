@@ -118,13 +118,9 @@ class CpuContext {
       panel::multiply(M, B.N, B.K, A, lda, Bp, B.K * NR, NR, 0, strips, accumulate, C, ldc);
       return;
     }
-    const int workers = int(std::min<index_t>(threads_, strips));
-#pragma omp parallel num_threads(workers)
-    {
-      const index_t t = omp_get_thread_num(), parts = omp_get_num_threads();
-      panel::multiply(M, B.N, B.K, A, lda, Bp, B.K * NR, NR, strips * t / parts,
-                      strips * (t + 1) / parts, accumulate, C, ldc);
-    }
+    in_equal_runs(int(std::min<index_t>(threads_, strips)), strips, [&](index_t j0, index_t j1, int) {
+      panel::multiply(M, B.N, B.K, A, lda, Bp, B.K * NR, NR, j0, j1, accumulate, C, ldc);
+    });
   }
 
   // True when no value in the ranges (pointer, count) is +-inf or NaN (x * 0 is 0 exactly for
@@ -209,11 +205,7 @@ class CpuContext {
       part(q0, q1);
       return;
     }
-#pragma omp parallel num_threads(threads_)
-    {
-      const index_t t = omp_get_thread_num(), parts = omp_get_num_threads();
-      part(q0 + count * t / parts, q0 + count * (t + 1) / parts);
-    }
+    in_equal_runs(threads_, count, [&](index_t lo, index_t hi, int) { part(q0 + lo, q0 + hi); });
   }
 
   // How for_product_blocks splits a product's columns: into strips of panel::kStrip columns, shared
@@ -270,14 +262,22 @@ class CpuContext {
       run(0, plan.strips, scratch);
       return;
     }
-#pragma omp parallel num_threads(plan.workers)
-    {
-      const index_t t = omp_get_thread_num(), parts = omp_get_num_threads();
-      run(plan.strips * t / parts, plan.strips * (t + 1) / parts, scratch + t * plan.slot);
-    }
+    in_equal_runs(plan.workers, plan.strips,
+                  [&](index_t j0, index_t j1, int t) { run(j0, j1, scratch + t * plan.slot); });
   }
 
  private:
+  // f(lo, hi, t) on up to `workers` threads, thread t taking the run [lo, hi) of [0, count) that
+  // an equal split gives it.
+  template <class F>
+  void in_equal_runs(int workers, index_t count, const F& f) {
+#pragma omp parallel num_threads(workers)
+    {
+      const int t = omp_get_thread_num(), parts = omp_get_num_threads();
+      f(count * t / parts, count * (t + 1) / parts, t);
+    }
+  }
+
   static constexpr double kParallelFlops = 4.0e6;
   static constexpr index_t kParallelItems = 1 << 15;
   static constexpr index_t kColumnChunk = 256;
