@@ -169,8 +169,9 @@ class CudaContext {
 
   // True when no value in the ranges (pointer, count) is +-inf or NaN: one flag for all ranges,
   // one wait for the stream.
-  template <class T>
-  bool all_finite(std::initializer_list<std::pair<const T*, index_t>> ranges) {
+  //   ranges: a range of (const T*, count) pairs
+  template <class T, class Ranges>
+  bool all_finite(const Ranges& ranges) {
     if (flag_.size() == 0) flag_ = DeviceBuffer<int>(1, stream_);
     RTRL_CUDA_CHECK(cudaMemsetAsync(flag_.data(), 0, sizeof(int), stream_));
     for (const auto& r : ranges) for_each(r.second, FlagNonFinite<T>{r.first, flag_.data()});
@@ -193,6 +194,14 @@ class CudaContext {
   template <class T, class Body>
   void for_product_blocks(index_t M, index_t K, index_t ncols, const T* A, index_t lda,
                           const T* B, index_t ldb, const Body& body) {
+    for_product_blocks(M, ncols, A, lda, ProductSlabs<T>{B, ldb, K}, body);
+  }
+
+  // The same with B given as two slabs of rows (ProductSlabs): A [M, lda] (K1 + K2 columns) times
+  // the slabs is one cuBLAS call per slab, the second accumulating.
+  template <class T, class Body>
+  void for_product_blocks(index_t M, index_t ncols, const T* A, index_t lda,
+                          const ProductSlabs<T>& B, const Body& body) {
     const index_t per_col = std::max<index_t>(1, M * index_t(sizeof(T)));
     const index_t cols_per_block = std::max<index_t>(1, std::min(ncols, kScratchBytes / per_col));
     const index_t words = (cols_per_block * M * index_t(sizeof(T)) + 7) / 8;
@@ -200,7 +209,9 @@ class CudaContext {
     T* Q = reinterpret_cast<T*>(scratch_.data());
     for (index_t q0 = 0; q0 < ncols; q0 += cols_per_block) {
       const index_t cols = std::min(cols_per_block, ncols - q0);
-      gemm(false, false, M, cols, K, T(1), A, lda, B + q0, ldb, T(0), Q, cols);
+      gemm(false, false, M, cols, B.K1, T(1), A, lda, B.B1 + q0, B.ldb1, T(0), Q, cols);
+      if (B.K2 > 0)
+        gemm(false, false, M, cols, B.K2, T(1), A + B.K1, lda, B.B2 + q0, B.ldb2, T(1), Q, cols);
       body(q0, cols, Q, cols);
     }
   }

@@ -22,23 +22,33 @@ struct CellNetConfig {
 inline CellNetConfig make_cell_net_config(const std::string& cell, const std::string& nonlinearity,
                                           index_t inputs, index_t hidden, index_t outputs,
                                           index_t batch, const std::string& loss,
-                                          const std::string& reduction) {
+                                          const std::string& reduction, index_t layers,
+                                          double alpha) {
   RTRL_CHECK(inputs >= 1, "input_size: expected a positive integer, got " + std::to_string(inputs));
   RTRL_CHECK(hidden >= 1, "hidden_size: expected a positive integer, got " + std::to_string(hidden));
   RTRL_CHECK(outputs >= 1, "output_size: expected a positive integer, got " + std::to_string(outputs));
   RTRL_CHECK(batch >= 1, "batch_size: expected a positive integer, got " + std::to_string(batch));
+  RTRL_CHECK(layers >= 1, "num_layers: expected a positive integer, got " + std::to_string(layers));
+  RTRL_CHECK(alpha > 0.0 && alpha <= 1.0,
+             "alpha: expected a number in (0, 1], got " + std::to_string(alpha));
   CellNetConfig c;
-  c.dims = CellNetDims{parse_cell(cell), parse_nonlinearity(nonlinearity), inputs, hidden, outputs, batch};
+  c.dims = CellNetDims{parse_cell(cell), parse_nonlinearity(nonlinearity), inputs, hidden, outputs,
+                       batch, layers, alpha};
+  RTRL_CHECK(alpha == 1.0 || c.dims.cell == CellKind::rnn,
+             "alpha: the leaky cell is an rnn; cell '" + cell + "' takes alpha=1 only");
   if (loss == "mse") c.loss = LossKind::mse;
   else if (loss == "cross_entropy") c.loss = LossKind::cross_entropy;
   else throw std::invalid_argument("loss: expected 'mse' or 'cross_entropy', got '" + loss + "'");
   if (reduction == "mean") c.loss_scale = 1.0 / double(batch);
   else if (reduction == "sum") c.loss_scale = 1.0;
   else throw std::invalid_argument("reduction: expected 'mean' or 'sum', got '" + reduction + "'");
-  const double width = double(batch) * double(c.dims.n_theta());
+  // Sizes in double first: the index arithmetic must not overflow for any accepted config.
+  const double G = double(c.dims.gates()), H = double(hidden), nb = double(c.dims.bias_cols());
+  const double theta = G * H * (double(inputs) + H + nb) + double(layers - 1) * G * H * (2 * H + nb);
+  const double width = double(batch) * theta;
   RTRL_CHECK(width < 2147483647.0,
-             "batch_size * gates * hidden_size * (input_size + hidden_size + biases) = " +
-                 std::to_string(width) + " exceeds the 32-bit index range of the BLAS");
+             "batch_size * gates * hidden_size * (input_size + hidden_size + biases) summed over the "
+             "layers = " + std::to_string(width) + " exceeds the 32-bit index range of the BLAS");
   return c;
 }
 
@@ -61,6 +71,33 @@ struct CellNetBindings {
     return t;
   }
 
+  // The recurrent state: [B, H] with one layer, [L, B, H] with more.
+  template <class T>
+  static T* state(const CellNetDims& d, py::object obj, const char* name) {
+    const index_t B = d.batch, H = d.hidden;
+    if (d.layers == 1) return checked<T>(Reader::read(obj, name), name, {B, H}, "(streams, hidden)", true);
+    return checked<T>(Reader::read(obj, name), name, {d.layers, B, H}, "(layers, streams, hidden)", true);
+  }
+
+  // One array per layer: [H, B, N_0] with one layer, [H, B N_<=l] for layer l of more (cell_rtrl.hpp).
+  template <class T>
+  static std::vector<T*> sensitivities(const CellNetDims& d, py::object obj, const char* name) {
+    const index_t B = d.batch, H = d.hidden;
+    RTRL_CHECK(py::isinstance<py::sequence>(obj) && py::len(obj) == size_t(d.layers),
+               std::string(name) + ": expected a sequence of " + std::to_string(d.layers) +
+                   " arrays, one per layer");
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    std::vector<T*> out;
+    for (index_t l = 0; l < d.layers; ++l) {
+      const std::string what = std::string(name) + "[" + std::to_string(l) + "]";
+      const std::vector<index_t> shape =
+          d.layers == 1 ? std::vector<index_t>{H, B, d.n_theta()}
+                        : std::vector<index_t>{H, B * d.theta_through(l)};
+      out.push_back(checked<T>(Reader::read(seq[size_t(l)], what.c_str()), what.c_str(), shape, "", true));
+    }
+    return out;
+  }
+
   template <class T>
   static py::dict rtrl(const CellNetConfig& c, py::object params, py::object h, py::object cc,
                        py::object P_h, py::object P_c, py::object grad, py::object opt_state,
@@ -69,7 +106,7 @@ struct CellNetBindings {
                        NonfinitePolicy policy, std::uintptr_t stream) {
     const bool allow_nonfinite = policy == NonfinitePolicy::skip;
     const CellNetDims& d = c.dims;
-    const index_t B = d.batch, H = d.hidden, NP = d.n_params(), Np = d.n_theta();
+    const index_t B = d.batch, NP = d.n_params();
     const bool lstm = d.cell == CellKind::lstm;
     const ArrayRef x = Reader::read(X, "X");
     RTRL_CHECK(x.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
@@ -85,10 +122,12 @@ struct CellNetBindings {
     if (!allow_nonfinite) FR::check_finite(seq.x, x.shape, "X", false, stream);
     CellNetState<T> st{};
     st.params = checked<T>(Reader::read(params, "params"), "params", {NP}, "(n_params,)", true);
-    st.h = checked<T>(Reader::read(h, "state_h"), "state_h", {B, H}, "(streams, hidden)", true);
-    st.c = lstm ? checked<T>(Reader::read(cc, "state_c"), "state_c", {B, H}, "(streams, hidden)", true) : nullptr;
-    st.P_h = checked<T>(Reader::read(P_h, "sensitivities_h"), "sensitivities_h", {H, B, Np}, "", true);
-    st.P_c = lstm ? checked<T>(Reader::read(P_c, "sensitivities_c"), "sensitivities_c", {H, B, Np}, "", true) : nullptr;
+    st.h = state<T>(d, h, "state_h");
+    st.c = lstm ? state<T>(d, cc, "state_c") : nullptr;
+    std::vector<T*> p_h = sensitivities<T>(d, P_h, "sensitivities_h");
+    std::vector<T*> p_c = lstm ? sensitivities<T>(d, P_c, "sensitivities_c") : std::vector<T*>();
+    st.P_h = p_h.data();
+    st.P_c = lstm ? p_c.data() : nullptr;
     st.grad = checked<T>(Reader::read(grad, "grad"), "grad", {NP}, "(n_params,)", true);
     st.opt_state = nullptr;
     if (opt.state_rows() > 0)
@@ -143,12 +182,42 @@ struct CellNetBindings {
     Backend::template readout<T>(stream, a);
   }
 
+  // What Python knows of a cell, from its file (cells/*.hpp): gates, state parts, bias columns.
+  template <class Cell>
+  static py::dict describe() {
+    py::dict d;
+    d["gates"] = Cell::kGates;
+    d["state_parts"] = Cell::kHasCellState ? 2 : 1;
+    d["bias_columns"] = Cell::kBiasColumns;
+    d["coefficients"] = Cell::kCoefficients;
+    return d;
+  }
+
   static void bind(py::module_& m) {
+    m.def("cell_info", []() {
+      py::dict d;
+      d["rnn"] = describe<RnnCell>();
+      d["lstm"] = describe<LstmCell>();
+      d["gru"] = describe<GruCell>();
+      return d;
+    }, "Each cell's gate count, state parts (h, or h and c), bias columns of its sensitivities "
+       "and RTRL coefficients.");
     py::class_<CellNetConfig>(m, "CellNetConfig", py::module_local())
         .def(py::init(&make_cell_net_config), py::arg("cell"), py::arg("nonlinearity"),
              py::arg("inputs"), py::arg("hidden"), py::arg("outputs"), py::arg("batch"),
-             py::arg("loss"), py::arg("reduction"))
+             py::arg("loss"), py::arg("reduction"), py::arg("layers") = 1, py::arg("alpha") = 1.0)
         .def_property_readonly("n_theta", [](const CellNetConfig& c) { return c.dims.n_theta(); })
+        .def_property_readonly("layers", [](const CellNetConfig& c) { return c.dims.layers; })
+        .def_property_readonly("theta_through", [](const CellNetConfig& c) {
+          std::vector<index_t> n;
+          for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.theta_through(l));
+          return n;
+        }, "N_<=l for each layer l: the parameter columns of layer l's sensitivities")
+        .def_property_readonly("theta_at", [](const CellNetConfig& c) {
+          std::vector<index_t> n;
+          for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.layer(l).theta_at);
+          return n;
+        }, "N_<l for each layer l: where layer l's parameter columns start")
         .def_property_readonly("n_params", [](const CellNetConfig& c) { return c.dims.n_params(); })
         .def_property_readonly("width", [](const CellNetConfig& c) { return c.dims.width(); })
         .def_property_readonly("offsets", [](const CellNetConfig& c) {

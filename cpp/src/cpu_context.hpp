@@ -125,8 +125,9 @@ class CpuContext {
 
   // True when no value in the ranges (pointer, count) is +-inf or NaN (x * 0 is 0 exactly for
   // finite x).
-  template <class T>
-  bool all_finite(std::initializer_list<std::pair<const T*, index_t>> ranges) {
+  //   ranges: a range of (const T*, count) pairs
+  template <class T, class Ranges>
+  bool all_finite(const Ranges& ranges) {
     T acc = T(0);
     for (const auto& r : ranges) {
       const T* data = r.first;
@@ -239,7 +240,16 @@ class CpuContext {
   template <class T, class Body>
   void for_product_blocks(index_t M, index_t K, index_t ncols, const T* A, index_t lda,
                           const T* B, index_t ldb, const Body& body) {
+    for_product_blocks(M, ncols, A, lda, ProductSlabs<T>{B, ldb, K}, body);
+  }
+
+  // The same with B given as two slabs of rows over the same columns (ProductSlabs, common.hpp):
+  // A: [M, lda] (K1 + K2 columns).
+  template <class T, class Body>
+  void for_product_blocks(index_t M, index_t ncols, const T* A, index_t lda,
+                          const ProductSlabs<T>& B, const Body& body) {
     constexpr index_t NR = panel::kStrip<T>;
+    const index_t K = B.depth();
     const ProductPlan plan = product_plan<T>(M, K, ncols);
     T* scratch = scratch_space<T>(plan.workers * plan.slot);
     auto run = [&](index_t j0, index_t j1, T* mine) {
@@ -249,10 +259,11 @@ class CpuContext {
       for (index_t j = j0; j < j1; j += plan.panel_strips) {
         const index_t strips = std::min(plan.panel_strips, j1 - j);
         const index_t q0 = j * NR, cols = std::min(strips * NR, ncols - q0);
-        if (K <= kDirectDepth && cols == strips * NR) {  // a few rows of whole strips: read in place
-          panel::multiply(M, cols, K, A, lda, B + q0, NR, ldb, 0, strips, false, Q, ldq);
+        if (B.K2 == 0 && K <= kDirectDepth && cols == strips * NR) {  // a few rows: read in place
+          panel::multiply(M, cols, K, A, lda, B.B1 + q0, NR, B.ldb1, 0, strips, false, Q, ldq);
         } else {
-          panel::pack(K, B + q0, ldb, cols, packed);
+          panel::pack(B.K1, B.B1 + q0, B.ldb1, cols, packed, K * NR);
+          if (B.K2 > 0) panel::pack(B.K2, B.B2 + q0, B.ldb2, cols, packed + B.K1 * NR, K * NR);
           panel::multiply(M, strips * NR, K, A, lda, packed, K * NR, NR, 0, strips, false, Q, ldq);
         }
         body(q0, cols, Q, ldq);

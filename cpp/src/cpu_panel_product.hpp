@@ -45,12 +45,13 @@ template <class T>
 constexpr index_t kStrip = kVectorsPerRow * Vector<T>::lanes;
 
 // Pp[j, k, c] = P[k, j kStrip + c] for the strips j of the panel's cols columns, zero past cols.
-//   P: [K, ldp]   Pp: [ceil(cols / kStrip), K, kStrip]
+//   P: [K, ldp]   Pp: strips strip_stride apart (default K kStrip), each [K, kStrip]
 template <class T>
-inline void pack(index_t K, const T* P, index_t ldp, index_t cols, T* Pp) {
+inline void pack(index_t K, const T* P, index_t ldp, index_t cols, T* Pp, index_t strip_stride = 0) {
   using V = typename Vector<T>::unaligned;
   constexpr index_t NR = kStrip<T>, lanes = Vector<T>::lanes;
-  for (index_t j = 0; j * NR < cols; ++j, P += NR, Pp += K * NR) {
+  if (strip_stride == 0) strip_stride = K * NR;
+  for (index_t j = 0; j * NR < cols; ++j, P += NR, Pp += strip_stride) {
     const index_t width = std::min(NR, cols - j * NR);
     if (width == NR) {
       for (index_t k = 0; k < K; ++k)

@@ -22,6 +22,10 @@ class FullyRecurrentKernels:
             self.arrays["sensitivities"] = xp.zeros((m.n_units, B, m.n_units, m.width), dtype=m.dtype)
         self.stream_axis = {"state": 0, "sensitivities": 1}
 
+    def stream_views(self) -> list:
+        """(array view, stream axis) pairs covering the state and the sensitivities."""
+        return [(a, self.stream_axis[k]) for k, a in self.arrays.items()]
+
     @property
     def state(self) -> Any:
         return self.arrays["state"]
@@ -50,24 +54,45 @@ class FullyRecurrentKernels:
 
 
 class RecurrentNetKernels:
-    """One RNN/LSTM/GRU layer and a readout: state h (B, H) [and c]; sensitivities (H, B, n_theta)."""
+    """A stack of RNN/LSTM/GRU layers and a readout: state h (B, H) [and c] for one layer, (L, B, H)
+    for more; sensitivities (H, B, n_theta) for one layer, (H, B N_<=l) for layer l of more (their
+    columns grouped by layer, then stream: cell_rtrl.hpp)."""
 
     def __init__(self, learner: Any, sensitivities: bool) -> None:
         m, xp, B = learner.model, learner._xp, learner.batch_size
         self.learner, self.model, self.xp = learner, m, xp
         self.core, self.stream = learner._core, learner._be.stream
         self.config = self.core.CellNetConfig(m.cell, m.nonlinearity, m.input_size, m.hidden_size,
-                                              m.output_size, B, learner.loss, learner.reduction)
-        H, lstm = m.hidden_size, m.cell == "lstm"
-        self.arrays = {"state_h": xp.zeros((B, H), dtype=m.dtype)}
-        if lstm:
-            self.arrays["state_c"] = xp.zeros((B, H), dtype=m.dtype)
-        if sensitivities:
-            n_theta = self.config.n_theta
-            self.arrays["sensitivities_h"] = xp.zeros((H, B, n_theta), dtype=m.dtype)
-            if lstm:
-                self.arrays["sensitivities_c"] = xp.zeros((H, B, n_theta), dtype=m.dtype)
-        self.stream_axis = {"state_h": 0, "state_c": 0, "sensitivities_h": 1, "sensitivities_c": 1}
+                                              m.output_size, B, learner.loss, learner.reduction,
+                                              layers=m.num_layers, alpha=m.alpha)
+        H, L, lstm = m.hidden_size, m.num_layers, m.cell == "lstm"
+        state_shape = (B, H) if L == 1 else (L, B, H)
+        parts = ("h", "c") if lstm else ("h",)
+        self.arrays = {f"state_{p}": xp.zeros(state_shape, dtype=m.dtype) for p in parts}
+        self.stream_axis = {f"state_{p}": 0 if L == 1 else 1 for p in parts}
+        self._stream_views = [(self.arrays[f"state_{p}"], self.stream_axis[f"state_{p}"]) for p in parts]
+        self.sensitivity_names: dict[str, list[str]] = {p: [] for p in parts}
+        if sensitivities and L == 1:
+            for p in parts:
+                name = f"sensitivities_{p}"
+                self.arrays[name] = xp.zeros((H, B, self.config.n_theta), dtype=m.dtype)
+                self.stream_axis[name] = 1
+                self._stream_views.append((self.arrays[name], 1))
+                self.sensitivity_names[p].append(name)
+        elif sensitivities:
+            through, at = self.config.theta_through, self.config.theta_at
+            for p in parts:
+                for l in range(L):
+                    name = f"sensitivities_{p}_l{l}"
+                    P = self.arrays[name] = xp.zeros((H, B * through[l]), dtype=m.dtype)
+                    self.sensitivity_names[p].append(name)
+                    for k in range(l + 1):  # layer k's columns: (H, B, N_k)
+                        n = (through[k] - at[k])
+                        self._stream_views.append((P[:, B * at[k]:B * at[k] + B * n].reshape(H, B, n), 1))
+
+    def stream_views(self) -> list:
+        """(array view, stream axis) pairs covering the state and the sensitivities."""
+        return self._stream_views
 
     @property
     def state(self) -> Any:
@@ -75,9 +100,10 @@ class RecurrentNetKernels:
 
     def rtrl(self, X: Any, targets: Any, outputs: Any, loss: Any, each_step: bool) -> dict:
         lr, a = self.learner, self.arrays
+        P_c = [a[n] for n in self.sensitivity_names.get("c", [])]
         return self.core.cell_net_rtrl(
-            self.config, self.model._flat, a["state_h"], a.get("state_c"), a["sensitivities_h"],
-            a.get("sensitivities_c"), lr._grad, lr._optimizer_state, X, targets, outputs, loss,
+            self.config, self.model._flat, a["state_h"], a.get("state_c"),
+            [a[n] for n in self.sensitivity_names["h"]], P_c or None, lr._grad, lr._optimizer_state, X, targets, outputs, loss,
             lr._native_optimizer, lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite,
             stream=self.stream())
 
@@ -94,6 +120,9 @@ class RecurrentNetKernels:
     def bptt(self, X: Any, targets: Any, outputs: Any, loss: Any) -> None:
         """BPTT over one chunk with the layer kernels and the readout; the state moves on."""
         m, xp, core, a, s = self.model, self.xp, self.core, self.arrays, self.stream()
+        if m.num_layers > 1:
+            raise NotImplementedError("BPTT on a stacked RecurrentNet (num_layers > 1) is not available yet; "
+                                      "use rtrl.RTRL, or rtrl.nn layers for BPTT")
         T, B, H = X.shape[0], X.shape[1], m.hidden_size
         lstm, gru = m.cell == "lstm", m.cell == "gru"
         p, g = m.parameters(), m._split(self.learner._grad)

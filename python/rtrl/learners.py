@@ -289,8 +289,8 @@ class Learner:
         """Zeroes the recurrent state (and, for RTRL, the sensitivities) of all streams or of the
         given stream indices."""
         idx = self._stream_index(streams)
-        for name, array in self._kernels.arrays.items():
-            array[(slice(None),) * self._kernels.stream_axis[name] + (idx,)] = 0
+        for array, axis in self._kernels.stream_views():
+            array[(slice(None),) * axis + (idx,)] = 0
 
     def _arrays(self) -> dict[str, Any]:
         arrays = {**self._kernels.arrays, "grad": self._grad}
@@ -457,6 +457,10 @@ class RTRL(Learner):
         a = self._kernels.arrays
         if "sensitivities" in a:
             return a["sensitivities"].transpose(1, 0, 2, 3)
+        if "sensitivities_h" not in a:
+            raise AttributeError("sensitivities: a stacked RecurrentNet keeps one array per layer, "
+                                 "sensitivities_h_l{l} of state_dict(), (H, B N_<=l), columns grouped "
+                                 "by layer, then stream")
         return a["sensitivities_h"].transpose(1, 0, 2)
 
     def memory_bytes(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import backend, resolve_device
+from ._cells import CELL_INFO
 from .models import CELLS, resolve_dtype
 
 __all__ = ["estimate", "of_learner", "available_bytes", "format_bytes"]
@@ -28,7 +29,7 @@ _OPTIMIZER_ROWS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 def estimate(model: str, input_size: int, hidden_size: int, output_size: int | None = None, *,
              batch_size: int = 1, dtype: Any = "float32", learner: str = "rtrl",
              optimizer: str = "sgd", update: str = "realtime", steps: int | None = None,
-             bias: bool = True, device: str = "cpu") -> dict[str, int]:
+             bias: bool = True, num_layers: int = 1, device: str = "cpu") -> dict[str, int]:
     """Bytes a learner will hold, by part, for a model described by its sizes.
 
     Parameters
@@ -49,6 +50,9 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
         BPTT: the length of one chunk (``truncation``, or the sequence). Ignored by RTRL.
     bias : bool
         Fully recurrent network: whether it has a bias line.
+    num_layers : int
+        RecurrentNet: stacked layers (sensitivities sum over the layers, layer l's covering the
+        parameters of layers <= l).
     device : {"cpu", "cuda", "auto"}
         Whose module checks the sizes (the 32-bit index limits are the same on both).
 
@@ -66,7 +70,8 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
     if update not in ("realtime", "epoch"):
         raise ValueError(f"update: expected 'realtime' or 'epoch', got {update!r}")
     for name, value, low in (("input_size", input_size, 0), ("hidden_size", hidden_size, 1),
-                             ("output_size", output_size, 0), ("batch_size", batch_size, 1)):
+                             ("output_size", output_size, 0), ("batch_size", batch_size, 1),
+                             ("num_layers", num_layers, 1)):
         if value is None and name == "output_size":
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -84,7 +89,8 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
     elif model in CELLS:
         if output_size is None:
             raise ValueError("output_size: RecurrentNet needs the readout's size")
-        sizes = _cell_net(core, model, I, H, int(output_size), B, learner, steps, item, where)
+        sizes = _cell_net(core, model, I, H, int(output_size), B, learner, steps, item, where,
+                          int(num_layers))
     else:
         raise ValueError(f"model: expected 'fully_recurrent' or one of {tuple(CELLS)}, got {model!r}")
     n_params = sizes.pop("n_params")
@@ -112,7 +118,8 @@ def of_learner(model: Any, learner: str, batch_size: int, optimizer_rows: int | 
     if isinstance(model, FullyRecurrent):
         return estimate("fully_recurrent", model.n_inputs, model.n_units, model.n_outputs, bias=model.bias,
                         **common)
-    return estimate(model.cell, model.input_size, model.hidden_size, model.output_size, **common)
+    return estimate(model.cell, model.input_size, model.hidden_size, model.output_size,
+                    num_layers=model.num_layers, **common)
 
 
 def check_fits(need: dict[str, int], device: str, what: str) -> None:
@@ -153,21 +160,29 @@ def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, lear
 
 
 def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str,
-              steps: int | None, item: int, device: str) -> dict[str, int]:
-    config = core.CellNetConfig(cell, "tanh", I, H, O, B, "mse", "mean")
-    G, Np, W = CELLS[cell], config.n_theta, config.width
-    GH, lstm = G * H, cell == "lstm"
-    state = B * H * (2 if lstm else 1)
+              steps: int | None, item: int, device: str, layers: int = 1) -> dict[str, int]:
+    config = core.CellNetConfig(cell, "tanh", I, H, O, B, "mse", "mean", layers=layers)
+    info = CELL_INFO[cell]
+    G, Np, W, parts = info["gates"], config.n_theta, config.width, info["state_parts"]
+    GH = G * H
+    state = parts * layers * B * H
     if learner == "rtrl":
-        P = H * B * Np * (2 if lstm else 1)
-        coefficients = {"rnn": 1, "lstm": 6, "gru": 5}[cell]
+        through = config.theta_through
+        P = parts * H * B * sum(through)
+        widths = [W] + [2 * H + info["bias_columns"]] * (layers - 1)
+        operand_rows = GH + (H if cell == "gru" else 0)
+        scratch = max([_product_scratch(GH, H, B * (through[l] - config.theta_at[l]), item, device)
+                       for l in range(layers)]
+                      + [_product_scratch(operand_rows, 2 * H, B * config.theta_at[l], item, device)
+                         for l in range(1, layers)])
+        per_layer = sum(B * w + 2 * B * GH + (4 + info["coefficients"]) * B * H for w in widths)
         return {"n_params": config.n_params, "state": state, "sensitivities": P,
-                "workspace": B * W + 2 * B * GH + (4 + coefficients) * B * H + Np + B * Np
-                + _product_scratch(GH, H, B * Np, item, device) + B * O + B + 1}
+                "workspace": per_layer + Np + B * Np + scratch + B * O + B + 1
+                + (operand_rows * 2 * H if layers > 1 else 0)}
     T = int(steps)
     per_step = B * (H + GH + H + H + I + 2 * GH + O + 1)  # y, gates, cell/aux, dL/dh, dx, dgates, readout
     return {"n_params": config.n_params, "state": state, "sensitivities": 0,
-            "workspace": T * per_step + 6 * B * H + GH * (I + H)}
+            "workspace": layers * T * per_step + 6 * B * H + GH * (I + H)}
 
 
 def available_bytes(device: str = "cpu") -> int | None:

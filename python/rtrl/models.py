@@ -8,9 +8,10 @@ import numpy as np
 
 from ._arrays import as_device_array, as_flag, resolve_dtype
 from ._backend import Backend, backend
+from ._cells import GATES
 
 ACTIVATIONS = ("logistic", "tanh")
-CELLS = {"rnn": 1, "lstm": 4, "gru": 3}  # cell -> number of gates
+CELLS = GATES  # cell -> number of gates, from the core's cell files
 NONLINEARITIES = ("tanh", "relu")
 
 
@@ -170,15 +171,21 @@ class FullyRecurrent(Model):
 
 
 class RecurrentNet(Model):
-    """One recurrent layer (PyTorch's RNN, LSTM or GRU equations) and a linear readout
-    ``y = weight_out h + bias_out`` — the model ``rtrl.RTRL`` trains exactly online.
+    """A stack of recurrent layers (PyTorch's RNN, LSTM or GRU equations, or the leaky RNN) and a
+    linear readout ``y = weight_out h + bias_out`` on the top layer — the model ``rtrl.RTRL`` trains
+    exactly online.
 
     Parameters
     ----------
     cell : {"rnn", "lstm", "gru"}
     input_size, hidden_size, output_size : int
+    num_layers : int
+        Stacked recurrent layers: layer 0 sees the input, layer l the hidden state of layer l - 1.
     nonlinearity : {"tanh", "relu"}
         For ``cell="rnn"``.
+    alpha : float
+        For ``cell="rnn"``, 0 < alpha <= 1: the leaky cell h' = (1 - alpha) h + alpha f(...); 1 is
+        Elman's cell.
     seed : int, optional
         Seed of PyTorch's default initialisation, U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), for
         every parameter (the readout's too, as torch.nn.Linear with hidden_size inputs).
@@ -187,7 +194,10 @@ class RecurrentNet(Model):
 
     Parameters are named and shaped as in PyTorch: ``weight_ih`` (G H, I), ``weight_hh`` (G H, H),
     ``bias_ih`` (G H,), ``bias_hh`` (G H,) with gates stacked in PyTorch's order (G = 1, 4, 3), plus
-    ``weight_out`` (O, H) and ``bias_out`` (O,).
+    ``weight_out`` (O, H) and ``bias_out`` (O,). With ``num_layers > 1`` the recurrent ones carry
+    torch's layer suffix, ``weight_ih_l0`` ... ``bias_hh_l{L-1}`` (layer l > 0 has
+    ``weight_ih_l{l}`` of shape (G H, H)); with one layer :meth:`load_parameters` also accepts the
+    ``_l0`` names. :meth:`from_torch` builds one from a ``torch.nn`` module and a readout.
 
     Examples
     --------
@@ -195,32 +205,118 @@ class RecurrentNet(Model):
     >>> net = rtrl.RecurrentNet("lstm", 3, 8, 2, seed=0, device="cpu")
     >>> net.weight_ih.shape, net.weight_out.shape
     ((32, 3), (2, 8))
+    >>> rtrl.RecurrentNet("gru", 3, 8, 2, num_layers=2, device="cpu").weight_ih_l1.shape
+    (24, 8)
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, *,
-                 nonlinearity: str = "tanh", seed: int | None = None, dtype: Any = "float32",
-                 device: str = "auto") -> None:
+                 num_layers: int = 1, nonlinearity: str = "tanh", alpha: float = 1.0,
+                 seed: int | None = None, dtype: Any = "float32", device: str = "auto") -> None:
         if not isinstance(cell, str) or cell not in CELLS:
             raise ValueError(f"cell: expected one of {tuple(CELLS)}, got {cell!r}")
         if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                            ("output_size", output_size)):
+                            ("output_size", output_size), ("num_layers", num_layers)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
             if value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+            raise TypeError(f"alpha: expected a number in (0, 1], got {type(alpha).__name__}")
+        if not 0.0 < float(alpha) <= 1.0:
+            raise ValueError(f"alpha: expected a number in (0, 1], got {alpha!r}")
+        if float(alpha) != 1.0 and cell != "rnn":
+            raise ValueError(f"alpha: the leaky cell is an rnn; cell={cell!r} takes alpha=1 only, got {alpha!r}")
         self.cell, self.nonlinearity, self.seed = cell, nonlinearity, seed
         self.input_size, self.hidden_size, self.output_size = int(input_size), int(hidden_size), int(output_size)
+        self.num_layers, self.alpha = int(num_layers), float(alpha)
         self.gates = CELLS[cell]
         self._dtype = resolve_dtype(dtype)
+        shapes = self._shapes_of()
+        _check_parameter_memory(shapes, self._dtype,
+                                f"RecurrentNet({cell!r}, {input_size}, {hidden_size}, {output_size}, "
+                                f"num_layers={num_layers})")
         self._backend = backend(device)
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(self.hidden_size)
-        GH, H, I, O = self.gates * self.hidden_size, self.hidden_size, self.input_size, self.output_size
-        shapes = {"weight_ih": (GH, I), "weight_hh": (GH, H), "bias_ih": (GH,), "bias_hh": (GH,),
-                  "weight_out": (O, H), "bias_out": (O,)}
         self._init_params({k: rng.uniform(-bound, bound, shape) for k, shape in shapes.items()})
+
+    def _shapes_of(self) -> dict[str, tuple[int, ...]]:
+        """Parameter names and shapes, in the order of the flat vector (layer by layer, then the
+        readout; the core's layout, cell_rtrl.hpp)."""
+        GH, H, O = self.gates * self.hidden_size, self.hidden_size, self.output_size
+        shapes: dict[str, tuple[int, ...]] = {}
+        for l in range(self.num_layers):
+            suffix = self._suffix(l)
+            inputs = self.input_size if l == 0 else H
+            shapes.update({f"weight_ih{suffix}": (GH, inputs), f"weight_hh{suffix}": (GH, H),
+                           f"bias_ih{suffix}": (GH,), f"bias_hh{suffix}": (GH,)})
+        shapes.update({"weight_out": (O, H), "bias_out": (O,)})
+        return shapes
+
+    def _suffix(self, layer: int) -> str:
+        return "" if self.num_layers == 1 else f"_l{layer}"
+
+    def load_parameters(self, params: Mapping[str, Any]) -> None:
+        """Copies ``params`` (arrays keyed like :meth:`parameters`; with one layer the ``_l0``
+        names are accepted too) into the model. Every array is checked before any is copied."""
+        if self.num_layers == 1 and isinstance(params, Mapping):
+            renamed = {}
+            for name, value in params.items():
+                base = name[:-3] if isinstance(name, str) and name.endswith("_l0") else name
+                if base in renamed:
+                    raise ValueError(f"params: {base!r} given twice (as {base!r} and {base + '_l0'!r})")
+                renamed[base] = value
+            params = renamed
+        super().load_parameters(params)
+
+    @classmethod
+    def from_torch(cls, recurrent: Any, readout: Any, *, dtype: Any = None,
+                   device: str = "auto") -> "RecurrentNet":
+        """A RecurrentNet with the parameters of a ``torch.nn.RNN/LSTM/GRU`` (any ``num_layers``,
+        unidirectional, with biases, no projection) and a ``torch.nn.Linear`` readout.
+
+        ``dtype`` defaults to the torch module's (float32 or float64).
+
+        Examples
+        --------
+        >>> import torch, rtrl
+        >>> lstm, linear = torch.nn.LSTM(3, 8, num_layers=2), torch.nn.Linear(8, 2)
+        >>> net = rtrl.RecurrentNet.from_torch(lstm, linear, device="cpu")
+        >>> net.num_layers, net.weight_hh_l1.shape
+        (2, (32, 8))
+        """
+        import torch
+
+        kinds = {torch.nn.RNN: "rnn", torch.nn.LSTM: "lstm", torch.nn.GRU: "gru"}
+        cell = next((v for k, v in kinds.items() if type(recurrent) is k), None)
+        if cell is None:
+            raise TypeError(f"recurrent: expected a torch.nn.RNN, LSTM or GRU, got {type(recurrent).__name__}")
+        if not isinstance(readout, torch.nn.Linear):
+            raise TypeError(f"readout: expected a torch.nn.Linear, got {type(readout).__name__}")
+        if recurrent.bidirectional:
+            raise ValueError("recurrent: a bidirectional module cannot run online (it reads the future)")
+        if getattr(recurrent, "proj_size", 0):
+            raise ValueError("recurrent: LSTM with proj_size is not supported")
+        if not recurrent.bias or readout.bias is None:
+            raise ValueError("recurrent, readout: modules without biases are not supported")
+        if readout.in_features != recurrent.hidden_size:
+            raise ValueError(f"readout: expected in_features={recurrent.hidden_size} (the hidden size), "
+                             f"got {readout.in_features}")
+        if dtype is None:
+            dtype = str(recurrent.weight_hh_l0.dtype).replace("torch.", "")
+        net = cls(cell, recurrent.input_size, recurrent.hidden_size, readout.out_features,
+                  num_layers=recurrent.num_layers,
+                  nonlinearity=getattr(recurrent, "nonlinearity", "tanh"), dtype=dtype, device=device)
+        params = {}
+        for l in range(recurrent.num_layers):
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                params[f"{kind}{net._suffix(l)}"] = getattr(recurrent, f"{kind}_l{l}").detach().cpu().double().numpy()
+        params["weight_out"] = readout.weight.detach().cpu().double().numpy()
+        params["bias_out"] = readout.bias.detach().cpu().double().numpy()
+        net.load_parameters(params)
+        return net
 
     def __getattr__(self, name: str) -> Any:
         params = self.__dict__.get("_params", {})
@@ -238,9 +334,25 @@ class RecurrentNet(Model):
 
     def config(self) -> dict[str, Any]:
         return dict(cell=self.cell, input_size=self.input_size, hidden_size=self.hidden_size,
-                    output_size=self.output_size, nonlinearity=self.nonlinearity, seed=self.seed,
+                    output_size=self.output_size, num_layers=self.num_layers,
+                    nonlinearity=self.nonlinearity, alpha=self.alpha, seed=self.seed,
                     dtype=self._dtype.name, device=self.device)
 
     def __repr__(self) -> str:
-        return (f"RecurrentNet({self.cell!r}, {self.input_size}, {self.hidden_size}, {self.output_size}, "
+        extra = "".join([f", num_layers={self.num_layers}" if self.num_layers != 1 else "",
+                         f", alpha={self.alpha!r}" if self.alpha != 1.0 else ""])
+        return (f"RecurrentNet({self.cell!r}, {self.input_size}, {self.hidden_size}, {self.output_size}{extra}, "
                 f"nonlinearity={self.nonlinearity!r}, dtype={self._dtype.name!r}, device={self.device!r})")
+
+
+def _check_parameter_memory(shapes: Mapping[str, tuple[int, ...]], dtype: np.dtype, what: str) -> None:
+    """Refuses, before anything is allocated, parameters that could not fit in memory (their
+    float64 initial draw, the flat array of the model's dtype)."""
+    from .memory import available_bytes, format_bytes
+
+    count = sum(int(np.prod(s, dtype=object)) for s in shapes.values())
+    need = count * (8 + dtype.itemsize)
+    have = available_bytes("cpu")
+    if have is not None and need > have:
+        raise MemoryError(f"{what}: {count} parameters need {format_bytes(need)} to initialise, "
+                          f"more than the {format_bytes(have)} available")

@@ -1,13 +1,21 @@
-// Exact RTRL for a recurrent cell (PyTorch's RNN, LSTM, GRU) with a linear readout (DESIGN §3.3).
+// Exact RTRL for a stack of recurrent layers (PyTorch's RNN, LSTM, GRU; the leaky RNN) with a
+// linear readout on the top layer (DESIGN §3.3, §10): sizes, buffers and the per-element functors.
 //
-// Recurrent parameters theta, one row per gate row g' in [0, G H), each row W = I + H + nb columns
+// Layer l (of L) sees I_l inputs (I_0 = I, then H) and has H units. Its recurrent parameters theta_l
+// have one row per gate row g' in [0, G H), each row W_l = I_l + H + nb columns
 // [w_ih row | w_hh row | bias_ih (| bias_hh)]: nb = 1 for RNN and LSTM, whose two biases have the
 // same sensitivity (one is kept, both are reported), nb = 2 for GRU, whose b_hn sits inside r.
-// Np = G H W. Sensitivities of all streams: P_h [H, B Np] (and P_c for LSTM), column q = s Np + c.
-// v = [x | h_prev | 1 (| 1)] is the value each column multiplies (the immediate term's factor).
+// N_l = G H W_l, N_<l = N_0 + ... + N_{l-1}.
 //
-// The flat parameter vector holds, in order: w_ih [G H, I], w_hh [G H, H], b_ih [G H], b_hh [G H],
-// w_out [O, H], b_out [O].
+// Layer l's sensitivities cover the parameters of layers <= l (no other parameter reaches it):
+// P_h^l [H, B N_<=l] (and P_c^l for LSTM), its columns grouped by layer, then stream:
+//   column q = B N_<m + s N_m + c  for parameter c of layer m <= l, stream s,
+// so that the columns of the layers below l are the same in P^l and P^{l-1} and one product
+// W_ih^l P_h^{l-1}(t) + W_hh^l P_h^l(t-1) covers them. With one layer this is P_h [H, B N_0].
+// v_l = [h^{l-1}_t | h^l_{t-1} | 1 (| 1)] (h^{-1} = x) is the value each own column multiplies.
+//
+// The flat parameter vector holds, layer by layer, w_ih [G H, I_l], w_hh [G H, H], b_ih [G H],
+// b_hh [G H]; then w_out [O, H], b_out [O].
 #pragma once
 
 #include <cstdint>
@@ -25,33 +33,71 @@
 
 namespace rtrl {
 
+RTRL_HD constexpr index_t cell_gates(CellKind cell) {
+  return cell == CellKind::lstm ? LstmCell::kGates : cell == CellKind::gru ? GruCell::kGates : RnnCell::kGates;
+}
+RTRL_HD constexpr index_t cell_bias_columns(CellKind cell) {
+  return cell == CellKind::gru ? GruCell::kBiasColumns : RnnCell::kBiasColumns;
+}
+
+// One layer of the stack, as the per-step functors see it. Offsets are into the flat parameter
+// vector (params_at: this layer's w_ih) and into the parameter columns (theta_at: N_<l).
+struct CellLayerDims {
+  CellKind cell = CellKind::lstm;
+  Nonlinearity nonlinearity = Nonlinearity::tanh;
+  double alpha = 1.0;
+  index_t inputs = 0, hidden = 0, batch = 1;  // I_l, H, B
+  index_t params_at = 0, theta_at = 0;
+
+  RTRL_HD index_t gates() const { return cell_gates(cell); }
+  RTRL_HD index_t bias_cols() const { return cell_bias_columns(cell); }
+  RTRL_HD index_t width() const { return inputs + hidden + bias_cols(); }  // W_l
+  RTRL_HD index_t n_theta() const { return gates() * hidden * width(); }   // N_l
+  RTRL_HD index_t off_w_hh() const { return params_at + gates() * hidden * inputs; }
+  RTRL_HD index_t off_b_ih() const { return off_w_hh() + gates() * hidden * hidden; }
+  RTRL_HD index_t off_b_hh() const { return off_b_ih() + gates() * hidden; }
+  RTRL_HD index_t n_params() const { return gates() * hidden * (inputs + hidden + 2); }
+};
+
 struct CellNetDims {
   CellKind cell = CellKind::lstm;
   Nonlinearity nonlinearity = Nonlinearity::tanh;
   index_t inputs = 0, hidden = 0, outputs = 0, batch = 1;
+  index_t layers = 1;  // L
+  double alpha = 1.0;  // RNN: the leaky cell's factor
 
-  RTRL_HD index_t gates() const { return cell == CellKind::lstm ? 4 : cell == CellKind::gru ? 3 : 1; }
-  RTRL_HD index_t bias_cols() const { return cell == CellKind::gru ? 2 : 1; }
-  RTRL_HD index_t width() const { return inputs + hidden + bias_cols(); }  // W
-  RTRL_HD index_t n_theta() const { return gates() * hidden * width(); }   // Np
-  // Offsets in the flat parameter vector.
-  RTRL_HD index_t off_w_hh() const { return gates() * hidden * inputs; }
-  RTRL_HD index_t off_b_ih() const { return off_w_hh() + gates() * hidden * hidden; }
-  RTRL_HD index_t off_b_hh() const { return off_b_ih() + gates() * hidden; }
-  RTRL_HD index_t off_w_out() const { return off_b_hh() + gates() * hidden; }
+  RTRL_HD index_t gates() const { return cell_gates(cell); }
+  RTRL_HD index_t bias_cols() const { return cell_bias_columns(cell); }
+  RTRL_HD CellLayerDims layer(index_t l) const {
+    const index_t G = gates(), H = hidden;
+    CellLayerDims d{cell, nonlinearity, alpha, l == 0 ? inputs : H, H, batch, 0, 0};
+    if (l > 0) {
+      d.params_at = G * H * (inputs + H + 2) + (l - 1) * G * H * (2 * H + 2);
+      d.theta_at = G * H * (inputs + H + bias_cols()) + (l - 1) * G * H * (2 * H + bias_cols());
+    }
+    return d;
+  }
+  RTRL_HD index_t n_theta() const { return layer(layers).theta_at; }  // N_<L, all layers
+  RTRL_HD index_t theta_through(index_t l) const { return layer(l + 1).theta_at; }  // N_<=l
+  RTRL_HD index_t width() const { return layer(0).width(); }
+  RTRL_HD index_t off_w_out() const { return layer(layers).params_at; }
   RTRL_HD index_t off_b_out() const { return off_w_out() + outputs * hidden; }
   RTRL_HD index_t n_params() const { return off_b_out() + outputs; }
+  // One-layer offsets of w_hh, b_ih, b_hh (layer 0).
+  RTRL_HD index_t off_w_hh() const { return layer(0).off_w_hh(); }
+  RTRL_HD index_t off_b_ih() const { return layer(0).off_b_ih(); }
+  RTRL_HD index_t off_b_hh() const { return layer(0).off_b_hh(); }
 };
 
 template <class T>
 struct CellNetState {
-  T* params;     // [n_params] flat
-  T* h;          // [B, H]
-  T* c;          // [B, H] (LSTM) or null
-  T* P_h;        // [H, B Np]
-  T* P_c;        // [H, B Np] (LSTM) or null
-  T* grad;       // [n_params]
-  T* opt_state;  // [state rows, n_params] or null
+  T* params;         // [n_params] flat
+  T* h;              // [L, B, H]
+  T* c;              // [L, B, H] (LSTM) or null
+  T* const* P_h;     // L pointers, P_h[l]: [H, B N_<=l]
+  T* const* P_c;     // L pointers (LSTM) or null
+  T* grad;           // [n_params]
+  T* opt_state;      // [state rows, n_params] or null
 };
 
 struct CellNetOptions {
@@ -73,9 +119,10 @@ struct CellNetSequence {
 };
 
 // v[s, :] = [x_s | h_s | 1 (| 1)].   called as f(s, 0, k), k in [0, W)
+//   x: [B, I_l]   h: [B, H]   v: [B, W_l]
 template <class T>
 struct LoadColumnValues {
-  CellNetDims d;
+  CellLayerDims d;
   const T* x;
   const T* h;
   T* v;
@@ -87,12 +134,12 @@ struct LoadColumnValues {
 
 // Q[g', column (s, g', k)] += v[s, k]: each weight of gate row g' acts on that row directly.
 // GRU's n rows take only the h-side columns here (w_hn, b_hn sit inside r); the x side (w_in, b_in)
-// is added in the sensitivity pass. Called as f(r, 0, k) for the columns q = r W + k of a block
-// [q0, ...), r = s G H + g'.
-//   Q: [G H, ldq] holding P's columns [q0, ...)   v: [B, W]
+// is added in the sensitivity pass. Called as f(r, 0, k) for the columns r W + k of the layer's
+// own columns, counted from their first; Q holds those from q0 on, r = s G H + g'.
+//   Q: [G H, ldq]   v: [B, W]
 template <class T>
 struct AddCellImmediateTerm {
-  CellNetDims d;
+  CellLayerDims d;
   index_t q0;
   index_t ldq;
   const T* v;
@@ -106,184 +153,97 @@ struct AddCellImmediateTerm {
 };
 
 // The sensitivity pass is linear in Q and the previous sensitivities with coefficients that depend
-// only on (stream, unit): they are computed once per step into coef [K, B, H] so that the pass over
-// the columns is a few fused multiply-adds per element.
-//   LSTM (K = 6): dc = f P_c + k0 dA_f + k1 dA_i + k2 dA_g,  dh = k3 dA_o + k4 dc
-//                 k0 = c_prev f', k1 = g i', k2 = i g', k3 = o' tanh(c), k4 = o tanh'(c), k5 = f
-//   GRU (K = 5):  dh = k0 dA_z + k1 dA_nx + k2 dA_nh + k3 dA_r + k4 P_h
-//                 k0 = (h - n) z', k1 = (1 - z) n', k2 = k1 r, k3 = k1 (W_hn h + b_hn) r', k4 = z
-//   RNN (K = 1):  dh = k0 dA,  k0 = act'(a)
-// (x' is the derivative of gate x with respect to its pre-activation, written with x itself.)
-template <class Cell> struct CellCoefficients;
-
-template <>
-struct CellCoefficients<RnnCell> {
-  static constexpr int K = 1;
-  template <class T>
-  RTRL_HD static void compute(const CellNetDims& d, const T* gates, const T*, const T*, const T*,
-                              const T*, index_t s, index_t j, T* k, index_t stride) {
-    const T h = gates[s * d.hidden + j];
-    k[0] = d.nonlinearity == Nonlinearity::tanh ? T(1) - h * h : (h > T(0) ? T(1) : T(0));
-    (void)stride;
-  }
-};
-
-template <>
-struct CellCoefficients<LstmCell> {
-  static constexpr int K = 6;
-  template <class T>
-  RTRL_HD static void compute(const CellNetDims& d, const T* gates, const T* c_prev, const T* c_new,
-                              const T*, const T*, index_t s, index_t j, T* k, index_t stride) {
-    const index_t H = d.hidden, sj = s * H + j;
-    const T* g = gates + s * 4 * H;
-    const T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
-    const T tc = math::tanh(c_new[sj]);
-    k[0] = c_prev[sj] * f * (T(1) - f);
-    k[stride] = gg * i * (T(1) - i);
-    k[2 * stride] = i * (T(1) - gg * gg);
-    k[3 * stride] = o * (T(1) - o) * tc;
-    k[4 * stride] = o * (T(1) - tc * tc);
-    k[5 * stride] = f;
-  }
-};
-
-template <>
-struct CellCoefficients<GruCell> {
-  static constexpr int K = 5;
-  template <class T>
-  RTRL_HD static void compute(const CellNetDims& d, const T* gates, const T*, const T*,
-                              const T* aux, const T* h_prev, index_t s, index_t j, T* k,
-                              index_t stride) {
-    const index_t H = d.hidden, sj = s * H + j;
-    const T* g = gates + s * 3 * H;
-    const T r = g[j], z = g[H + j], n = g[2 * H + j];
-    const T kn = (T(1) - z) * (T(1) - n * n);
-    k[0] = (h_prev[sj] - n) * z * (T(1) - z);
-    k[stride] = kn;
-    k[2 * stride] = kn * r;
-    k[3 * stride] = kn * aux[sj] * r * (T(1) - r);
-    k[4 * stride] = z;
-  }
-};
-
-// Fills coef [K, B, H] for one step.   f(s, j)
+// only on (stream, unit): each cell computes them once per step into coef [K, B, H] (its
+// coefficients()), so that the pass over the columns is a few fused multiply-adds per element.
 template <class Cell, class T>
 struct ComputeCoefficients {
-  CellNetDims d;
-  const T* gates;
-  const T* c_prev;
-  const T* c_new;
-  const T* aux;
-  const T* h_prev;
+  CellCoefficientArgs<T> a;
   T* coef;
   RTRL_HD void operator()(index_t s, index_t j) const {
-    const index_t BH = d.batch * d.hidden;
-    CellCoefficients<Cell>::compute(d, gates, c_prev, c_new, aux, h_prev, s, j,
-                                    coef + s * d.hidden + j, BH);
+    Cell::coefficients(a, s, j, coef + s * a.H + j, a.B * a.H);
   }
 };
 
-// What the sensitivity pass of one step reads.
+// What the sensitivity pass over one group of columns reads: the columns of one layer m's
+// parameters in layer l's sensitivities, counted from their first (pointers are offset to it).
 template <class T>
 struct CellSensitivityStep {
-  CellNetDims d;
-  index_t q0;          // first column of the block
-  const T* Q;          // [G H, ldq]  W_hh P_h(t-1) + immediate terms, the block's columns
+  CellLayerDims d;     // layer l (whose coefficients apply); inputs and width are layer m's
+  index_t per_stream;  // N_m
+  index_t ld;          // B N_<=l, the row stride of P_h^l
+  index_t q0;          // the column of Q's first, counted like the group's
+  const T* Q;          // [rows, ldq]  W_hh P_h(t-1) (+ W_ih P_h^{l-1}(t)) + immediate terms
   index_t ldq;
   const T* coef;       // [K, B, H]
   const T* v;          // [B, W]  (GRU's x-side immediate term)
-  const T* delta_h;    // [B, H]  dL/dh(t)
-  T* P_h;              // [H, B Np]
-  T* P_c;              // [H, B Np] (LSTM)
-  T* G;                // [B Np]  sum_j delta_h[s, j] P_h(t)[j, q]
-
-  RTRL_HD index_t ld() const { return d.batch * d.n_theta(); }
-};
-
-// The per-column part of the pass, given row(s, j): pointers to the Q rows of unit j's gates and to
-// row j of P_h/P_c, and the coefficients of (s, j). f(row, s, j, c) with the calls for one column in
-// increasing j.
-template <class T>
-struct CellSensitivityRow {
-  const T* q[4];   // Q rows of unit j's gates, at the column of c = 0 of stream s
-  T* p_h;          // row j of P_h, at column q = s Np
-  T* p_c;          // row j of P_c (LSTM)
-  T* g;            // G at column s Np
-  T k[6];          // coefficients
-  T delta;         // dL/dh(t)[s, j]
-  bool first;      // j == 0
-  index_t n_row;   // GRU: the first column of gate row n_j
-  const T* v;      // GRU: v[s, :]
+  const T* delta_h;    // [B, H]  dL/dh(t), for the top layer
+  T* P_h;              // row 0 of P_h^l at the group's first column
+  T* P_c;              // ... of P_c^l (LSTM)
+  T* G;                // [B per_stream] the contraction sum_j delta_h[s, j] P_h(t)[j, .], or null
 };
 
 template <class T>
-RTRL_HD CellSensitivityRow<T> sensitivity_row(const CellSensitivityStep<T>& a, int gates, int K,
+RTRL_HD CellSensitivityRow<T> sensitivity_row(const CellSensitivityStep<T>& a, int rows, int K,
                                               index_t s, index_t j) {
   CellSensitivityRow<T> r{};
-  const index_t base = s * a.d.n_theta();
-  for (int g = 0; g < gates; ++g) r.q[g] = a.Q + (g * a.d.hidden + j) * a.ldq + (base - a.q0);
-  r.p_h = a.P_h + j * a.ld() + base;
-  r.p_c = a.P_c ? a.P_c + j * a.ld() + base : nullptr;
-  r.g = a.G + base;
-  const T* k = a.coef + s * a.d.hidden + j;
-  for (int m = 0; m < K; ++m) r.k[m] = k[m * a.d.batch * a.d.hidden];
-  r.delta = a.delta_h[s * a.d.hidden + j];
+  const index_t H = a.d.hidden, base = s * a.per_stream;
+  for (int g = 0; g < rows; ++g) r.q[g] = a.Q + (g * H + j) * a.ldq + (base - a.q0);
+  r.p_h = a.P_h + j * a.ld + base;
+  r.p_c = a.P_c ? a.P_c + j * a.ld + base : nullptr;
+  r.g = a.G ? a.G + base : nullptr;
+  const T* k = a.coef + s * H + j;
+  for (int m = 0; m < K; ++m) r.k[m] = k[m * a.d.batch * H];
+  r.delta = a.delta_h ? a.delta_h[s * H + j] : T(0);
   r.first = j == 0;
-  r.n_row = (2 * a.d.hidden + j) * a.d.width();
-  r.v = a.v + s * a.d.width();
+  r.n_row = (2 * H + j) * a.d.width();
+  r.v = a.v ? a.v + s * a.d.width() : nullptr;
+  r.inputs = a.d.inputs;
+  r.width = a.d.width();
   return r;
 }
 
-template <class T>
-RTRL_HD void accumulate(const CellSensitivityRow<T>& r, index_t c, T p_h) {
-  r.g[c] = (r.first ? T(0) : r.g[c]) + r.delta * p_h;
-}
-
-template <class T>
-struct RnnSensitivity {
+// The pass of one cell over a group of columns, f(row, s, j, c): kContract accumulates the top
+// layer's contraction; kLower: columns of a layer below (GRU reads the n gate's input side from the
+// product); kLeaky: the leaky RNN's own-memory term.
+template <class Cell, class T, bool kContract, bool kLower, bool kLeaky>
+struct CellSensitivity {
   CellSensitivityStep<T> a;
-  RTRL_HD CellSensitivityRow<T> row(index_t s, index_t j) const { return sensitivity_row(a, 1, 1, s, j); }
+  static constexpr int kRows = Cell::kGates + (kLower && Cell::kSeparateHiddenGrad ? 1 : 0);
+  RTRL_HD CellSensitivityRow<T> row(index_t s, index_t j) const {
+    return sensitivity_row(a, kRows, Cell::kCoefficients, s, j);
+  }
   RTRL_HD void operator()(const CellSensitivityRow<T>& r, index_t, index_t, index_t c) const {
-    const T p_h = r.k[0] * r.q[0][c];
-    r.p_h[c] = p_h;
-    accumulate(r, c, p_h);
+    const T p_h = Cell::template propagate<kLower, kLeaky>(r, c);
+    if (kContract) r.g[c] = (r.first ? T(0) : r.g[c]) + r.delta * p_h;
   }
 };
 
+// The left operand of the product over the columns of the layers below layer l:
+// [W_ih^l | W_hh^l] (rows G H, columns I_l + H); for GRU the n rows are split into an h side
+// [0 | W_hn] (rows 2H..3H) and an input side [W_in | 0] (rows 3H..4H), which r multiplies apart.
+//   out: [rows, I_l + H]   f(row, k)
 template <class T>
-struct LstmSensitivity {
-  CellSensitivityStep<T> a;
-  RTRL_HD CellSensitivityRow<T> row(index_t s, index_t j) const { return sensitivity_row(a, 4, 6, s, j); }
-  RTRL_HD void operator()(const CellSensitivityRow<T>& r, index_t, index_t, index_t c) const {
-    const T dc = r.k[5] * r.p_c[c] + r.k[0] * r.q[1][c] + r.k[1] * r.q[0][c] + r.k[2] * r.q[2][c];
-    const T p_h = r.k[3] * r.q[3][c] + r.k[4] * dc;
-    r.p_c[c] = dc;
-    r.p_h[c] = p_h;
-    accumulate(r, c, p_h);
+struct StackedOperand {
+  CellLayerDims d;
+  const T* params;
+  T* out;
+  RTRL_HD void operator()(index_t r, index_t k) const {
+    const index_t I = d.inputs, H = d.hidden, GH = d.gates() * H, K = I + H;
+    const bool gru = d.cell == CellKind::gru;
+    const index_t g = r < GH ? r : r - H;  // the weight row (GRU's extra rows: the n rows again)
+    const bool input_side = k < I;
+    T value = input_side ? params[d.params_at + g * I + k] : params[d.off_w_hh() + g * H + (k - I)];
+    if (gru && r >= 2 * H && r < GH && input_side) value = T(0);   // n's h side
+    if (gru && r >= GH && !input_side) value = T(0);               // n's input side
+    out[r * K + k] = value;
   }
 };
 
-template <class T>
-struct GruSensitivity {
-  CellSensitivityStep<T> a;
-  RTRL_HD CellSensitivityRow<T> row(index_t s, index_t j) const { return sensitivity_row(a, 3, 5, s, j); }
-  RTRL_HD void operator()(const CellSensitivityRow<T>& r, index_t, index_t, index_t c) const {
-    const index_t I = a.d.inputs, H = a.d.hidden, W = a.d.width();
-    const index_t kx = c - r.n_row;  // column within gate row n_j, if c is in that row
-    const bool x_side = kx >= 0 && kx < W && (kx < I || kx == I + H);
-    const T v_k = r.v[x_side ? kx : 0];  // an in-bounds load on every lane
-    const T p_h = r.k[0] * r.q[1][c] + r.k[1] * (x_side ? v_k : T(0)) + r.k[2] * r.q[2][c] +
-                  r.k[3] * r.q[0][c] + r.k[4] * r.p_h[c];
-    r.p_h[c] = p_h;
-    accumulate(r, c, p_h);
-  }
-};
-
-// Moves the packed theta gradient [G H, W] into the flat gradient's w_ih, w_hh, b_ih, b_hh
-// (= or +=); for RNN and LSTM the single bias column is reported for both biases.   f(g', k)
+// Moves the packed theta gradient of one layer [G H, W] into the flat gradient's w_ih, w_hh, b_ih,
+// b_hh (= or +=); for RNN and LSTM the single bias column is reported for both biases.   f(g', k)
 template <class T>
 struct ScatterThetaGradient {
-  CellNetDims d;
+  CellLayerDims d;
   bool accumulate;
   const T* packed;
   T* grad;
@@ -291,7 +251,7 @@ struct ScatterThetaGradient {
   RTRL_HD void operator()(index_t g, index_t k) const {
     const index_t I = d.inputs, H = d.hidden;
     const T value = packed[g * d.width() + k];
-    if (k < I) put(g * I + k, value);
+    if (k < I) put(d.params_at + g * I + k, value);
     else if (k < I + H) put(d.off_w_hh() + g * H + (k - I), value);
     else if (k == I + H) {
       put(d.off_b_ih() + g, value);

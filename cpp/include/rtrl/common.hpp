@@ -24,6 +24,17 @@ using index_t = std::int64_t;
     if (!(cond)) throw std::invalid_argument(std::string(msg)); \
   } while (0)
 
+// The right operand of a context's for_product_blocks given as two slabs of rows over the same
+// columns: K1 rows of B1 [K1, ldb1] above K2 rows of B2 [K2, ldb2] (K2 = 0: one slab).
+template <class T>
+struct ProductSlabs {
+  const T* B1;
+  index_t ldb1, K1;
+  const T* B2 = nullptr;
+  index_t ldb2 = 0, K2 = 0;
+  index_t depth() const { return K1 + K2; }
+};
+
 template <class T>
 RTRL_HD bool is_nan(T x) {
   return x != x;

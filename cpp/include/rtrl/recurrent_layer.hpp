@@ -17,6 +17,7 @@ struct LayerDims {
   bool bias = true;
   bool reverse = false;  // process t = T-1, ..., 0
   Nonlinearity nonlinearity = Nonlinearity::tanh;
+  double alpha = 1.0;  // RNN: the leaky cell's factor (DESIGN §10)
 
   RTRL_HD index_t gates() const { return cell == CellKind::lstm ? 4 : cell == CellKind::gru ? 3 : 1; }
   // The time index of the k-th processed step.

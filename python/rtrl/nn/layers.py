@@ -8,8 +8,8 @@ import numpy as np
 
 from .._arrays import as_device_array, as_flag, resolve_dtype
 from .._backend import backend
+from .._cells import GATES
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 NONLINEARITIES = ("tanh", "relu")
 
 

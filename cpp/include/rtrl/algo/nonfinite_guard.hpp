@@ -10,7 +10,6 @@
 // taken before it and counted the same way, without resetting any stream.
 #pragma once
 
-#include <initializer_list>
 #include <utility>
 #include <vector>
 
@@ -33,11 +32,11 @@ class NonfiniteGuard {
   // Checks the contiguous ranges (pointer, count) of step t. Returns true when all are finite; else
   // resets the offending streams (found in `watched`, reset in `reset`), records the step and
   // returns false: the caller drops the step's gradient.
-  bool step_ok(index_t t, std::initializer_list<std::pair<const T*, index_t>> ranges,
-               std::initializer_list<StreamBlock<const T>> watched,
-               std::initializer_list<StreamBlock<T>> reset) {
+  //   ranges: (const T*, count) pairs   watched: StreamBlock<const T>s   reset: StreamBlock<T>s
+  template <class Ranges, class Watched, class Reset>
+  bool step_ok(index_t t, const Ranges& ranges, const Watched& watched, const Reset& reset) {
     events_.steps_done = t + 1;
-    if (ctx_.all_finite(ranges)) return true;
+    if (ctx_.template all_finite<T>(ranges)) return true;
     const std::vector<index_t> bad = offending_streams(watched);
     for (index_t s : bad)
       for (const StreamBlock<T>& b : reset) ctx_.for_each_2d(b.outer, b.width, ZeroStreamBlock<T>{b, s});
@@ -54,7 +53,8 @@ class NonfiniteGuard {
     const index_t state_count = state ? state_ : 0;
     copy(params, backup, grad, backup + params_, state, backup + 2 * params_, state_count);
     update();
-    if (ctx_.template all_finite<T>({{params, params_}, {state, state_count}})) return true;
+    const std::pair<const T*, index_t> changed[2] = {{params, params_}, {state, state_count}};
+    if (ctx_.template all_finite<T>(changed)) return true;
     copy(backup, params, backup + params_, grad, backup + 2 * params_, state, state_count);
     record(t, {});
     return false;
@@ -83,7 +83,8 @@ class NonfiniteGuard {
 
   // The rare path: copies the watched blocks to the host and lists the streams with a non-finite
   // value in any of them, in increasing order.
-  std::vector<index_t> offending_streams(std::initializer_list<StreamBlock<const T>> watched) {
+  template <class Watched>
+  std::vector<index_t> offending_streams(const Watched& watched) {
     std::vector<char> flagged(size_t(streams_), 0);
     std::vector<T> host;
     for (const StreamBlock<const T>& b : watched) {

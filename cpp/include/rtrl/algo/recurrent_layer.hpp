@@ -97,6 +97,7 @@ void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>
                          saved.c ? saved.c + t * BH : nullptr,
                          saved.aux ? saved.aux + t * BH : nullptr,
                          io.y + t * B * io.ldy, io.ldy};
+    a.alpha = T(d.alpha);
     ctx.for_each_2d(B, H, CellForwardOp<Cell, T>{a});
   }
   const index_t t_last = d.time(d.steps - 1);
@@ -116,6 +117,7 @@ void recurrent_layer_backward(Ctx& ctx, const LayerDims& d, const LayerWeights<T
   const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H, BH = B * H;
   const index_t TB = d.steps * B;
   const bool separate = Cell::kSeparateHiddenGrad;
+  const bool direct = separate || d.alpha != 1.0;  // the cell leaves a direct part of dL/dh(t-1)
   auto dgates = ctx.template alloc<T>((separate ? 2 : 1) * TB * GH);
   T* d_ih = dgates.data();
   T* d_hh = separate ? d_ih + TB * GH : d_ih;
@@ -141,9 +143,10 @@ void recurrent_layer_backward(Ctx& ctx, const LayerDims& d, const LayerWeights<T
                           saved.aux ? saved.aux + t * BH : nullptr, h_prev, ld_h_prev,
                           io.y + t * B * io.ldy, io.ldy, g.dy + t * B * g.lddy, g.lddy, dh, dc,
                           d_ih + t * B * GH, d_hh + t * B * GH};
+    a.alpha = T(d.alpha);
     ctx.for_each_2d(B, H, CellBackwardOp<Cell, T>{a});
-    // dL/dh(t-1) = d_hh(t) W_hh (+ the direct part the GRU cell left in dh)
-    ctx.gemm_packed(B, d_hh + t * B * GH, GH, w_hh_op, separate, dh, H);
+    // dL/dh(t-1) = d_hh(t) W_hh (+ the direct part the GRU or leaky cell left in dh)
+    ctx.gemm_packed(B, d_hh + t * B * GH, GH, w_hh_op, direct, dh, H);
   }
   ctx.for_each(BH, CopyRows<T>{H, dh, H, g.dh0, H});
   if (g.dc0) ctx.for_each(BH, CopyRows<T>{H, dc, H, g.dc0, H});

@@ -11,6 +11,8 @@ struct GruCell {
   static constexpr int kGates = 3;
   static constexpr bool kHasCellState = false;
   static constexpr bool kSeparateHiddenGrad = true;  // the n gate sees r (h W_hn^T + b_hn)
+  static constexpr int kBiasColumns = 2;             // b_hn sits inside r: both biases are kept
+  static constexpr int kCoefficients = 5;
 
   template <class T>
   RTRL_HD static void forward(const CellForwardStep<T>& a, index_t b, index_t j) {
@@ -50,6 +52,43 @@ struct GruCell {
     dhh[H + j] = dz;
     dhh[2 * H + j] = dn * r;
     a.dh[idx] = dh * z;
+  }
+
+  // RTRL (DESIGN §3.3): dh = k0 dA_z + k1 dA_nx + k2 dA_nh + k3 dA_r + k4 P_h, with dA_nx and dA_nh
+  // the input and hidden sides of the n gate's pre-activation:
+  //   k0 = (h - n) z', k1 = (1 - z) n', k2 = k1 r, k3 = k1 (W_hn h + b_hn) r', k4 = z
+  template <class T>
+  RTRL_HD static void coefficients(const CellCoefficientArgs<T>& a, index_t s, index_t j, T* k,
+                                   index_t stride) {
+    const index_t H = a.H, sj = s * H + j;
+    const T* g = a.gates + s * 3 * H;
+    const T r = g[j], z = g[H + j], n = g[2 * H + j];
+    const T kn = (T(1) - z) * (T(1) - n * n);
+    k[0] = (a.h_prev[sj] - n) * z * (T(1) - z);
+    k[stride] = kn;
+    k[2 * stride] = kn * r;
+    k[3 * stride] = kn * a.aux[sj] * r * (T(1) - r);
+    k[4 * stride] = z;
+  }
+
+  // Within its own layer, dA_nx is the immediate term of the n rows' x-side columns (w_in, b_in);
+  // below it (kLower), the product's row q[3] = W_in P_h of the layer below.
+  template <bool kLower, bool kLeaky, class T>
+  RTRL_HD static T propagate(const CellSensitivityRow<T>& r, index_t c) {
+    T p_h;
+    if (kLower) {
+      p_h = r.k[0] * r.q[1][c] + r.k[1] * r.q[3][c] + r.k[2] * r.q[2][c] + r.k[3] * r.q[0][c] +
+            r.k[4] * r.p_h[c];
+    } else {
+      const index_t I = r.inputs, H = r.width - r.inputs - 2;
+      const index_t kx = c - r.n_row;  // column within gate row n_j, if c is in that row
+      const bool x_side = kx >= 0 && kx < r.width && (kx < I || kx == I + H);
+      const T v_k = r.v[x_side ? kx : 0];  // an in-bounds load on every lane
+      p_h = r.k[0] * r.q[1][c] + r.k[1] * (x_side ? v_k : T(0)) + r.k[2] * r.q[2][c] +
+            r.k[3] * r.q[0][c] + r.k[4] * r.p_h[c];
+    }
+    r.p_h[c] = p_h;
+    return p_h;
   }
 };
 

@@ -1,0 +1,88 @@
+// The one online-learning loop (DESIGN §8): every online learner runs this step, written once over
+// a backend context. Per time step:
+//   model.forward(t, step_grad)        the model's step: its new state, outputs, loss and
+//                                      dL/dstate; the readout's own gradient into step_grad
+//   algorithm.propagate(model, step_grad)
+//                                      the learner's sensitivity-like state moved on one step and
+//                                      contracted with dL/dstate into step_grad
+//   the non-finite guard               on what both declare (add_checks)
+//   optimizer (real-time) or accumulation (epoch)
+//   model.advance()                    the new state becomes the current one
+// A model offers begin/forward/advance/end, the parameter pointers and add_checks; an algorithm
+// offers propagate and add_checks. What differs between learners is only the algorithm.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "rtrl/algo/nonfinite_guard.hpp"
+#include "rtrl/algo/optimizer_step.hpp"
+
+namespace rtrl {
+
+// What the guard checks after a step: ranges that must be finite, blocks in which to find the
+// offending streams, and blocks to zero in those streams. Filled anew each step (the pointers of a
+// step may move); the vectors keep their capacity, so a step allocates nothing after the first.
+template <class T>
+struct StepCheck {
+  std::vector<std::pair<const T*, index_t>> ranges;
+  std::vector<StreamBlock<const T>> watched;
+  std::vector<StreamBlock<T>> reset;
+  void clear() {
+    ranges.clear();
+    watched.clear();
+    reset.clear();
+  }
+};
+
+struct OnlineOptions {
+  bool update_each_step = false;  // real-time mode with an optimizer; else accumulate into grad
+  OptimizerConfig optimizer;
+  std::int64_t optimizer_step = 0;  // updates applied so far (Adam's t before this call)
+  NonfinitePolicy on_nonfinite = NonfinitePolicy::raise;
+};
+
+// Runs `steps` online steps; returns the optimizer's update count after the call. `events` receives
+// what the non-finite check saw.
+template <class T, class Ctx, class Model, class Algorithm>
+std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const OnlineOptions& opt,
+                         index_t steps, NonfiniteEvents& events) {
+  const index_t np = model.n_params();
+  const bool update = opt.update_each_step && opt.optimizer.kind != OptimizerKind::none;
+  auto own = ctx.template alloc<T>((update ? 0 : np) + 1);
+  T* step_grad = update ? model.grad() : own.data();
+  T* norm = own.data() + (update ? 0 : np);  // [1] gradient clipping
+  NonfiniteGuard<Ctx, T> guard(ctx, opt.on_nonfinite, model.streams(), events, update ? np : 0,
+                               update ? opt.optimizer.state_rows() * np : 0);
+  StepCheck<T> check;
+  std::int64_t updates = opt.optimizer_step;
+  model.begin(ctx);
+  for (index_t t = 0; t < steps; ++t) {
+    model.forward(ctx, t, step_grad);
+    algorithm.propagate(ctx, model, step_grad);
+    check.clear();
+    check.ranges.push_back({step_grad, np});
+    model.add_checks(check);
+    algorithm.add_checks(check);
+    const bool finite = guard.step_ok(t, check.ranges, check.watched, check.reset);
+    if (finite && update) {
+      ++updates;
+      if (!guard.update_ok(t, model.params(), model.grad(), model.opt_state(), [&] {
+            optimizer_step(ctx, opt.optimizer, updates, np, model.params(), model.grad(),
+                           model.opt_state(), norm);
+          }))
+        --updates;
+    } else if (finite) {
+      ctx.for_each(np, AddInto<T>{step_grad, model.grad()});
+    } else if (update) {
+      ctx.for_each(np, Fill<T>{T(0), model.grad()});
+    }
+    model.advance(ctx);
+    if (guard.stop()) break;
+  }
+  model.end(ctx);
+  return updates;
+}
+
+}  // namespace rtrl
