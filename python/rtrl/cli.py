@@ -56,6 +56,28 @@ def _memory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type of ``--seeds``: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 (networks per task), got {text!r}")
+    return value
+
+
+def _output_file(text: str) -> str:
+    """argparse type of the options that name a file written at the end of a run (``--plot``,
+    ``--json``): refused at once, before the run, when the file could not be written there."""
+    from .demos.plotting import check_output_path
+
+    try:
+        return check_output_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demos import DEFAULT, DEMOS
 
@@ -63,8 +85,16 @@ def _demo(args: argparse.Namespace) -> int:
     if task not in DEMOS:
         print(f"rtrl demo: unknown task {task!r}; choose from {', '.join(sorted(DEMOS))}", file=sys.stderr)
         return 2
-    options = {"quick": args.quick, "progress": not args.no_progress,
-               "plot_path": None if args.no_plot else (args.plot or f"rtrl-demo-{task}.png")}
+    plot_path = None if args.no_plot else (args.plot or f"rtrl-demo-{task}.png")
+    if plot_path is not None and args.plot is None:  # the default file; --plot FILE was checked on parsing
+        from .demos.plotting import check_output_path
+
+        try:
+            check_output_path(plot_path, "the default plot")
+        except ValueError as exc:
+            print(f"rtrl demo: {exc}; give --plot FILE or --no-plot", file=sys.stderr)
+            return 2
+    options = {"quick": args.quick, "progress": not args.no_progress, "plot_path": plot_path}
     if args.seeds is not None:
         options["seeds"] = args.seeds
     DEMOS[task].main(**options)
@@ -88,8 +118,16 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``rtrl`` command with ``argv`` (default: ``sys.argv[1:]``) and returns its exit status.
+
+    Without a command it prints the help on stderr and returns 2, argparse's status for a usage
+    error; ``rtrl --help`` prints it on stdout and exits with 0.
+    """
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="rtrl", description="Exact online learning for recurrent networks.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"rtrl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{info,demo,bench}")
     info = sub.add_parser("info", help="the build, the CPU/BLAS/threads and the CUDA status; with --memory, "
                                        "what a learner will need")
     info.add_argument("--memory", choices=("fully_recurrent", "rnn", "lstm", "gru"),
@@ -114,18 +152,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "  text         a character-level GRU trained by truncated BPTT on standard-library\n"
                           "               sources, then sampled")
     demo.add_argument("task", nargs="?", metavar="TASK", help="demo to run (default: wz1989)")
-    demo.add_argument("--seeds", type=int, default=None,
-                      help="networks per task (default: the demo's own, 5 for wz1989)")
+    demo.add_argument("--seeds", type=_at_least_one, default=None, metavar="N",
+                      help="networks per task, at least 1, with or without --quick (default: the demo's own: "
+                           "wz1989 and oscillators 5, or 2 with --quick; reber 3, or 1 with --quick; forecast 1); "
+                           "text trains one network and does not use it")
     demo.add_argument("--quick", action="store_true", help="a fast, smaller run")
-    demo.add_argument("--plot", metavar="FILE",
-                      help="write the learning curves to this PNG (default: rtrl-demo-TASK.png; needs matplotlib)")
-    demo.add_argument("--no-plot", action="store_true", help="write no figure")
+    figure = demo.add_mutually_exclusive_group()
+    figure.add_argument("--plot", metavar="FILE", type=_output_file,
+                        help="write the learning curves to this PNG (default: rtrl-demo-TASK.png; needs "
+                             "matplotlib); its directory must exist")
+    figure.add_argument("--no-plot", action="store_true", help="draw no figure at all")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar (shown with tqdm on a terminal)")
     demo.set_defaults(func=_demo)
     bench = sub.add_parser("bench", help="time RTRL against the GEMM rate and NumPy/torch/JAX RTRLs, the "
                                          "LSTM/GRU layers against PyTorch (when installed), and RTRL's memory")
     bench.add_argument("--quick", action="store_true", help="fewer sizes and repeats (a few minutes)")
-    bench.add_argument("--json", metavar="FILE", help="also write the results (all rows) as JSON")
+    bench.add_argument("--json", metavar="FILE", type=_output_file,
+                       help="also write the results (all rows) as JSON")
     bench.add_argument("--only", choices=("rtrl", "cells", "layers", "memory"),
                        help="run one table: rtrl (fully recurrent RTRL vs sgemm and NumPy/torch/JAX RTRLs), "
                             "cells (RecurrentNet RTRL vs sgemm), layers (LSTM/GRU vs torch) or memory "
@@ -133,12 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where rtrl runs (default auto: CUDA when available); the references run on "
                             "the CPU; cuda without a usable device is an error")
-    bench.add_argument("--plot", metavar="FILE",
-                       help="draw the rtrl table as a PNG, time per step against n (default with matplotlib "
-                            "installed: rtrl-bench.png)")
-    bench.add_argument("--no-plot", action="store_true", help="write no figure")
+    figure = bench.add_mutually_exclusive_group()
+    figure.add_argument("--plot", metavar="FILE", type=_output_file,
+                        help="draw the rtrl table as a PNG, time per step against n (default with matplotlib "
+                             "installed: rtrl-bench.png); its directory must exist")
+    figure.add_argument("--no-plot", action="store_true", help="write no figure")
     bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     return args.func(args)
 
 

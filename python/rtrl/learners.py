@@ -45,9 +45,14 @@ class NonFiniteError(FloatingPointError):
         return type(self), (str(self), self.step, self.streams, self.result)
 
 
-@dataclass
+@dataclass(eq=False)
 class RunResult:
     """What :meth:`RTRL.run` and :meth:`BPTT.run` return.
+
+    Two results compare equal when their outputs and their losses are arrays of the same kind and
+    shape holding the same values, NaN equal to NaN (``np.array_equal(a, b, equal_nan=True)`` for
+    each); ``==`` gives one bool, never an array, and never raises. Like an array, a RunResult is
+    not hashable.
 
     Attributes
     ----------
@@ -55,10 +60,34 @@ class RunResult:
         The visible outputs of every step (a unit's own value, before teacher forcing).
     loss : array (T,)
         The loss of every step, reduced over streams.
+
+    Examples
+    --------
+    >>> import numpy as np, rtrl
+    >>> a = rtrl.RunResult(np.array([[0.5], [np.nan]]), np.array([0.1, np.nan]))
+    >>> a == rtrl.RunResult(a.outputs.copy(), a.loss.copy()), a == rtrl.RunResult(a.outputs, a.loss[:1])
+    (True, False)
     """
 
     outputs: Any
     loss: Any
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunResult):
+            return NotImplemented
+        return _same_values(self.outputs, other.outputs) and _same_values(self.loss, other.loss)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, as arrays are
+
+
+def _same_values(a: Any, b: Any) -> bool:
+    """True when ``a`` and ``b`` are both None, or arrays of the same type and shape whose values
+    are equal, NaN equal to NaN (NumPy, CuPy or any array with elementwise ``==``)."""
+    if a is None or b is None:
+        return a is b
+    if type(a) is not type(b) or tuple(a.shape) != tuple(b.shape):
+        return False
+    return bool(((a == b) | ((a != a) & (b != b))).all())
 
 
 def _make_optimizer(lr: float | None, optimizer: _optim.Optimizer | None) -> _optim.Optimizer | None:
@@ -371,11 +400,48 @@ class Learner:
             "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
         }
 
+    def __repr__(self) -> str:
+        """What the learner is: algorithm, model, optimizer, update mode, streams and steps so far."""
+        parts = [repr(self.model), f"optimizer={self.optimizer!r}"]
+        parts += [f"{k}={getattr(self, k)!r}" for k in ("update", "truncation") if hasattr(self, k)]
+        parts.append(f"loss={self.loss!r}")
+        if self.reduction != "mean":
+            parts.append(f"reduction={self.reduction!r}")
+        if self.teacher_forcing:
+            parts.append("teacher_forcing=True")
+        if self.clip_grad_norm is not None:
+            parts.append(f"clip_grad_norm={self.clip_grad_norm!r}")
+        if self.on_nonfinite != "raise":
+            parts.append(f"on_nonfinite={self.on_nonfinite!r}")
+        parts += [f"batch_size={self.batch_size}", f"steps={self.steps}"]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
     def save(self, path: Any) -> None:
         """Writes a checkpoint (a versioned ``.npz`` without pickle) atomically; load it with
-        :func:`rtrl.load`."""
+        :func:`rtrl.load`.
+
+        Raises
+        ------
+        FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError
+            Naming ``path``, before anything is written, when its directory does not exist, is
+            not a directory or is not writable, or when ``path`` is a directory.
+        """
+        import errno
+        import os
+
         from .checkpoint import save
 
+        name = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(name))
+        if os.path.isdir(name):
+            raise IsADirectoryError(errno.EISDIR, "cannot write a checkpoint: it is a directory", name)
+        if not os.path.exists(directory):
+            raise FileNotFoundError(errno.ENOENT, f"cannot write a checkpoint: no directory {directory}", name)
+        if not os.path.isdir(directory):
+            raise NotADirectoryError(errno.ENOTDIR, f"cannot write a checkpoint: {directory} is not a "
+                                     "directory", name)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, f"cannot write a checkpoint: {directory} is not writable", name)
         save(self, path)
 
 

@@ -24,10 +24,12 @@ import numpy as np
 from ..learners import BPTT, RTRL
 from ..models import RecurrentNet
 from ..optim import Adam
-from .plotting import report_figure, save_figure
+from .plotting import check_output_path, report_figure, save_figure
 from .progress import progress_bar
+from .verdict import check_seeds, finish
 
 BLOCK = 1024  # steps per call of learner.run (a multiple of every truncation window)
+TAIL = 150    # steps of prediction against truth in the figure
 
 
 def mackey_glass(n: int, *, tau: float = 17.0, dt: float = 0.1, sample_every: float = 3.0,
@@ -133,17 +135,22 @@ def format_table(rows: list[dict], window: int) -> str:
 
 
 def plot(path: str | None, trace: dict) -> str | None:
-    """Prediction against truth over the last 300 steps, and the running NMSE (windows of 500 steps)."""
+    """Prediction against truth over the last ``TAIL`` steps (the truth drawn on top, dashed), and the
+    running NMSE (windows of 500 steps)."""
     target, predictions = trace["target"], trace["predictions"]
 
     def draw(axes):
-        tail = slice(len(target) - 300, len(target))
-        axes[0].plot(np.arange(len(target))[tail], target[tail], "k", lw=2, label="truth")
+        tail = slice(len(target) - TAIL, len(target))
+        steps = np.arange(len(target))[tail]
         for name, p in predictions.items():
-            axes[0].plot(np.arange(len(target))[tail], p[tail], lw=1, label=name)
-        axes[0].set(title=f"Mackey-Glass, next-step prediction (last 300 steps), Adam lr={trace['lr']:g}",
+            axes[0].plot(steps, p[tail], lw=1.8, alpha=0.75, label=name)
+        # the truth last and on top, thin and dashed: visible where a prediction lies on it
+        axes[0].plot(steps, target[tail], color="k", lw=1.2, ls=(0, (4, 2)), zorder=3, label="truth")
+        axes[0].set(title=f"Mackey-Glass, next-step prediction (last {TAIL} steps), Adam lr={trace['lr']:g}",
                     xlabel="step")
-        axes[0].legend(fontsize=7, ncol=3)
+        handles, labels = axes[0].get_legend_handles_labels()  # truth first, outside the data
+        axes[0].legend(handles[-1:] + handles[:-1], labels[-1:] + labels[:-1], fontsize=7, ncol=len(labels),
+                       loc="upper center", bbox_to_anchor=(0.5, -0.2))
         w = 500
         for name, p in predictions.items():
             starts = np.arange(0, len(target) - w + 1, w)
@@ -153,16 +160,53 @@ def plot(path: str | None, trace: dict) -> str | None:
     return save_figure(path, draw, panels=2)
 
 
+def verdict(rows: list[dict]) -> str:
+    """Which learner predicts best, by its NMSE (mean over the seeds, at its best learning rate), next
+    to the other learners' and the last value's."""
+    def mean_nmse(name: str, lr: float | None) -> float:
+        return float(np.mean([r["nmse"] for r in rows if r["learner"] == name and r["lr"] == lr]))
+
+    last = mean_nmse("last value", None)
+    best = {name: min(mean_nmse(name, r["lr"]) for r in rows if r["learner"] == name)
+            for name in dict.fromkeys(r["learner"] for r in rows if r["lr"] is not None)}
+    winner = min(best, key=best.get)
+    others = "; ".join(f"{n} {best[n]:.4f}" for n in best if n != winner)
+    if best[winner] >= last:
+        return f"no learner beats the last value (NMSE {last:.4f}); the best is {winner}, {best[winner]:.4f}"
+    return (f"{winner} predicts best, NMSE {best[winner]:.4f} ({last / best[winner]:.0f}x better than the last "
+            f"value's {last:.4f}){'; the others: ' + others if others else ''}")
+
+
 FULL = dict(steps=20_480, hidden=16, lrs=(2e-3, 5e-3), window=1000)
 QUICK = dict(steps=4096, hidden=8, lrs=(1e-2,), window=1000)  # what ``main(quick=True)`` runs
 
 
-def main(seeds: int = 1, quick: bool = False, plot_path: str | None = None, progress: bool = False) -> list[dict]:
+def main(seeds: int | None = None, quick: bool = False, plot_path: str | None = None,
+         progress: bool = False) -> list[dict]:
+    """Runs the demo and prints its table, then the figure's file and the verdict.
+
+    Parameters
+    ----------
+    seeds : int, optional
+        Streams (and networks), one after another (default 1).
+    quick : bool
+        The smaller run, ``QUICK``.
+    plot_path : str, optional
+        The PNG of prediction against truth and of the learning curves; None draws nothing.
+    progress : bool
+        A progress bar on a terminal.
+    """
+    started = time.perf_counter()
+    seeds = check_seeds(seeds, 1)
+    if plot_path is not None:
+        check_output_path(plot_path, "plot_path")
     print(__doc__.strip().splitlines()[0])
     config = QUICK if quick else FULL
     print(f"LSTM, {config['hidden']} hidden units, Adam, {config['steps']} steps of one stream; "
           f"NMSE = MSE / variance over the last {config['window']} steps.\n")
     rows, trace = run(**config, seeds=seeds, progress=progress)
     print(format_table(rows, config["window"]))
-    report_figure(plot_path, plot(plot_path, trace))
+    if plot_path is not None:
+        report_figure(plot_path, plot(plot_path, trace))
+    finish(verdict(rows), started)
     return rows

@@ -9,6 +9,7 @@ forcing it must learn from its own (wrong) outputs from the start, which is much
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -16,8 +17,9 @@ import numpy as np
 
 from ..learners import RTRL
 from ..models import FullyRecurrent
-from .plotting import report_figure, save_figure
+from .plotting import check_output_path, report_figure, save_figure
 from .progress import progress_bar
+from .verdict import check_seeds, finish, learned_counts
 
 
 @dataclass(frozen=True)
@@ -128,10 +130,42 @@ def plot_curves(path: str | None, rows: list[dict], title: str) -> str | None:
     return save_figure(path, draw, panels=len(names), columns=2, size=(5.0, 3.0))
 
 
-def main(seeds: int = 5, quick: bool = False, plot_path: str | None = None, progress: bool = False) -> list[dict]:
+FULL = dict(seeds=5, max_steps=30_000)
+QUICK = dict(seeds=2, max_steps=5_000)  # what ``main(quick=True)`` runs; ``seeds`` replaces its seeds
+
+
+def report(seeds: int | None = None, quick: bool = False, progress: bool = False) -> list[dict]:
+    """Prints the heading and the table of a run (``FULL``, or ``QUICK`` when ``quick``; ``seeds``
+    networks per task when given) and returns its rows; no figure, no verdict."""
+    config = QUICK if quick else FULL
+    config = dict(config, seeds=check_seeds(seeds, config["seeds"]))
     print(__doc__.strip().splitlines()[0])
     print("Real-time RTRL, logistic units, a bias line, no inputs; one row per task and forcing.\n")
-    rows = run(seeds=2 if quick else seeds, max_steps=5_000 if quick else 30_000, progress=progress)
+    rows = run(**config, progress=progress)
     print(format_table(rows))
-    report_figure(plot_path, plot_curves(plot_path, rows, "Oscillators, real-time RTRL"))
+    return rows
+
+
+def main(seeds: int | None = None, quick: bool = False, plot_path: str | None = None,
+         progress: bool = False) -> list[dict]:
+    """Runs the demo and prints its table, then the figure's file and the verdict.
+
+    Parameters
+    ----------
+    seeds : int, optional
+        Networks per task and forcing (default 5, or 2 with ``quick``).
+    quick : bool
+        The smaller run, ``QUICK``.
+    plot_path : str, optional
+        The PNG of the learning curves; None draws nothing.
+    progress : bool
+        A progress bar on a terminal.
+    """
+    started = time.perf_counter()
+    if plot_path is not None:
+        check_output_path(plot_path, "plot_path")
+    rows = report(seeds, quick, progress)
+    if plot_path is not None:
+        report_figure(plot_path, plot_curves(plot_path, rows, "Oscillators, real-time RTRL"))
+    finish(learned_counts(rows), started)
     return rows

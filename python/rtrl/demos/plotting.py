@@ -2,7 +2,43 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
+
+
+def check_output_path(path: Any, option: str | None = None) -> str:
+    """``path`` as a string, checked to be a file that can be written: its directory exists and is
+    writable, and it is not itself a directory. Run before any work, so a mistyped path fails at once.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to be written later.
+    option : str, optional
+        How the caller names the argument, put before the path in the message ("--plot",
+        "plot_path", ...).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        Naming ``option`` and ``path``, when the file could not be written there.
+    """
+    path = os.fspath(path)
+    name = f"{option} {path}" if option else path
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: is a directory; give a file name")
+    if not os.path.exists(directory):
+        raise ValueError(f"{name}: the directory {directory} does not exist")
+    if not os.path.isdir(directory):
+        raise ValueError(f"{name}: {directory} is not a directory")
+    if not os.access(directory, os.W_OK):
+        raise ValueError(f"{name}: the directory {directory} is not writable")
+    return path
 
 
 def save_figure(path: str | None, draw: Callable[[Any], None], *, panels: int = 1, columns: int = 1,

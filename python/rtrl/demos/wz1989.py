@@ -31,6 +31,7 @@ on); the task counts as learned when every output with a target is within ``tole
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -39,8 +40,9 @@ import numpy as np
 from ..learners import RTRL
 from ..models import FullyRecurrent
 from . import oscillators
-from .plotting import report_figure
+from .plotting import check_output_path, report_figure
 from .progress import progress_bar
+from .verdict import check_seeds, finish, learned_counts
 
 NAN = np.nan
 
@@ -169,16 +171,40 @@ def run(*, seeds: int = 5, max_steps: int = 50_000, check_every: int = 100,
 
 format_table = oscillators.format_table
 
+FULL = dict(seeds=5, max_steps=50_000)
 QUICK = dict(seeds=2, max_steps=30_000)  # what ``main(quick=True)`` runs (and the tests check)
 
 
-def main(seeds: int = 5, quick: bool = False, plot_path: str | None = None, progress: bool = False) -> list[dict]:
+def main(seeds: int | None = None, quick: bool = False, plot_path: str | None = None,
+         progress: bool = False) -> list[dict]:
+    """Runs the 1989 tasks, then the oscillators; prints their tables, the figure's file and one
+    verdict over both.
+
+    Parameters
+    ----------
+    seeds : int, optional
+        Networks per task and forcing, for the 1989 tasks and the oscillators (default 5, or 2 with
+        ``quick``).
+    quick : bool
+        The smaller runs, ``QUICK`` here and :data:`rtrl.demos.oscillators.QUICK`.
+    plot_path : str, optional
+        The PNG of the learning curves; None draws nothing.
+    progress : bool
+        A progress bar on a terminal.
+    """
+    started = time.perf_counter()
+    config = QUICK if quick else FULL
+    config = dict(config, seeds=check_seeds(seeds, config["seeds"]))
+    if plot_path is not None:
+        check_output_path(plot_path, "plot_path")
     print(__doc__.strip().splitlines()[0])
     print("Real-time RTRL, logistic units, a bias line; one row per task and teacher forcing.\n")
-    rows = run(**QUICK, progress=progress) if quick else run(seeds=seeds, progress=progress)
+    rows = run(**config, progress=progress)
     print(format_table(rows))
     print()
-    rows += oscillators.main(seeds=seeds, quick=quick, progress=progress)
-    report_figure(plot_path, oscillators.plot_curves(plot_path, rows, "Williams & Zipser 1989 tasks and "
-                                                     "oscillators, real-time RTRL"))
+    rows += oscillators.report(seeds=seeds, quick=quick, progress=progress)
+    if plot_path is not None:
+        report_figure(plot_path, oscillators.plot_curves(plot_path, rows, "Williams & Zipser 1989 tasks and "
+                                                         "oscillators, real-time RTRL"))
+    finish(learned_counts(rows), started)
     return rows
