@@ -161,6 +161,7 @@ struct CellNetBindings {
              py::object P_c, py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
              bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const ArrayRef p = Reader::read(params, "params");
             return FR::by_dtype(p, "params", [&](auto tag) {
@@ -179,6 +180,7 @@ struct CellNetBindings {
           [](const CellNetConfig& c, py::object h, py::object params, py::object targets,
              py::object outputs, py::object loss, py::object delta_h, py::object grad,
              bool accumulate, bool allow_nonfinite, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const ArrayRef p = Reader::read(params, "params");
             FR::by_dtype(p, "params", [&](auto tag) {
               readout<decltype(tag)>(c, h, params, targets, outputs, loss, delta_h, grad,

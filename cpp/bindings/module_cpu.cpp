@@ -2,6 +2,10 @@
 #include <cblas.h>
 #include <omp.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <utility>
 
 #include "bind_fully_recurrent.hpp"
 #include "bind_cell_net.hpp"
@@ -134,6 +138,26 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
     else
       gemm_via_col_major<double>(ta, tb, A, B, C, alpha, beta);
   });
+  // The CUDA module's reading of __cuda_array_interface__ and its stream and pointer rules
+  // (device_arrays.hpp), for tests with fake interface objects on machines without a GPU.
+  m.def("_cuda_array_interface", [](py::object obj, const std::string& name, std::uintptr_t call_stream) {
+    const CudaArrayInterface a = read_cuda_array_interface(obj, name.c_str());
+    py::dict d;
+    d["data"] = reinterpret_cast<std::uintptr_t>(a.ref.data);
+    d["shape"] = py::tuple(py::cast(a.ref.shape));
+    d["kind"] = std::string(1, a.ref.kind);
+    d["itemsize"] = a.ref.itemsize;
+    d["c_contiguous"] = a.ref.c_contiguous;
+    d["writeable"] = a.ref.writeable;
+    d["stream"] = a.has_stream ? py::object(py::int_(a.stream)) : py::object(py::none());
+    d["waits"] = a.has_stream && !same_stream(a.stream, call_stream);
+    return d;
+  }, py::arg("obj"), py::arg("name"), py::arg("call_stream"));
+  m.def("_device_pointer_problem", [](const std::string& name, int memory_type, int pointer_device,
+                                      int call_device) {
+    RTRL_CHECK(memory_type >= 0 && memory_type <= 3, "memory_type: expected 0..3 (cudaMemoryType)");
+    return device_pointer_problem(name.c_str(), MemoryKind(memory_type), pointer_device, call_device);
+  }, py::arg("name"), py::arg("memory_type"), py::arg("pointer_device"), py::arg("call_device"));
   m.def("_elementwise", &elementwise<float>, py::arg("fn"), py::arg("x").noconvert());
   m.def("_elementwise", &elementwise<double>, py::arg("fn"), py::arg("x").noconvert());
   m.def("_time_sgemm", &time_sgemm, py::arg("M"), py::arg("N"), py::arg("K"),
