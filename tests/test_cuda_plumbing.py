@@ -1,5 +1,6 @@
 """The CUDA path's decisions and checks that need no GPU: which devices a build can run on, how a
-``__cuda_array_interface__`` is read (its stream, its pointer's device)."""
+``__cuda_array_interface__`` is read (its stream, its pointer's device), and the class-index check the
+core makes before any readout kernel, on every backend."""
 
 from __future__ import annotations
 
@@ -176,3 +177,51 @@ def test_pointer_on_another_device_or_host_is_refused_with_a_reason():
     assert "not CUDA memory" in _rtrl_cpu._device_pointer_problem("X", 0, -2, 0)
     with pytest.raises(ValueError, match="memory_type"):
         _rtrl_cpu._device_pointer_problem("X", 7, 0, 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# cross-entropy class indices: checked by the core itself, before any kernel reads y[class]
+
+O_CLASSES = 3
+
+
+@pytest.mark.parametrize("bad", [3.0, 7.0, 1e30, -2.0, 1.5])
+def test_core_refuses_bad_class_indices_in_rtrl(bad):
+    net = rtrl.RecurrentNet("lstm", 2, 4, O_CLASSES, seed=0, device="cpu", dtype="float64")
+    learner = rtrl.RTRL(net, lr=0.1, loss="cross_entropy", batch_size=2)
+    T = 4
+    X = np.random.default_rng(0).standard_normal((T, 2, 2))
+    classes = np.zeros((T, 2))
+    classes[2, 1] = bad  # a value the Python check would refuse; here it goes straight to the core
+    outputs, loss = np.full((T, 2, O_CLASSES), 5.0), np.full((T,), 5.0)
+    before = {k: v.copy() for k, v in learner._kernels.arrays.items()}
+    weights = net._flat.copy()
+    with pytest.raises(ValueError, match=r"^targets: the class index at step 2, stream 1 is not -1 .* \[0, 3\)"):
+        learner._kernels.rtrl(X, classes, outputs, loss, True)
+    # refused before anything ran
+    assert np.all(outputs == 5.0) and np.all(loss == 5.0)
+    np.testing.assert_array_equal(net._flat, weights)
+    for k, v in learner._kernels.arrays.items():
+        np.testing.assert_array_equal(v, before[k])
+    # -1 (no target) and every class in range are accepted
+    classes[2, 1], classes[3, 0], classes[0, 0] = -1, O_CLASSES - 1, 1
+    learner._kernels.rtrl(X, classes, outputs, loss, True)
+    assert np.all(np.isfinite(loss))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_core_refuses_bad_class_indices_in_the_readout(dtype):
+    T, B, H = 3, 2, 4
+    config = _rtrl_cpu.CellNetConfig("gru", "tanh", 2, H, O_CLASSES, B, "cross_entropy", "mean")
+    params = np.zeros(config.n_params, dtype=dtype)
+    h = np.ones((T, B, H), dtype=dtype)
+    targets = np.array([[0, 1], [2, -1], [O_CLASSES, 0]], dtype=dtype)
+    outputs, loss = np.zeros((T, B, O_CLASSES), dtype=dtype), np.zeros(T, dtype=dtype)
+    delta_h, grad = np.zeros((T, B, H), dtype=dtype), np.zeros(config.n_params, dtype=dtype)
+    with pytest.raises(ValueError, match=r"^targets: the class index at step 2, stream 0"):
+        _rtrl_cpu.readout(config, h, params, targets, outputs, loss, delta_h, grad, accumulate=False)
+    assert not np.any(grad) and not np.any(outputs)
+    targets[2, 0] = 1
+    _rtrl_cpu.readout(config, h, params, targets, outputs, loss, delta_h, grad, accumulate=False)
+    # zero weights: uniform softmax, loss log(O) per row with a target, mean over streams
+    np.testing.assert_allclose(loss, np.log(O_CLASSES) * np.array([2, 1, 2]) / B, rtol=1e-6)

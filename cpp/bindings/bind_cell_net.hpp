@@ -58,6 +58,12 @@ struct CellNetBindings {
     }
     T* t = checked<T>(Reader::read(obj, "targets"), "targets", {Tn, B}, "(time, streams) class indices", false);
     FR::check_finite(t, {Tn, B, 1}, "targets", false, stream);
+    // the readout reads y[class]: every index is checked here, on the backend, before any kernel
+    const index_t bad = Backend::find_bad_class(stream, t, Tn * B, O);
+    if (bad >= 0)
+      throw std::invalid_argument("targets: the class index at step " + std::to_string(bad / B) +
+                                  ", stream " + std::to_string(bad % B) + " is not -1 (no target) or an "
+                                  "integer class in [0, " + std::to_string(O) + ")");
     return t;
   }
 
