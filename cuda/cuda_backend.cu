@@ -1,11 +1,7 @@
 // The CUDA backend: the shared algorithms run on CudaContext, instantiated for float and double.
 #include <cmath>
-#include <string>
-#include <utility>
-#include <vector>
 
 #include "cuda_context.cuh"
-#include "device_info.hpp"
 #include "rtrl/algo/fully_recurrent_bptt.hpp"
 #include "rtrl/algo/fully_recurrent_rtrl.hpp"
 #include "rtrl/algo/optimizer_step.hpp"
@@ -16,18 +12,6 @@
 #include "rtrl/backend.hpp"
 
 namespace rtrl {
-
-cublasHandle_t cublas_handle() {
-  struct Handle {
-    cublasHandle_t h = nullptr;
-    Handle() { RTRL_CUBLAS_CHECK(cublasCreate(&h)); }
-    ~Handle() {
-      if (h != nullptr) cublasDestroy(h);
-    }
-  };
-  thread_local Handle handle;
-  return handle.h;
-}
 
 template <class T>
 std::int64_t CudaBackend::fully_recurrent_rtrl(std::uintptr_t stream, const FullyRecurrentDims& d,
@@ -114,43 +98,43 @@ struct FirstNonFinite {
   }
 };
 
+// first[0] = the smallest index whose value is not a usable class (valid_class).
 template <class T>
-index_t CudaBackend::find_nonfinite(std::uintptr_t stream, const T* data, index_t count,
-                                    bool nan_ok) {
-  CudaContext ctx(stream);
+struct FirstBadClass {
+  const T* data;
+  index_t classes;
+  unsigned long long* first;
+  __device__ void operator()(index_t i) const {
+    if (!valid_class(data[i], classes)) atomicMin(first, static_cast<unsigned long long>(i));
+  }
+};
+
+// The smallest index the functor `scan` flags among [0, count), or -1 (scan.first is set here).
+template <class Scan>
+static index_t first_flagged(CudaContext& ctx, index_t count, Scan scan) {
   auto first = ctx.alloc<unsigned long long>(1);
   const unsigned long long none = ~0ull;
   RTRL_CUDA_CHECK(cudaMemcpyAsync(first.data(), &none, sizeof(none), cudaMemcpyHostToDevice, ctx.stream()));
-  ctx.for_each(count, FirstNonFinite<T>{data, nan_ok, first.data()});
+  scan.first = first.data();
+  ctx.for_each(count, scan);
   unsigned long long host = none;
   RTRL_CUDA_CHECK(cudaMemcpyAsync(&host, first.data(), sizeof(host), cudaMemcpyDeviceToHost, ctx.stream()));
   RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
   return host == none ? index_t(-1) : index_t(host);
 }
 
-std::pair<int, std::string> cuda_device_status() {
-  int count = 0;
-  const cudaError_t status = cudaGetDeviceCount(&count);
-  if (status == cudaSuccess && count > 0) return {count, ""};
-  cudaGetLastError();  // clear the sticky-free error so later calls start clean
-  if (status == cudaErrorInsufficientDriver)
-    return {0, "no usable NVIDIA driver (cudaErrorInsufficientDriver)"};
-  if (status == cudaErrorNoDevice || (status == cudaSuccess && count == 0))
-    return {0, "no CUDA device present (cudaErrorNoDevice)"};
-  return {0, std::string("CUDA runtime error ") + cudaGetErrorName(status) + ": " +
-                 cudaGetErrorString(status)};
+template <class T>
+index_t CudaBackend::find_nonfinite(std::uintptr_t stream, const T* data, index_t count,
+                                    bool nan_ok) {
+  CudaContext ctx(stream);
+  return first_flagged(ctx, count, FirstNonFinite<T>{data, nan_ok, nullptr});
 }
 
-std::vector<std::string> cuda_device_names() {
-  std::vector<std::string> names;
-  const auto status = cuda_device_status();
-  for (int i = 0; i < status.first; ++i) {
-    cudaDeviceProp prop{};
-    RTRL_CUDA_CHECK(cudaGetDeviceProperties(&prop, i));
-    names.push_back(std::string(prop.name) + " (sm_" + std::to_string(prop.major) +
-                    std::to_string(prop.minor) + ")");
-  }
-  return names;
+template <class T>
+index_t CudaBackend::find_bad_class(std::uintptr_t stream, const T* data, index_t count,
+                                    index_t classes) {
+  CudaContext ctx(stream);
+  return first_flagged(ctx, count, FirstBadClass<T>{data, classes, nullptr});
 }
 
 #define RTRL_INSTANTIATE(T)                                                                     \
@@ -163,6 +147,7 @@ std::vector<std::string> cuda_device_names() {
   template bool CudaBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,          \
                                                std::int64_t, index_t, T*, T*, T*);              \
   template index_t CudaBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);  \
+  template index_t CudaBackend::find_bad_class<T>(std::uintptr_t, const T*, index_t, index_t); \
   template void CudaBackend::recurrent_layer_forward<T>(std::uintptr_t, const LayerDims&,       \
                                                         const LayerWeights<T>&,                 \
                                                         const LayerForward<T>&,                 \

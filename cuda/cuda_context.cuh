@@ -1,6 +1,6 @@
 // CUDA backend context (DESIGN §2): cuBLAS GEMM on the caller's stream (row-major through the
-// column-major mapping of gemm_layout.hpp), grid-stride kernels for the shared functors, and
-// stream-ordered workspace.
+// column-major mapping of gemm_layout.hpp) with the current device's handle, grid-stride kernels for
+// the shared functors, and stream-ordered workspace from the caller's allocator (workspace.hpp).
 #pragma once
 
 #include <cublas_v2.h>
@@ -12,18 +12,22 @@
 #include <cstdint>
 
 #include "cuda_check.cuh"
+#include "workspace.hpp"
 #include "rtrl/common.hpp"
 #include "rtrl/gemm_layout.hpp"
 #include "rtrl/row_functor.hpp"
 
 namespace rtrl {
 
+// `count` elements of workspace for work on `stream`, from the installed allocator (CuPy's pool).
 template <class T>
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  DeviceBuffer(index_t count, cudaStream_t stream) : stream_(stream), count_(count) {
-    if (count > 0) RTRL_CUDA_CHECK(cudaMallocAsync(&data_, size_t(count) * sizeof(T), stream));
+  DeviceBuffer(index_t count, cudaStream_t stream) : count_(count) {
+    if (count > 0)
+      data_ = static_cast<T*>(workspace_allocate(size_t(count) * sizeof(T),
+                                                 reinterpret_cast<std::uintptr_t>(stream)));
   }
   DeviceBuffer(DeviceBuffer&& other) noexcept { swap(other); }
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
@@ -32,20 +36,16 @@ class DeviceBuffer {
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (data_ != nullptr) cudaFreeAsync(data_, stream_);
-  }
+  ~DeviceBuffer() { workspace_release(data_); }
   T* data() { return data_; }
   index_t size() const { return count_; }
 
  private:
   void swap(DeviceBuffer& o) noexcept {
     std::swap(data_, o.data_);
-    std::swap(stream_, o.stream_);
     std::swap(count_, o.count_);
   }
   T* data_ = nullptr;
-  cudaStream_t stream_ = nullptr;
   index_t count_ = 0;
 };
 
@@ -88,13 +88,14 @@ struct FlagNonFinite {
   }
 };
 
-// The cuBLAS handle of the calling host thread (created once per thread).
-cublasHandle_t cublas_handle();
+// The calling host thread's cuBLAS handle for `device` (created on first use, with it current).
+cublasHandle_t cublas_handle(int device);
 
 class CudaContext {
  public:
+  // Runs on the current device, on `stream` (0: the legacy default stream).
   explicit CudaContext(std::uintptr_t stream)
-      : stream_(reinterpret_cast<cudaStream_t>(stream)), handle_(cublas_handle()) {
+      : stream_(reinterpret_cast<cudaStream_t>(stream)), handle_(cublas_handle(cuda_current_device())) {
     RTRL_CUBLAS_CHECK(cublasSetStream(handle_, stream_));
   }
 
@@ -110,7 +111,7 @@ class CudaContext {
             index_t ldc) {
     if (M == 0 || N == 0) return;
     const auto g = row_major_as_col_major(trans_a, trans_b, M, N, K, A, lda, B, ldb, ldc);
-    RTRL_CUBLAS_CHECK(cublasSgemm(handle_, op(g.trans_a), op(g.trans_b), int(g.m), int(g.n),
+    RTRL_CUBLAS_CHECK_ON(stream_, cublasSgemm(handle_, op(g.trans_a), op(g.trans_b), int(g.m), int(g.n),
                                   int(g.k), &alpha, g.a, int(g.lda), g.b, int(g.ldb), &beta, C,
                                   int(g.ldc)));
   }
@@ -119,7 +120,7 @@ class CudaContext {
             index_t ldc) {
     if (M == 0 || N == 0) return;
     const auto g = row_major_as_col_major(trans_a, trans_b, M, N, K, A, lda, B, ldb, ldc);
-    RTRL_CUBLAS_CHECK(cublasDgemm(handle_, op(g.trans_a), op(g.trans_b), int(g.m), int(g.n),
+    RTRL_CUBLAS_CHECK_ON(stream_, cublasDgemm(handle_, op(g.trans_a), op(g.trans_b), int(g.m), int(g.n),
                                   int(g.k), &alpha, g.a, int(g.lda), g.b, int(g.ldb), &beta, C,
                                   int(g.ldc)));
   }
@@ -150,21 +151,21 @@ class CudaContext {
   void for_each(index_t count, const F& f) {
     if (count <= 0) return;
     for_each_kernel<<<grid(count), kThreads, 0, stream_>>>(count, f);
-    RTRL_CUDA_CHECK_LAUNCH();
+    RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
   }
 
   template <class F>
   void for_each_2d(index_t rows, index_t cols, const F& f) {
     if (rows <= 0 || cols <= 0) return;
     for_each_2d_kernel<<<grid(rows * cols), kThreads, 0, stream_>>>(rows, cols, f);
-    RTRL_CUDA_CHECK_LAUNCH();
+    RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
   }
 
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
     if (q1 <= q0) return;
     for_each_serial_k_kernel<<<grid(q1 - q0), kThreads, 0, stream_>>>(q0, q1, width, depth, f);
-    RTRL_CUDA_CHECK_LAUNCH();
+    RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
   }
 
   // True when no value in the ranges (pointer, count) is +-inf or NaN: one flag for all ranges,

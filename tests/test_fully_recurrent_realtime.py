@@ -360,6 +360,43 @@ def test_gemm_via_col_major_matches_numpy(dtype, trans_a, trans_b, shape):
     np.testing.assert_allclose(C, (expected - beta * C0) / alpha, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_via_col_major_with_wide_leading_dimensions(dtype, trans_a, trans_b):
+    """A, B and C as views into wider arrays (lda, ldb, ldc > their columns), as the algorithms pass
+    blocks of P and of W: the mapping must carry each leading dimension to its operand."""
+    from rtrl import _rtrl_cpu
+
+    Mr, Nr, K, pad = 6, 5, 7, (3, 4, 2)
+    rng = np.random.default_rng(31)
+    a_shape = (K, Mr) if trans_a else (Mr, K)
+    b_shape = (Nr, K) if trans_b else (K, Nr)
+    A_full = rng.standard_normal((a_shape[0], a_shape[1] + pad[0])).astype(dtype)
+    B_full = rng.standard_normal((b_shape[0], b_shape[1] + pad[1])).astype(dtype)
+    C_full = rng.standard_normal((Mr, Nr + pad[2])).astype(dtype)
+    A, Bm, C = A_full[:, :a_shape[1]], B_full[:, :b_shape[1]], C_full[:, :Nr]
+    assert A.strides[0] > A.shape[1] * A.itemsize and C.strides[0] > C.shape[1] * C.itemsize
+    padding = C_full[:, Nr:].copy()
+    alpha, beta = 0.5, 2.0
+    expected = (alpha * (A.T if trans_a else A).astype(np.float64) @ (Bm.T if trans_b else Bm).astype(np.float64)
+                + beta * C.astype(np.float64))
+    _rtrl_cpu._gemm_via_col_major(trans_a, trans_b, A, Bm, C, alpha, beta)
+    rtol = 1e-13 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(C_full[:, :Nr], expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    np.testing.assert_array_equal(C_full[:, Nr:], padding)  # the columns past N are not C's
+
+
+def test_gemm_via_col_major_refuses_non_unit_column_strides():
+    from rtrl import _rtrl_cpu
+
+    A, Bm, C = np.ones((3, 8))[:, ::2], np.ones((4, 5)), np.zeros((3, 5))
+    with pytest.raises(ValueError, match="A: expected unit column stride"):
+        _rtrl_cpu._gemm_via_col_major(False, False, A, Bm, C, 1.0, 0.0)
+    with pytest.raises(TypeError, match="B: expected dtype float64"):
+        _rtrl_cpu._gemm_via_col_major(False, False, np.ones((3, 4)), Bm.astype(np.float32), C, 1.0, 0.0)
+
+
 def test_gemm_via_col_major_rejects_mismatched_shapes():
     from rtrl import _rtrl_cpu
 

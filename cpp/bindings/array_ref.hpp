@@ -1,5 +1,6 @@
 // A view of an array handed in from Python (NumPy through the buffer protocol, CuPy through
-// __cuda_array_interface__) and the checks every argument goes through before a native call.
+// __cuda_array_interface__) and the checks every argument goes through before a native call. The
+// device-side reader, which also asks the CUDA runtime about each pointer, is device_arrays.hpp.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -37,8 +38,11 @@ const char* dtype_name() {
   return sizeof(T) == 4 ? "float32" : "float64";
 }
 
-// Host arrays: NumPy ndarrays only.
+// Host arrays: NumPy ndarrays only; a call on them needs no device or stream bookkeeping (Call).
 struct HostArrays {
+  struct Call {
+    explicit Call(std::uintptr_t /*stream*/) {}
+  };
   static ArrayRef read(py::handle obj, const char* name) {
     if (!py::isinstance<py::array>(obj))
       throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
@@ -55,33 +59,89 @@ struct HostArrays {
   }
 };
 
-// Device arrays: any object exposing __cuda_array_interface__ (CuPy, PyTorch, Numba).
-struct DeviceArrays {
-  static ArrayRef read(py::handle obj, const char* name) {
-    if (!py::hasattr(obj, "__cuda_array_interface__"))
-      throw py::type_error(std::string(name) + ": expected a CUDA device array (cupy.ndarray), got " +
-                           std::string(py::str(py::type::of(obj).attr("__name__"))));
-    py::dict iface = obj.attr("__cuda_array_interface__");
-    ArrayRef ref;
-    const std::string typestr = py::str(iface["typestr"]);
-    ref.kind = typestr.size() > 1 ? typestr[1] : '?';
-    ref.itemsize = typestr.size() > 2 ? std::stoi(typestr.substr(2)) : 0;
-    for (auto dim : py::tuple(iface["shape"])) ref.shape.push_back(dim.cast<index_t>());
-    py::tuple data = iface["data"];
-    ref.data = reinterpret_cast<void*>(data[0].cast<std::uintptr_t>());
-    ref.writeable = !data[1].cast<bool>();
-    ref.c_contiguous = true;
-    if (iface.contains("strides") && !iface["strides"].is_none()) {
-      index_t expected = ref.itemsize;
-      py::tuple strides = iface["strides"];
-      for (size_t i = ref.shape.size(); i-- > 0;) {
-        if (ref.shape[i] != 1 && strides[i].cast<index_t>() != expected) ref.c_contiguous = false;
-        expected *= ref.shape[i];
-      }
-    }
-    return ref;
-  }
+// What __cuda_array_interface__ (version 3) says about one array. The stream field: absent or
+// None = nothing to wait for; 1 = the legacy default stream, 2 = the per-thread default stream,
+// any other value a cudaStream_t; 0 is disallowed by the protocol.
+struct CudaArrayInterface {
+  ArrayRef ref;
+  bool has_stream = false;
+  std::uintptr_t stream = 0;
 };
+
+inline CudaArrayInterface read_cuda_array_interface(py::handle obj, const char* name) {
+  if (!py::hasattr(obj, "__cuda_array_interface__"))
+    throw py::type_error(std::string(name) + ": expected a CUDA device array (cupy.ndarray), got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::object attr = obj.attr("__cuda_array_interface__");
+  if (!py::isinstance<py::dict>(attr))
+    throw py::type_error(std::string(name) + ": __cuda_array_interface__ is not a dict");
+  py::dict iface = attr;
+  for (const char* key : {"typestr", "shape", "data"})
+    RTRL_CHECK(iface.contains(key), std::string(name) + ": __cuda_array_interface__ has no '" + key + "'");
+  CudaArrayInterface out;
+  ArrayRef& ref = out.ref;
+  const std::string typestr = py::str(iface["typestr"]);
+  ref.kind = typestr.size() > 1 ? typestr[1] : '?';
+  ref.itemsize = 0;
+  if (typestr.size() > 2 && typestr.find_first_not_of("0123456789", 2) == std::string::npos)
+    ref.itemsize = std::stoi(typestr.substr(2));
+  for (auto dim : py::tuple(iface["shape"])) ref.shape.push_back(dim.cast<index_t>());
+  py::tuple data = iface["data"];
+  RTRL_CHECK(data.size() == 2, std::string(name) + ": __cuda_array_interface__['data'] is not (pointer, read_only)");
+  ref.data = reinterpret_cast<void*>(data[0].cast<std::uintptr_t>());
+  ref.writeable = !data[1].cast<bool>();
+  ref.c_contiguous = true;
+  if (iface.contains("strides") && !iface["strides"].is_none()) {
+    index_t expected = ref.itemsize;
+    py::tuple strides = iface["strides"];
+    RTRL_CHECK(strides.size() == ref.shape.size(),
+               std::string(name) + ": __cuda_array_interface__ strides and shape differ in length");
+    for (size_t i = ref.shape.size(); i-- > 0;) {
+      if (ref.shape[i] != 1 && strides[i].cast<index_t>() != expected) ref.c_contiguous = false;
+      expected *= ref.shape[i];
+    }
+  }
+  if (iface.contains("stream") && !iface["stream"].is_none()) {
+    py::object stream = iface["stream"];
+    if (!py::isinstance<py::int_>(stream) || py::isinstance<py::bool_>(stream))
+      throw py::type_error(std::string(name) + ": __cuda_array_interface__['stream'] must be an integer or None");
+    RTRL_CHECK(py::int_(stream) >= py::int_(0),
+               std::string(name) + ": __cuda_array_interface__['stream'] is negative");
+    out.stream = stream.cast<std::uintptr_t>();
+    RTRL_CHECK(out.stream != 0, std::string(name) +
+                                    ": __cuda_array_interface__['stream'] is 0, which the protocol "
+                                    "disallows (1 = legacy default stream, 2 = per-thread default stream)");
+    out.has_stream = true;
+  }
+  return out;
+}
+
+// True when an array's interface stream is the stream a call runs on: a call's stream 0 is the
+// legacy default stream, which the interface spells 1.
+inline bool same_stream(std::uintptr_t interface_stream, std::uintptr_t call_stream) {
+  return interface_stream == (call_stream == 0 ? std::uintptr_t(1) : call_stream);
+}
+
+// The kinds of memory cudaPointerGetAttributes reports (the values of cudaMemoryType).
+enum class MemoryKind : int { unregistered = 0, host = 1, device = 2, managed = 3 };
+
+// Why an array at memory of `kind` on `pointer_device` cannot be used by a call on `call_device`,
+// or "" when it can (device memory of that device, or managed memory).
+inline std::string device_pointer_problem(const char* name, MemoryKind kind, int pointer_device,
+                                          int call_device) {
+  const std::string here = "CUDA device " + std::to_string(call_device);
+  if (kind == MemoryKind::managed) return "";
+  if (kind == MemoryKind::device) {
+    if (pointer_device == call_device) return "";
+    return std::string(name) + ": the array lives on CUDA device " + std::to_string(pointer_device) +
+           ", but this call runs on " + here +
+           " (the current device, where the model's arrays live); copy it there (cupy.asarray under "
+           "`with cupy.cuda.Device(" + std::to_string(call_device) + "):`) or make that device current";
+  }
+  return std::string(name) + ": the array's pointer is " +
+         (kind == MemoryKind::host ? "pinned host memory" : "not CUDA memory (host memory?)") +
+         ", not memory of " + here + "; pass a device array (cupy.asarray)";
+}
 
 // Checks dtype (TypeError), shape and contiguity (ValueError) and returns the typed pointer.
 // `dims` names the axes, e.g. "(time, streams, inputs)".

@@ -68,6 +68,12 @@ struct CellNetBindings {
     }
     T* t = checked<T>(Reader::read(obj, "targets"), "targets", {Tn, B}, "(time, streams) class indices", false);
     FR::check_finite(t, {Tn, B, 1}, "targets", false, stream);
+    // the readout reads y[class]: every index is checked here, on the backend, before any kernel
+    const index_t bad = Backend::find_bad_class(stream, t, Tn * B, O);
+    if (bad >= 0)
+      throw std::invalid_argument("targets: the class index at step " + std::to_string(bad / B) +
+                                  ", stream " + std::to_string(bad % B) + " is not -1 (no target) or an "
+                                  "integer class in [0, " + std::to_string(O) + ")");
     return t;
   }
 
@@ -230,6 +236,7 @@ struct CellNetBindings {
              py::object P_c, py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
              bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const ArrayRef p = Reader::read(params, "params");
             return FR::by_dtype(p, "params", [&](auto tag) {
@@ -248,6 +255,7 @@ struct CellNetBindings {
           [](const CellNetConfig& c, py::object h, py::object params, py::object targets,
              py::object outputs, py::object loss, py::object delta_h, py::object grad,
              bool accumulate, bool allow_nonfinite, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const ArrayRef p = Reader::read(params, "params");
             FR::by_dtype(p, "params", [&](auto tag) {
               readout<decltype(tag)>(c, h, params, targets, outputs, loss, delta_h, grad,

@@ -242,6 +242,7 @@ struct FullyRecurrentBindings {
              py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
              bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const ArrayRef w = Reader::read(weight, "weight");
             const ArrayRef x = Reader::read(X, "X");
@@ -263,6 +264,7 @@ struct FullyRecurrentBindings {
           [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object grad,
              py::object X, py::object targets, py::object outputs, py::object loss,
              bool allow_nonfinite, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const ArrayRef w = Reader::read(weight, "weight");
             by_dtype(w, "weight", [&](auto tag) {
               using T = decltype(tag);
@@ -278,6 +280,7 @@ struct FullyRecurrentBindings {
 
     m.def("validate_sequence",
           [](const FullyRecurrentConfig& c, py::object X, py::object targets, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const ArrayRef x = Reader::read(X, "X");
             by_dtype(x, "X", [&](auto tag) {
               sequence<decltype(tag)>(c, x, targets, py::none(), py::none(), stream);
@@ -289,6 +292,7 @@ struct FullyRecurrentBindings {
     m.def("optimizer_step",
           [](const OptimizerConfig& opt, std::int64_t step, py::object param, py::object grad,
              py::object state, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const ArrayRef p = Reader::read(param, "param");
             return by_dtype(p, "param", [&](auto tag) {
               using T = decltype(tag);

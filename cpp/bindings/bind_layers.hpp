@@ -154,6 +154,7 @@ struct LayerBindings {
              py::object w_hh, py::object b_ih, py::object b_hh, py::object x, py::object h0,
              py::object c0, py::object y, index_t y_col, py::object h_n, py::object c_n,
              py::object gates, py::object c, py::object aux, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const ArrayRef w = Reader::read(w_ih, "weight_ih");
             if (w.kind == 'f' && w.itemsize == 4)
               forward<float>(cell, nonlinearity, reverse, w_ih, w_hh, b_ih, b_hh, x, h0, c0, y, y_col,
@@ -175,6 +176,7 @@ struct LayerBindings {
              py::object aux, py::object dy, index_t dy_col, py::object dh_n, py::object dc_n,
              py::object dx, bool accumulate_dx, py::object dh0, py::object dc0, py::object dw_ih,
              py::object dw_hh, py::object db_ih, py::object db_hh, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
             const ArrayRef w = Reader::read(w_ih, "weight_ih");
             if (w.kind == 'f' && w.itemsize == 4)
               backward<float>(cell, nonlinearity, reverse, w_ih, w_hh, b_ih, b_hh, x, h0, c0, y, y_col,

@@ -2,6 +2,10 @@
 #include <cblas.h>
 #include <omp.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <utility>
 
 #include "bind_fully_recurrent.hpp"
 #include "bind_cell_net.hpp"
@@ -32,21 +36,38 @@ static const char* simd_level() {
 #endif
 }
 
+// A 2-d row-major matrix of T with unit column stride and any row stride >= its columns (a view
+// into a wider array): its data and leading dimension, for the GEMM mapping test below.
+template <class T>
+static std::pair<T*, index_t> strided_matrix(const py::array& a, const char* name, bool writable) {
+  RTRL_CHECK(a.ndim() == 2, std::string(name) + ": expected a 2-d array");
+  if (a.dtype().kind() != 'f' || a.itemsize() != py::ssize_t(sizeof(T)))
+    throw py::type_error(std::string(name) + ": expected dtype " + dtype_name<T>());
+  const index_t rows = a.shape(0), cols = a.shape(1);
+  const index_t s0 = a.strides(0), s1 = a.strides(1);
+  RTRL_CHECK(cols <= 1 || s1 == index_t(sizeof(T)), std::string(name) + ": expected unit column stride");
+  RTRL_CHECK(rows <= 1 || (s0 > 0 && s0 % index_t(sizeof(T)) == 0 && s0 / index_t(sizeof(T)) >= cols),
+             std::string(name) + ": expected a row stride of at least its columns");
+  RTRL_CHECK(!writable || a.writeable(), std::string(name) + ": expected a writeable array");
+  const index_t ld = rows > 1 ? s0 / index_t(sizeof(T)) : std::max<index_t>(cols, 1);
+  return {static_cast<T*>(const_cast<void*>(a.data())), ld};
+}
+
 // Row-major C = alpha op(A) op(B) + beta C computed by a column-major BLAS call through
 // row_major_as_col_major: the mapping the CUDA backend uses for cuBLAS, checked here on the CPU.
+// A, B and C may be views with leading dimensions wider than their columns.
 template <class T>
-static void gemm_via_col_major(bool trans_a, bool trans_b, py::array_t<T, py::array::c_style> A,
-                               py::array_t<T, py::array::c_style> B, py::array C, T alpha, T beta) {
-  RTRL_CHECK(A.ndim() == 2 && B.ndim() == 2 && C.ndim() == 2, "A, B, C: expected 2-d arrays");
-  checked<T>(HostArrays::read(C, "C"), "C", {C.shape(0), C.shape(1)}, "(M, N)", true);
+static void gemm_via_col_major(bool trans_a, bool trans_b, const py::array& A, const py::array& B,
+                               const py::array& C, T alpha, T beta) {
+  const auto [a, lda] = strided_matrix<T>(A, "A", false);
+  const auto [b, ldb] = strided_matrix<T>(B, "B", false);
+  const auto [c, ldc] = strided_matrix<T>(C, "C", true);
   const index_t M = C.shape(0), N = C.shape(1), K = trans_a ? A.shape(0) : A.shape(1);
   RTRL_CHECK((trans_a ? A.shape(1) : A.shape(0)) == M, "A: rows of op(A) must equal rows of C");
   RTRL_CHECK((trans_b ? B.shape(1) : B.shape(0)) == K, "B: rows of op(B) must equal columns of op(A)");
   RTRL_CHECK((trans_b ? B.shape(0) : B.shape(1)) == N, "B: columns of op(B) must equal columns of C");
-  const auto cm = row_major_as_col_major<T>(trans_a, trans_b, M, N, K, A.data(), A.shape(1),
-                                            B.data(), B.shape(1), C.shape(1));
+  const auto cm = row_major_as_col_major<T>(trans_a, trans_b, M, N, K, a, lda, b, ldb, ldc);
   auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
-  T* c = static_cast<T*>(C.mutable_data());
   if constexpr (sizeof(T) == 4)
     scipy_cblas_sgemm(CblasColMajor, op(cm.trans_a), op(cm.trans_b), blasint(cm.m), blasint(cm.n),
                       blasint(cm.k), alpha, cm.a, blasint(cm.lda), cm.b, blasint(cm.ldb), beta, c,
@@ -128,12 +149,31 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
   });
   m.def("_gemm_via_col_major", [](bool ta, bool tb, py::array A, py::array B, py::array C, double alpha,
                                   double beta) {
-    const ArrayRef c = HostArrays::read(C, "C");
-    if (c.itemsize == 4)
+    if (C.itemsize() == 4)
       gemm_via_col_major<float>(ta, tb, A, B, C, float(alpha), float(beta));
     else
       gemm_via_col_major<double>(ta, tb, A, B, C, alpha, beta);
   });
+  // The CUDA module's reading of __cuda_array_interface__ and its stream and pointer rules
+  // (device_arrays.hpp), for tests with fake interface objects on machines without a GPU.
+  m.def("_cuda_array_interface", [](py::object obj, const std::string& name, std::uintptr_t call_stream) {
+    const CudaArrayInterface a = read_cuda_array_interface(obj, name.c_str());
+    py::dict d;
+    d["data"] = reinterpret_cast<std::uintptr_t>(a.ref.data);
+    d["shape"] = py::tuple(py::cast(a.ref.shape));
+    d["kind"] = std::string(1, a.ref.kind);
+    d["itemsize"] = a.ref.itemsize;
+    d["c_contiguous"] = a.ref.c_contiguous;
+    d["writeable"] = a.ref.writeable;
+    d["stream"] = a.has_stream ? py::object(py::int_(a.stream)) : py::object(py::none());
+    d["waits"] = a.has_stream && !same_stream(a.stream, call_stream);
+    return d;
+  }, py::arg("obj"), py::arg("name"), py::arg("call_stream"));
+  m.def("_device_pointer_problem", [](const std::string& name, int memory_type, int pointer_device,
+                                      int call_device) {
+    RTRL_CHECK(memory_type >= 0 && memory_type <= 3, "memory_type: expected 0..3 (cudaMemoryType)");
+    return device_pointer_problem(name.c_str(), MemoryKind(memory_type), pointer_device, call_device);
+  }, py::arg("name"), py::arg("memory_type"), py::arg("pointer_device"), py::arg("call_device"));
   m.def("_elementwise", &elementwise<float>, py::arg("fn"), py::arg("x").noconvert());
   m.def("_elementwise", &elementwise<double>, py::arg("fn"), py::arg("x").noconvert());
   m.def("_time_sgemm", &time_sgemm, py::arg("M"), py::arg("N"), py::arg("K"),

@@ -86,6 +86,13 @@ index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count,
   return -1;
 }
 
+template <class T>
+index_t CpuBackend::find_bad_class(std::uintptr_t, const T* data, index_t count, index_t classes) {
+  for (index_t i = 0; i < count; ++i)
+    if (!valid_class(data[i], classes)) return i;
+  return -1;
+}
+
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CpuBackend::fully_recurrent_rtrl<T>(                                    \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
@@ -96,6 +103,7 @@ index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count,
   template bool CpuBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,           \
                                               std::int64_t, index_t, T*, T*, T*);         \
   template index_t CpuBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);   \
+  template index_t CpuBackend::find_bad_class<T>(std::uintptr_t, const T*, index_t, index_t); \
   template void CpuBackend::recurrent_layer_forward<T>(std::uintptr_t, const LayerDims&,        \
                                                        const LayerWeights<T>&,                  \
                                                        const LayerForward<T>&,                  \

@@ -8,7 +8,8 @@ from ._backend import _load_cpu_module, cuda_status
 
 
 def cuda_available() -> bool:
-    """True when the CUDA module is built, CuPy imports and a CUDA device is present."""
+    """True when the CUDA module is built, CuPy imports and the current CUDA device can run the
+    architectures the module was built for."""
     return cuda_status()[1]
 
 
@@ -20,17 +21,25 @@ def info() -> dict[str, Any]:
     dict
         ``"version"``; ``"cpu"``: ``"blas"``, ``"blas_core"``, ``"threads"`` (OpenMP threads),
         ``"simd"`` (compiled instruction set), ``"arch"``; ``"cuda"``: ``"built"``, ``"available"``
-        and ``"reason"`` (why not available) or, when available, ``"devices"``.
+        and ``"reason"`` (why not available) or, when available, ``"devices"``; when the CUDA module
+        is built, ``"architectures"`` (``"sm_XY"``: a cubin, ``"compute_XY"``: PTX; empty when the
+        build named them symbolically) and ``"sync_check"`` (``RTRL_CUDA_SYNC_CHECK=1`` is on).
     """
     from . import __version__
 
     cpu = dict(_load_cpu_module().info())
     built, available, reason = cuda_status()
     cuda: dict[str, Any] = {"built": built, "available": available}
-    if available:
-        from . import _rtrl_cuda
-
-        cuda["devices"] = _rtrl_cuda.device_names()
-    else:
+    if not available:
         cuda["reason"] = reason
+    if built:
+        try:
+            from . import _rtrl_cuda
+        except ImportError:  # built but not loadable: the reason says why
+            pass
+        else:
+            cuda["architectures"] = list(_rtrl_cuda.architectures())
+            cuda["sync_check"] = bool(_rtrl_cuda.sync_check())
+            if available:
+                cuda["devices"] = _rtrl_cuda.device_names()
     return {"version": __version__, "cpu": {k: v for k, v in cpu.items() if k != "version"}, "cuda": cuda}

@@ -21,6 +21,9 @@ def _info(args: argparse.Namespace) -> int:
         print(f"CUDA: available: {', '.join(cuda['devices'])}")
     else:
         print(f"CUDA: {'built' if cuda['built'] else 'not built'}, not available: {cuda['reason']}")
+    if "architectures" in cuda:
+        print(f"CUDA build: {', '.join(cuda['architectures']) or 'architectures not named'}"
+              f"{'; RTRL_CUDA_SYNC_CHECK on' if cuda['sync_check'] else ''}")
     return 0
 
 

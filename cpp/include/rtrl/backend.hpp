@@ -60,6 +60,11 @@ namespace rtrl {
     template <class T>                                                                            \
     static index_t find_nonfinite(std::uintptr_t stream, const T* data, index_t count,            \
                                   bool nan_ok);                                                   \
+    /* Index of the first cross-entropy target that is not -1 or a class in [0, classes)          */ \
+    /* (valid_class, readout.hpp), or -1.                                                      */ \
+    template <class T>                                                                            \
+    static index_t find_bad_class(std::uintptr_t stream, const T* data, index_t count,            \
+                                  index_t classes);                                               \
   };
 
 RTRL_DECLARE_BACKEND(CpuBackend)

@@ -4,6 +4,8 @@
 // Rows r are (time, stream) pairs or, within a step, streams.
 #pragma once
 
+#include <limits>
+
 #include "rtrl/math.hpp"
 
 namespace rtrl {
@@ -46,6 +48,12 @@ struct ReadoutLoss {
       row_loss[r] = T(0);
       return;
     }
+    if (!(c < T(O))) {  // a class past the outputs (refused before any launch): flag the row, read nothing
+      const T nan = std::numeric_limits<T>::quiet_NaN();
+      for (index_t o = 0; o < O; ++o) dr[o] = nan;
+      row_loss[r] = nan;
+      return;
+    }
     const index_t cls = index_t(c);
     T top = yr[0];
     for (index_t o = 1; o < O; ++o) top = yr[o] > top ? yr[o] : top;
@@ -59,6 +67,13 @@ struct ReadoutLoss {
     row_loss[r] = top + log_total - yr[cls];
   }
 };
+
+// True when c is a usable cross-entropy target for `classes` outputs: -1 (no target) or an integer
+// in [0, classes). The bindings refuse any other value before a kernel runs (find_bad_class).
+template <class T>
+RTRL_HD bool valid_class(T c, index_t classes) {
+  return c == T(-1) || (c >= T(0) && c < T(classes) && c == T(index_t(c)));
+}
 
 // out[t] = scale * sum_{s < per} in[t per + s] (per-step losses from per-row ones).   item: t
 template <class T>
