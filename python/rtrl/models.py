@@ -233,14 +233,24 @@ class RecurrentNet(Model):
         self.num_layers, self.alpha = int(num_layers), float(alpha)
         self.gates = CELLS[cell]
         self._dtype = resolve_dtype(dtype)
+        self._check_memory()
         shapes = self._shapes_of()
-        _check_parameter_memory(shapes, self._dtype,
-                                f"RecurrentNet({cell!r}, {input_size}, {hidden_size}, {output_size}, "
-                                f"num_layers={num_layers})")
         self._backend = backend(device)
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(self.hidden_size)
         self._init_params({k: rng.uniform(-bound, bound, shape) for k, shape in shapes.items()})
+
+    def _check_memory(self) -> None:
+        """Refuses, before any per-layer structure is built, parameters that could not fit in memory,
+        naming each layer's part."""
+        GH, H, O = self.gates * self.hidden_size, self.hidden_size, self.output_size
+        first, upper, readout = GH * (self.input_size + H + 2), GH * (2 * H + 2), O * (H + 1)
+        parts = f"layer 0: {first}"
+        if self.num_layers > 1:
+            parts += f", layers 1..{self.num_layers - 1}: {upper} each"
+        _check_parameter_count(first + (self.num_layers - 1) * upper + readout, self._dtype,
+                               f"RecurrentNet({self.cell!r}, {self.input_size}, {H}, {O}, "
+                               f"num_layers={self.num_layers}) ({parts}, readout: {readout})")
 
     def _shapes_of(self) -> dict[str, tuple[int, ...]]:
         """Parameter names and shapes, in the order of the flat vector (layer by layer, then the
@@ -345,12 +355,11 @@ class RecurrentNet(Model):
                 f"nonlinearity={self.nonlinearity!r}, dtype={self._dtype.name!r}, device={self.device!r})")
 
 
-def _check_parameter_memory(shapes: Mapping[str, tuple[int, ...]], dtype: np.dtype, what: str) -> None:
+def _check_parameter_count(count: int, dtype: np.dtype, what: str) -> None:
     """Refuses, before anything is allocated, parameters that could not fit in memory (their
     float64 initial draw, the flat array of the model's dtype)."""
     from .memory import available_bytes, format_bytes
 
-    count = sum(int(np.prod(s, dtype=object)) for s in shapes.values())
     need = count * (8 + dtype.itemsize)
     have = available_bytes("cpu")
     if have is not None and need > have:

@@ -177,7 +177,8 @@ class CellStackExactRtrl {
   CellStackExactRtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>& st)
       : d_(d), st_(st), G_buf_(ctx.template alloc<T>(d.batch * d.n_theta())),
         packed_buf_(ctx.template alloc<T>(d.n_theta())),
-        operand_buf_(ctx.template alloc<T>(d.layers > 1 ? operand_rows() * 2 * d.hidden : 0)) {}
+        operand_buf_(ctx.template alloc<T>(d.layers > 1 ? operand_rows() * 2 * d.hidden : 0)),
+        G_(G_buf_.data()) {}
 
   // Rows of the product over the columns of the layers below (GRU keeps the n gate's sides apart).
   index_t operand_rows() const {
@@ -196,7 +197,7 @@ class CellStackExactRtrl {
       for (index_t m = 0; m <= l; ++m) {
         const CellLayerDims dm = d_.layer(m);
         const index_t at = B * dm.theta_at, n = dm.n_theta();
-        if (l == d_.layers - 1) c.watched.push_back(StreamBlock<const T>{G_buf_.data() + at, 1, 0, n, n});
+        if (l == d_.layers - 1) c.watched.push_back(StreamBlock<const T>{G_ + at, 1, 0, n, n});
         c.reset.push_back(StreamBlock<T>{st_.P_h[l] + at, H, ld, n, n});
         if (st_.P_c) c.reset.push_back(StreamBlock<T>{st_.P_c[l] + at, H, ld, n, n});
       }
@@ -208,7 +209,7 @@ class CellStackExactRtrl {
   void run(Ctx& ctx, const Model& m, T* step_grad) {
     const CellNetDims& d = d_;
     const index_t B = d.batch, H = d.hidden, GH = d.gates() * H, top = d.layers - 1;
-    T* G = G_buf_.data();
+    T* G = G_;
     for (index_t l = 0; l < d.layers; ++l) {
       const CellLayerDims dl = d.layer(l);
       const CellLayerStep<T>& s = m.step(l);
@@ -265,6 +266,7 @@ class CellStackExactRtrl {
   CellNetDims d_;
   CellNetState<T> st_;
   decltype(std::declval<Ctx&>().template alloc<T>(0)) G_buf_, packed_buf_, operand_buf_;
+  T* G_;  // [B N_<L] the top layer's contraction, column q as in its sensitivities
 };
 
 // Returns the optimizer's update count after the call; `events` receives what the non-finite check

@@ -1,0 +1,134 @@
+"""Exact RTRL over stacked RecurrentNet layers (DESIGN §10) and the leaky rnn against torch autograd
+BPTT of the same loss (float64), and the stacked model's construction and validation."""
+
+import numpy as np
+import pytest
+
+import rtrl
+
+torch = pytest.importorskip("torch")
+
+
+def _torch_loss_grad(net, X, Y):
+    """d/dtheta of sum_t 1/2 ||y_t - d_t||^2 / B (NaN: no target), written from DESIGN §3.2/§10."""
+    dt = torch.float64
+    p = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in net.parameters().items()}
+    L, H = net.num_layers, net.hidden_size
+    T, B, _ = X.shape
+    name = (lambda k, l: k) if L == 1 else (lambda k, l: f"{k}_l{l}")
+    h = [torch.zeros(B, H, dtype=dt) for _ in range(L)]
+    c = [torch.zeros(B, H, dtype=dt) for _ in range(L)]
+    total = 0
+    for t in range(T):
+        inp = torch.tensor(X[t])
+        for l in range(L):
+            wi, wh, bi, bh = (p[name(k, l)] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            gi, gh = inp @ wi.T + bi, h[l] @ wh.T + bh
+            if net.cell == "rnn":
+                f = torch.tanh(gi + gh) if net.nonlinearity == "tanh" else torch.relu(gi + gh)
+                h[l] = (1 - net.alpha) * h[l] + net.alpha * f
+            elif net.cell == "lstm":
+                i, ff, gg, o = (gi + gh).chunk(4, 1)
+                c[l] = torch.sigmoid(ff) * c[l] + torch.sigmoid(i) * torch.tanh(gg)
+                h[l] = torch.sigmoid(o) * torch.tanh(c[l])
+            else:
+                r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+                z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+                n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+                h[l] = (1 - z) * n + z * h[l]
+            inp = h[l]
+        y = inp @ p["weight_out"].T + p["bias_out"]
+        d = torch.tensor(Y[t])
+        total = total + 0.5 * ((torch.where(torch.isnan(d), y, d) - y) ** 2).sum() / B
+    total.backward()
+    return {k: v.grad.numpy() for k, v in p.items()}
+
+
+@pytest.mark.parametrize("cell,nonlinearity,alpha", [("rnn", "tanh", 1.0), ("rnn", "relu", 1.0),
+                                                     ("rnn", "tanh", 0.3), ("lstm", "tanh", 1.0),
+                                                     ("gru", "tanh", 1.0)])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_stacked_rtrl_gradient_equals_torch_bptt(cell, nonlinearity, alpha, layers):
+    rng = np.random.default_rng(layers)
+    net = rtrl.RecurrentNet(cell, 3, 4, 2, num_layers=layers, nonlinearity=nonlinearity, alpha=alpha,
+                            seed=5, dtype="float64", device="cpu")
+    X = rng.standard_normal((9, 3, 3))
+    Y = rng.standard_normal((9, 3, 2))
+    Y[::3, :, 0] = np.nan
+    learner = rtrl.RTRL(net, update="epoch", batch_size=3)
+    learner.run(X, Y)
+    ours, ref = learner.gradients(), _torch_loss_grad(net, X, Y)
+    assert set(ours) == set(ref)
+    for k in ref:
+        np.testing.assert_allclose(ours[k], ref[k], rtol=1e-10, atol=1e-12 * np.abs(ref[k]).max(), err_msg=k)
+
+
+def test_stacked_step_equals_run_and_resume_is_bit_identical(tmp_path):
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((8, 2, 3)), rng.standard_normal((8, 2, 2))
+    make = lambda: rtrl.RTRL(rtrl.RecurrentNet("lstm", 3, 4, 2, num_layers=2, seed=1, device="cpu"),  # noqa: E731
+                             optimizer=rtrl.optim.Adam(1e-2), batch_size=2)
+    whole = make()
+    out = whole.run(X, Y).outputs
+    stepped = make()
+    steps = [stepped.step(X[t], Y[t]) for t in range(3)]
+    stepped.save(tmp_path / "k.npz")
+    resumed = rtrl.load(tmp_path / "k.npz")
+    rest = resumed.run(X[3:], Y[3:]).outputs
+    np.testing.assert_array_equal(np.concatenate([np.stack(steps), rest]), out)
+    for k, v in whole.model.parameters().items():
+        np.testing.assert_array_equal(resumed.model.parameters()[k], v)
+
+
+def test_one_layer_is_the_unstacked_network():
+    a = rtrl.RecurrentNet("gru", 3, 4, 2, seed=3, device="cpu")
+    b = rtrl.RecurrentNet("gru", 3, 4, 2, num_layers=1, seed=3, device="cpu")
+    assert list(a.parameters()) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_out", "bias_out"]
+    for k, v in a.parameters().items():
+        np.testing.assert_array_equal(b.parameters()[k], v)
+    b.load_parameters({(k + "_l0" if k.endswith(("ih", "hh")) else k): v * 2 for k, v in a.parameters().items()})
+    np.testing.assert_array_equal(b.weight_hh, a.weight_hh * 2)
+    deep = rtrl.RecurrentNet("gru", 3, 4, 2, num_layers=3, device="cpu")
+    assert deep.weight_ih_l0.shape == (12, 3) and deep.weight_ih_l2.shape == (12, 4)
+    with pytest.raises(ValueError, match="weight_ih"):
+        deep.load_parameters({**deep.parameters(), "weight_ih": deep.weight_ih_l0})
+
+
+@pytest.mark.parametrize("layers,error", [(0, ValueError), (-1, ValueError), (True, TypeError),
+                                          (2.0, TypeError), (10**12, MemoryError)])
+def test_num_layers_is_checked_before_allocating(layers, error):
+    with pytest.raises(error, match="num_layers|parameters"):
+        rtrl.RecurrentNet("lstm", 3, 64, 2, num_layers=layers, device="cpu")
+
+
+@pytest.mark.parametrize("cell,alpha", [("rnn", 0.0), ("rnn", -0.1), ("rnn", 1.5), ("rnn", float("nan")),
+                                        ("lstm", 0.5), ("gru", 0.9)])
+def test_alpha_out_of_range_or_on_another_cell(cell, alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        rtrl.RecurrentNet(cell, 3, 4, 2, alpha=alpha, device="cpu")
+
+
+def test_memory_estimate_sums_the_layers_sensitivities():
+    B, I, H, O, L = 3, 2, 5, 2, 3
+    est = rtrl.memory.estimate("lstm", I, H, O, num_layers=L, batch_size=B, dtype="float64")
+    theta = [4 * H * (I + H + 1)] + [4 * H * (2 * H + 1)] * (L - 1)
+    through = np.cumsum(theta)
+    assert est["sensitivities"] == 2 * H * B * int(through.sum()) * 8
+    learner = rtrl.RTRL(rtrl.RecurrentNet("lstm", I, H, O, num_layers=L, dtype="float64", device="cpu"),
+                        lr=0.1, batch_size=B)
+    assert learner.memory_bytes() == est["learner"]
+
+
+def test_from_torch_matches_the_torch_module():
+    rng = np.random.default_rng(0)
+    for kind in (torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU):
+        mod, lin = kind(3, 4, num_layers=2).double(), torch.nn.Linear(4, 2).double()
+        net = rtrl.RecurrentNet.from_torch(mod, lin, device="cpu")
+        assert net.num_layers == 2 and net.dtype == np.float64
+        X = rng.standard_normal((6, 2, 3))
+        ours = rtrl.RTRL(net, batch_size=2).run(X).outputs
+        with torch.no_grad():
+            ref = lin(mod(torch.tensor(X))[0]).numpy()
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="bidirectional"):
+        rtrl.RecurrentNet.from_torch(torch.nn.LSTM(3, 4, bidirectional=True), torch.nn.Linear(8, 2))
