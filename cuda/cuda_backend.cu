@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "cuda_context.cuh"
+#include "rtrl/algo/cell_net_bptt.hpp"
 #include "rtrl/algo/fully_recurrent_bptt.hpp"
 #include "rtrl/algo/fully_recurrent_rtrl.hpp"
 #include "rtrl/algo/optimizer_step.hpp"
@@ -29,9 +30,11 @@ template <class T>
 void CudaBackend::fully_recurrent_bptt(std::uintptr_t stream, const FullyRecurrentDims& d,
                                        const FullyRecurrentBpttState<T>& state,
                                        const FullyRecurrentSequence<T>& seq, Activation activation,
-                                       bool teacher_forcing, double loss_scale) {
+                                       bool teacher_forcing, double loss_scale, NonfinitePolicy policy,
+                                       NonfiniteEvents& events) {
   CudaContext ctx(stream);
-  rtrl::fully_recurrent_bptt(ctx, d, state, seq, activation, teacher_forcing, loss_scale);
+  rtrl::fully_recurrent_bptt(ctx, d, state, seq, activation, teacher_forcing, loss_scale, policy,
+                             events);
   RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
 }
 
@@ -77,6 +80,17 @@ std::int64_t CudaBackend::cell_net_rtrl(std::uintptr_t stream, const CellNetDims
   });
   RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
   return updates;
+}
+
+template <class T>
+void CudaBackend::cell_net_bptt(std::uintptr_t stream, const CellNetDims& d, const CellNetBpttState<T>& state,
+                            const CellNetSequence<T>& seq, LossKind loss, double loss_scale,
+                            NonfinitePolicy policy, NonfiniteEvents& events) {
+  CudaContext ctx(stream);
+  with_cell(d.cell, [&](auto cell) {
+    rtrl::cell_net_bptt<decltype(cell)>(ctx, d, state, seq, loss, loss_scale, policy, events);
+  });
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
 }
 
 template <class T>
@@ -143,7 +157,8 @@ index_t CudaBackend::find_bad_class(std::uintptr_t stream, const T* data, index_
       const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, NonfiniteEvents&);                          \
   template void CudaBackend::fully_recurrent_bptt<T>(                                           \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentBpttState<T>&,             \
-      const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
+      const FullyRecurrentSequence<T>&, Activation, bool, double, NonfinitePolicy,              \
+      NonfiniteEvents&);                              \
   template bool CudaBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,          \
                                                std::int64_t, index_t, T*, T*, T*);              \
   template index_t CudaBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);  \
@@ -159,6 +174,9 @@ index_t CudaBackend::find_bad_class(std::uintptr_t stream, const T* data, index_
                                                 const CellNetState<T>&,                         \
                                                 const CellNetSequence<T>&,                      \
                                                 const CellNetOptions&, NonfiniteEvents&);                         \
+  template void CudaBackend::cell_net_bptt<T>(std::uintptr_t, const CellNetDims&,                        \
+                                          const CellNetBpttState<T>&, const CellNetSequence<T>&,   \
+                                          LossKind, double, NonfinitePolicy, NonfiniteEvents&);    \
   template void CudaBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)

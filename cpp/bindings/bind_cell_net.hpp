@@ -1,4 +1,4 @@
-// Python bindings of RecurrentNet's native algorithms (exact RTRL, and the readout BPTT uses), one
+// Python bindings of RecurrentNet's native algorithms (exact RTRL, BPTT, the readout), one
 // body for both backend modules.
 #pragma once
 
@@ -114,18 +114,7 @@ struct CellNetBindings {
     const CellNetDims& d = c.dims;
     const index_t B = d.batch, NP = d.n_params();
     const bool lstm = d.cell == CellKind::lstm;
-    const ArrayRef x = Reader::read(X, "X");
-    RTRL_CHECK(x.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
-                                        std::to_string(B) + ", " + std::to_string(d.inputs) +
-                                        "), got shape " + shape_string(x.shape));
-    const index_t Tn = x.shape[0];
-    CellNetSequence<T> seq{};
-    seq.steps = Tn;
-    seq.x = checked<T>(x, "X", {Tn, B, d.inputs}, "(time, streams, inputs)", false);
-    seq.target = targets<T>(c, target_obj, Tn, stream, allow_nonfinite);
-    seq.outputs = checked<T>(Reader::read(outputs, "outputs"), "outputs", {Tn, B, d.outputs}, "", true);
-    seq.loss = checked<T>(Reader::read(loss, "loss"), "loss", {Tn}, "", true);
-    if (!allow_nonfinite) FR::check_finite(seq.x, x.shape, "X", false, stream);
+    const CellNetSequence<T> seq = sequence<T>(c, X, target_obj, outputs, loss, allow_nonfinite, stream);
     CellNetState<T> st{};
     st.params = checked<T>(Reader::read(params, "params"), "params", {NP}, "(n_params,)", true);
     st.h = state<T>(d, h, "state_h");
@@ -148,6 +137,46 @@ struct CellNetBindings {
     o.on_nonfinite = policy;
     return run_rtrl([&](NonfiniteEvents& events) {
       return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
+    });
+  }
+
+  template <class T>
+  static CellNetSequence<T> sequence(const CellNetConfig& c, py::object X, py::object target_obj,
+                                     py::object outputs, py::object loss, bool allow_nonfinite,
+                                     std::uintptr_t stream) {
+    const CellNetDims& d = c.dims;
+    const index_t B = d.batch;
+    const ArrayRef x = Reader::read(X, "X");
+    RTRL_CHECK(x.shape.size() == 3, "X: expected a 3-d array (time, streams, inputs) of shape (T, " +
+                                        std::to_string(B) + ", " + std::to_string(d.inputs) +
+                                        "), got shape " + shape_string(x.shape));
+    const index_t Tn = x.shape[0];
+    CellNetSequence<T> seq{};
+    seq.steps = Tn;
+    seq.x = checked<T>(x, "X", {Tn, B, d.inputs}, "(time, streams, inputs)", false);
+    seq.target = targets<T>(c, target_obj, Tn, stream, allow_nonfinite);
+    seq.outputs = checked<T>(Reader::read(outputs, "outputs"), "outputs", {Tn, B, d.outputs}, "", true);
+    seq.loss = checked<T>(Reader::read(loss, "loss"), "loss", {Tn}, "", true);
+    if (!allow_nonfinite) FR::check_finite(seq.x, x.shape, "X", false, stream);
+    return seq;
+  }
+
+  template <class T>
+  static py::dict bptt(const CellNetConfig& c, py::object params, py::object h, py::object cc,
+                       py::object grad, py::object X, py::object target_obj, py::object outputs,
+                       py::object loss, NonfinitePolicy policy, std::uintptr_t stream) {
+    const CellNetDims& d = c.dims;
+    const index_t NP = d.n_params();
+    const CellNetSequence<T> seq =
+        sequence<T>(c, X, target_obj, outputs, loss, policy == NonfinitePolicy::skip, stream);
+    CellNetBpttState<T> st{};
+    st.params = checked<T>(Reader::read(params, "params"), "params", {NP}, "(n_params,)", false);
+    st.h = state<T>(d, h, "state_h");
+    st.c = d.cell == CellKind::lstm ? state<T>(d, cc, "state_c") : nullptr;
+    st.grad = checked<T>(Reader::read(grad, "grad"), "grad", {NP}, "(n_params,)", true);
+    return run_rtrl([&](NonfiniteEvents& events) {
+      Backend::template cell_net_bptt<T>(stream, d, st, seq, c.loss, c.loss_scale, policy, events);
+      return std::int64_t(0);
     });
   }
 
@@ -251,6 +280,24 @@ struct CellNetBindings {
           py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
           "Runs exact RTRL for RecurrentNet over X; returns a dict: the optimizer's update count "
           "('updates') and what the non-finite check saw.");
+    m.def("cell_net_bptt",
+          [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object grad,
+             py::object X, py::object targets, py::object outputs, py::object loss,
+             const std::string& on_nonfinite, std::uintptr_t stream) {
+            [[maybe_unused]] typename Reader::Call call(stream);
+            const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
+            const ArrayRef p = Reader::read(params, "params");
+            return FR::by_dtype(p, "params", [&](auto tag) {
+              return bptt<decltype(tag)>(c, params, h, cc, grad, X, targets, outputs, loss, policy,
+                                         stream);
+            });
+          },
+          py::arg("config"), py::arg("params"), py::arg("state_h"), py::arg("state_c"),
+          py::arg("grad"), py::arg("X"), py::arg("targets"), py::arg("outputs"), py::arg("loss"),
+          py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
+          "Runs BPTT for RecurrentNet over the chunk X (weights fixed), adds its gradient to grad "
+          "unless it or the new state is non-finite (then the streams that hold a non-finite value "
+          "are reset) and moves the state on; returns what the non-finite check saw.");
     m.def("readout",
           [](const CellNetConfig& c, py::object h, py::object params, py::object targets,
              py::object outputs, py::object loss, py::object delta_h, py::object grad,

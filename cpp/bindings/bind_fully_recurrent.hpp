@@ -181,9 +181,10 @@ struct FullyRecurrentBindings {
   }
 
   template <class T>
-  static void bptt(const FullyRecurrentConfig& c, const ArrayRef& weight, const ArrayRef& y,
+  static py::dict bptt(const FullyRecurrentConfig& c, const ArrayRef& weight, const ArrayRef& y,
                    const ArrayRef& grad, const ArrayRef& X, py::object targets,
-                   py::object outputs, py::object loss, bool allow_nonfinite, std::uintptr_t stream) {
+                   py::object outputs, py::object loss, NonfinitePolicy policy, std::uintptr_t stream) {
+    const bool allow_nonfinite = policy == NonfinitePolicy::skip;
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
     FullyRecurrentSequence<T> seq = sequence<T>(c, X, targets, outputs, loss, stream, allow_nonfinite);
@@ -192,9 +193,11 @@ struct FullyRecurrentBindings {
     st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", false);
     st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
     st.grad = checked<T>(grad, "grad", {n, L}, "(units, inputs + bias + units)", true);
-    py::gil_scoped_release release;
-    Backend::template fully_recurrent_bptt<T>(stream, d, st, seq, c.activation, c.teacher_forcing,
-                                              c.loss_scale);
+    return run_rtrl([&](NonfiniteEvents& events) {
+      Backend::template fully_recurrent_bptt<T>(stream, d, st, seq, c.activation, c.teacher_forcing,
+                                                c.loss_scale, policy, events);
+      return std::int64_t(0);
+    });
   }
 
   template <class T>
@@ -263,20 +266,23 @@ struct FullyRecurrentBindings {
     m.def("fully_recurrent_bptt",
           [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object grad,
              py::object X, py::object targets, py::object outputs, py::object loss,
-             bool allow_nonfinite, std::uintptr_t stream) {
+             const std::string& on_nonfinite, std::uintptr_t stream) {
             [[maybe_unused]] typename Reader::Call call(stream);
+            const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const ArrayRef w = Reader::read(weight, "weight");
-            by_dtype(w, "weight", [&](auto tag) {
+            return by_dtype(w, "weight", [&](auto tag) {
               using T = decltype(tag);
-              bptt<T>(c, w, Reader::read(y, "state"), Reader::read(grad, "grad"),
-                      Reader::read(X, "X"), targets, outputs, loss, allow_nonfinite, stream);
+              return bptt<T>(c, w, Reader::read(y, "state"), Reader::read(grad, "grad"),
+                             Reader::read(X, "X"), targets, outputs, loss, policy, stream);
             });
           },
           py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("grad"), py::arg("X"),
           py::arg("targets"), py::arg("outputs"), py::arg("loss"),
-          py::arg("allow_nonfinite") = false, py::arg("stream") = 0,
-          "Runs BPTT over X (weights fixed) and adds the sequence's gradient to grad; X and "
-          "targets are checked to be finite unless allow_nonfinite.");
+          py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
+          "Runs BPTT over X (weights fixed) and adds the sequence's gradient to grad, unless it or "
+          "the new state is non-finite (then the streams that hold a non-finite value are reset); "
+          "returns what the non-finite check saw, as fully_recurrent_rtrl. X and targets are "
+          "checked to be finite unless on_nonfinite='skip'.");
 
     m.def("validate_sequence",
           [](const FullyRecurrentConfig& c, py::object X, py::object targets, std::uintptr_t stream) {

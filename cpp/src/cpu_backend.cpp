@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "cpu_context.hpp"
+#include "rtrl/algo/cell_net_bptt.hpp"
 #include "rtrl/algo/fully_recurrent_bptt.hpp"
 #include "rtrl/algo/fully_recurrent_rtrl.hpp"
 #include "rtrl/algo/optimizer_step.hpp"
@@ -28,9 +29,11 @@ template <class T>
 void CpuBackend::fully_recurrent_bptt(std::uintptr_t, const FullyRecurrentDims& d,
                                       const FullyRecurrentBpttState<T>& state,
                                       const FullyRecurrentSequence<T>& seq, Activation activation,
-                                      bool teacher_forcing, double loss_scale) {
+                                      bool teacher_forcing, double loss_scale, NonfinitePolicy policy,
+                                      NonfiniteEvents& events) {
   CpuContext ctx;
-  rtrl::fully_recurrent_bptt(ctx, d, state, seq, activation, teacher_forcing, loss_scale);
+  rtrl::fully_recurrent_bptt(ctx, d, state, seq, activation, teacher_forcing, loss_scale, policy,
+                             events);
 }
 
 template <class T>
@@ -72,6 +75,16 @@ std::int64_t CpuBackend::cell_net_rtrl(std::uintptr_t, const CellNetDims& d, con
 }
 
 template <class T>
+void CpuBackend::cell_net_bptt(std::uintptr_t, const CellNetDims& d, const CellNetBpttState<T>& state,
+                            const CellNetSequence<T>& seq, LossKind loss, double loss_scale,
+                            NonfinitePolicy policy, NonfiniteEvents& events) {
+  CpuContext ctx;
+  with_cell(d.cell, [&](auto cell) {
+    rtrl::cell_net_bptt<decltype(cell)>(ctx, d, state, seq, loss, loss_scale, policy, events);
+  });
+}
+
+template <class T>
 void CpuBackend::readout(std::uintptr_t, const ReadoutArgs<T>& args) {
   CpuContext ctx;
   readout_forward_backward(ctx, args);
@@ -99,7 +112,8 @@ index_t CpuBackend::find_bad_class(std::uintptr_t, const T* data, index_t count,
       const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, NonfiniteEvents&);                          \
   template void CpuBackend::fully_recurrent_bptt<T>(                                            \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentBpttState<T>&,             \
-      const FullyRecurrentSequence<T>&, Activation, bool, double);                              \
+      const FullyRecurrentSequence<T>&, Activation, bool, double, NonfinitePolicy,              \
+      NonfiniteEvents&);                              \
   template bool CpuBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,           \
                                               std::int64_t, index_t, T*, T*, T*);         \
   template index_t CpuBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);   \
@@ -115,6 +129,9 @@ index_t CpuBackend::find_bad_class(std::uintptr_t, const T* data, index_t count,
                                                 const CellNetState<T>&,                         \
                                                 const CellNetSequence<T>&,                      \
                                                 const CellNetOptions&, NonfiniteEvents&);                         \
+  template void CpuBackend::cell_net_bptt<T>(std::uintptr_t, const CellNetDims&,                        \
+                                          const CellNetBpttState<T>&, const CellNetSequence<T>&,   \
+                                          LossKind, double, NonfinitePolicy, NonfiniteEvents&);    \
   template void CpuBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)

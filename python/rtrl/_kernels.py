@@ -46,11 +46,10 @@ class FullyRecurrentKernels:
     def validate(self, X: Any, targets: Any) -> None:
         self.core.validate_sequence(self.config, X, targets, self.stream())
 
-    def bptt(self, X: Any, targets: Any, outputs: Any, loss: Any) -> None:
-        self.core.fully_recurrent_bptt(self.config, self.model.weight, self.arrays["state"],
-                                       self._grad(), X, targets, outputs, loss,
-                                       allow_nonfinite=self.learner.on_nonfinite == "skip",
-                                       stream=self.stream())
+    def bptt(self, X: Any, targets: Any, outputs: Any, loss: Any) -> dict:
+        return self.core.fully_recurrent_bptt(self.config, self.model.weight, self.arrays["state"],
+                                              self._grad(), X, targets, outputs, loss,
+                                              on_nonfinite=self.learner.on_nonfinite, stream=self.stream())
 
 
 class RecurrentNetKernels:
@@ -117,33 +116,12 @@ class RecurrentNetKernels:
             t, s = (int(i) for i in xp.argwhere(xp.isinf(targets))[0][:2])
             raise ValueError(f"targets: infinite value at step {t}, stream {s} (NaN marks a missing target)")
 
-    def bptt(self, X: Any, targets: Any, outputs: Any, loss: Any) -> None:
-        """BPTT over one chunk with the layer kernels and the readout; the state moves on."""
-        m, xp, core, a, s = self.model, self.xp, self.core, self.arrays, self.stream()
-        if m.num_layers > 1:
-            raise NotImplementedError("BPTT on a stacked RecurrentNet (num_layers > 1) is not available yet; "
-                                      "use rtrl.RTRL, or rtrl.nn layers for BPTT")
-        T, B, H = X.shape[0], X.shape[1], m.hidden_size
-        lstm, gru = m.cell == "lstm", m.cell == "gru"
-        p, g = m.parameters(), m._split(self.learner._grad)
-        new = lambda *shape: xp.empty(shape, dtype=m.dtype)  # noqa: E731
-        y, h_n, c_n = new(T, B, H), new(B, H), new(B, H) if lstm else None
-        gates = new(T, B, m.gates * H)
-        cells, aux = (new(T, B, H) if lstm else None), (new(T, B, H) if gru else None)
-        weights = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
-        core.layer_forward(m.cell, m.nonlinearity, False, *weights, X, a["state_h"], a.get("state_c"),
-                           y, 0, h_n, c_n, gates, cells, aux, s)
-        delta_h = new(T, B, H)
-        core.readout(self.config, y, m._flat, targets, outputs, loss, delta_h, self.learner._grad,
-                     accumulate=True, allow_nonfinite=self.learner.on_nonfinite == "skip", stream=s)
-        core.layer_backward(m.cell, m.nonlinearity, False, *weights, X, a["state_h"], a.get("state_c"),
-                            y, 0, gates, cells, aux, delta_h, 0, None, None, new(T, B, m.input_size),
-                            False, new(B, H), new(B, H) if lstm else None, g["weight_ih"],
-                            g["weight_hh"], g["bias_ih"], g["bias_hh"], s)
-        a["state_h"][...] = h_n
-        if lstm:
-            a["state_c"][...] = c_n
-
+    def bptt(self, X: Any, targets: Any, outputs: Any, loss: Any) -> dict:
+        """BPTT over one chunk (all layers, in the core); the state moves on."""
+        lr, a = self.learner, self.arrays
+        return self.core.cell_net_bptt(self.config, self.model._flat, a["state_h"], a.get("state_c"),
+                                       lr._grad, X, targets, outputs, loss, on_nonfinite=lr.on_nonfinite,
+                                       stream=self.stream())
 
 def kernels_for(learner: Any, sensitivities: bool) -> Any:
     if isinstance(learner.model, FullyRecurrent):

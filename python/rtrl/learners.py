@@ -612,9 +612,9 @@ class BPTT(Learner):
             part = slice(start, stop)
             chunk_targets = None if targets is None else targets[part]
             before, pending = self._grad.copy(), self._pending
-            self._kernels.bptt(X[part], chunk_targets, outputs[part], loss[part])
+            report = self._kernels.bptt(X[part], chunk_targets, outputs[part], loss[part])
             self.steps += stop - start
-            reset = self._drop_nonfinite_chunk(X[part], chunk_targets, outputs[part], before)
+            reset = report["first_streams"] if report["skipped_steps"] else None
             self._pending = True
             if reset is None and (self.optimizer is None or self._apply_update()):
                 continue
@@ -625,25 +625,6 @@ class BPTT(Learner):
             self._note_nonfinite(run_start, start, stop - 1, reset, 1, len(reset),
                                  self.on_nonfinite == "raise", self._result(outputs[:stop], loss[:stop], unbatched))
         return self._result(outputs, loss, unbatched)
-
-    def _drop_nonfinite_chunk(self, X: Any, targets: Any, outputs: Any, before: Any) -> list | None:
-        """The non-finite check of one chunk (BPTT updates per chunk, so a chunk is its "step").
-        Returns None when the gradient and the state are finite; else restores the gradient from
-        ``before``, resets the streams that had non-finite input, outputs or state, and returns
-        them."""
-        xp = self._xp
-        state = list(self._kernels.arrays.values())
-        if bool(xp.isfinite(self._grad).all()) and all(bool(xp.isfinite(a).all()) for a in state):
-            return None
-        bad = ~xp.isfinite(X).all(axis=(0, 2)) | ~xp.isfinite(outputs).all(axis=(0, 2))
-        if targets is not None and self.loss == "mse":
-            bad |= xp.isinf(targets).any(axis=(0, 2))
-        for a in state:
-            bad |= ~xp.isfinite(a).all(axis=1)
-        streams = [int(i) for i in xp.flatnonzero(bad)]
-        self._grad[...] = before
-        self.reset(streams)
-        return streams
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "truncation": self.truncation}

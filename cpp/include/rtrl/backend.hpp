@@ -29,7 +29,8 @@ namespace rtrl {
     static void fully_recurrent_bptt(std::uintptr_t stream, const FullyRecurrentDims& d,          \
                                      const FullyRecurrentBpttState<T>& state,                     \
                                      const FullyRecurrentSequence<T>& seq, Activation activation, \
-                                     bool teacher_forcing, double loss_scale);                    \
+                                     bool teacher_forcing, double loss_scale,                     \
+                                     NonfinitePolicy policy, NonfiniteEvents& events);            \
     /* One optimizer update; state: [opt.state_rows(), count] or null. Returns false (and     */ \
     /* leaves param and state as they were) when the update would make a parameter non-finite. */ \
     template <class T>                                                                            \
@@ -53,6 +54,12 @@ namespace rtrl {
                                        const CellNetSequence<T>& seq,                             \
                                        const CellNetOptions& options,                             \
                                        NonfiniteEvents& events);                                  \
+    /* BPTT for RecurrentNet over one chunk (algo/cell_net_bptt.hpp).                          */ \
+    template <class T>                                                                            \
+    static void cell_net_bptt(std::uintptr_t stream, const CellNetDims& d,                        \
+                              const CellNetBpttState<T>& state, const CellNetSequence<T>& seq,    \
+                              LossKind loss, double loss_scale, NonfinitePolicy policy,           \
+                              NonfiniteEvents& events);                                           \
     /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
     template <class T>                                                                            \
     static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \

@@ -100,6 +100,14 @@ struct CellNetState {
   T* opt_state;      // [state rows, n_params] or null
 };
 
+template <class T>
+struct CellNetBpttState {
+  const T* params;  // [n_params] flat
+  T* h;             // [L, B, H]  carried into and out of the chunk
+  T* c;             // [L, B, H] (LSTM) or null
+  T* grad;          // [n_params]  the chunk's gradient is added here
+};
+
 struct CellNetOptions {
   LossKind loss = LossKind::mse;
   double loss_scale = 1.0;

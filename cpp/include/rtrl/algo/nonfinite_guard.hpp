@@ -19,6 +19,21 @@
 
 namespace rtrl {
 
+// What the guard checks after a step: ranges that must be finite, blocks in which to find the
+// offending streams, and blocks to zero in those streams. Filled anew each step (the pointers of a
+// step may move); the vectors keep their capacity, so a step allocates nothing after the first.
+template <class T>
+struct StepCheck {
+  std::vector<std::pair<const T*, index_t>> ranges;
+  std::vector<StreamBlock<const T>> watched;
+  std::vector<StreamBlock<T>> reset;
+  void clear() {
+    ranges.clear();
+    watched.clear();
+    reset.clear();
+  }
+};
+
 template <class Ctx, class T>
 class NonfiniteGuard {
  public:
@@ -124,6 +139,24 @@ bool optimizer_step_if_finite(Ctx& ctx, const OptimizerConfig& opt, std::int64_t
   NonfiniteGuard<Ctx, T> guard(ctx, NonfinitePolicy::skip, 1, events, count, opt.state_rows() * count);
   return guard.update_ok(0, param, grad, state,
                          [&] { optimizer_step(ctx, opt, step, count, param, grad, state); });
+}
+
+// BPTT's check (its step is a chunk): `run()` computes the chunk, adding its gradient into
+// grad [count]; `declare(check)` names what must be finite besides that gradient, where to find the
+// offending streams and what to reset in them. When anything is non-finite, grad is put back as it
+// was before the chunk and the chunk is recorded as step 0 of `events`.
+template <class T, class Ctx, class Run, class Declare>
+void guarded_chunk(Ctx& ctx, NonfinitePolicy policy, index_t streams, NonfiniteEvents& events,
+                   T* grad, index_t count, Run&& run, Declare&& declare) {
+  auto before = ctx.template alloc<T>(count);
+  ctx.for_each(count, CopyInto<T>{grad, before.data()});
+  run();
+  StepCheck<T> check;
+  check.ranges.push_back({grad, count});
+  declare(check);
+  NonfiniteGuard<Ctx, T> guard(ctx, policy, streams, events, 0, 0);
+  if (!guard.step_ok(0, check.ranges, check.watched, check.reset))
+    ctx.for_each(count, CopyInto<T>{before.data(), grad});
 }
 
 }  // namespace rtrl

@@ -21,21 +21,6 @@
 
 namespace rtrl {
 
-// What the guard checks after a step: ranges that must be finite, blocks in which to find the
-// offending streams, and blocks to zero in those streams. Filled anew each step (the pointers of a
-// step may move); the vectors keep their capacity, so a step allocates nothing after the first.
-template <class T>
-struct StepCheck {
-  std::vector<std::pair<const T*, index_t>> ranges;
-  std::vector<StreamBlock<const T>> watched;
-  std::vector<StreamBlock<T>> reset;
-  void clear() {
-    ranges.clear();
-    watched.clear();
-    reset.clear();
-  }
-};
-
 struct OnlineOptions {
   bool update_each_step = false;  // real-time mode with an optimizer; else accumulate into grad
   OptimizerConfig optimizer;

@@ -1,5 +1,6 @@
-"""Exact RTRL over stacked RecurrentNet layers (DESIGN §10) and the leaky rnn against torch autograd
-BPTT of the same loss (float64), and the stacked model's construction and validation."""
+"""Stacked RecurrentNet layers (DESIGN §10) and the leaky rnn: exact RTRL and BPTT (full and
+truncated) against torch autograd of the same loss (float64), and the stacked model's construction
+and validation."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,10 @@ import rtrl
 torch = pytest.importorskip("torch")
 
 
-def _torch_loss_grad(net, X, Y):
-    """d/dtheta of sum_t 1/2 ||y_t - d_t||^2 / B (NaN: no target), written from DESIGN §3.2/§10."""
+def _torch_loss_grad(net, X, Y, loss="mse", truncation=None):
+    """d/dtheta of the summed per-step loss, mean over the B streams, written from DESIGN §3.2/§10:
+    mse 1/2 ||y_t - d_t||^2 (NaN: no target) or cross-entropy of class d_t (-1: none). With a
+    truncation the state is cut from the graph every that many steps."""
     dt = torch.float64
     p = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in net.parameters().items()}
     L, H = net.num_layers, net.hidden_size
@@ -20,6 +23,8 @@ def _torch_loss_grad(net, X, Y):
     c = [torch.zeros(B, H, dtype=dt) for _ in range(L)]
     total = 0
     for t in range(T):
+        if truncation and t % truncation == 0:
+            h, c = [v.detach() for v in h], [v.detach() for v in c]
         inp = torch.tensor(X[t])
         for l in range(L):
             wi, wh, bi, bh = (p[name(k, l)] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
@@ -38,8 +43,13 @@ def _torch_loss_grad(net, X, Y):
                 h[l] = (1 - z) * n + z * h[l]
             inp = h[l]
         y = inp @ p["weight_out"].T + p["bias_out"]
-        d = torch.tensor(Y[t])
-        total = total + 0.5 * ((torch.where(torch.isnan(d), y, d) - y) ** 2).sum() / B
+        if loss == "mse":
+            d = torch.tensor(Y[t])
+            total = total + 0.5 * ((torch.where(torch.isnan(d), y, d) - y) ** 2).sum() / B
+        else:
+            has = torch.tensor(Y[t] >= 0)
+            ce = torch.nn.functional.cross_entropy(y, torch.tensor(np.maximum(Y[t], 0)), reduction="none")
+            total = total + torch.where(has, ce, torch.zeros_like(ce)).sum() / B
     total.backward()
     return {k: v.grad.numpy() for k, v in p.items()}
 
@@ -61,6 +71,72 @@ def test_stacked_rtrl_gradient_equals_torch_bptt(cell, nonlinearity, alpha, laye
     assert set(ours) == set(ref)
     for k in ref:
         np.testing.assert_allclose(ours[k], ref[k], rtol=1e-10, atol=1e-12 * np.abs(ref[k]).max(), err_msg=k)
+
+
+def _assert_grads_close(ours, ref):
+    assert set(ours) == set(ref)
+    for k in ref:
+        np.testing.assert_allclose(ours[k], ref[k], rtol=1e-10, atol=1e-12 * np.abs(ref[k]).max(), err_msg=k)
+
+
+@pytest.mark.parametrize("cell,alpha", [("rnn", 1.0), ("rnn", 0.4), ("lstm", 1.0), ("gru", 1.0)])
+@pytest.mark.parametrize("layers", [2, 3])
+def test_stacked_cross_entropy_rtrl_equals_torch(cell, alpha, layers):
+    rng = np.random.default_rng(10 + layers)
+    net = rtrl.RecurrentNet(cell, 3, 4, 3, num_layers=layers, alpha=alpha, seed=6, dtype="float64", device="cpu")
+    X = rng.standard_normal((7, 2, 3))
+    Y = rng.integers(-1, 3, (7, 2))
+    learner = rtrl.RTRL(net, update="epoch", loss="cross_entropy", batch_size=2)
+    learner.run(X, Y)
+    _assert_grads_close(learner.gradients(), _torch_loss_grad(net, X, Y, loss="cross_entropy"))
+
+
+@pytest.mark.parametrize("cell,nonlinearity,alpha", [("rnn", "tanh", 1.0), ("rnn", "relu", 1.0),
+                                                     ("rnn", "tanh", 0.3), ("lstm", "tanh", 1.0),
+                                                     ("gru", "tanh", 1.0)])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("truncation", [None, 4])
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_stacked_bptt_gradient_equals_torch(cell, nonlinearity, alpha, layers, truncation, loss):
+    rng = np.random.default_rng(layers)
+    net = rtrl.RecurrentNet(cell, 3, 4, 2, num_layers=layers, nonlinearity=nonlinearity, alpha=alpha,
+                            seed=5, dtype="float64", device="cpu")
+    X = rng.standard_normal((10, 3, 3))
+    if loss == "mse":
+        Y = rng.standard_normal((10, 3, 2))
+        Y[::3, :, 0] = np.nan
+    else:
+        Y = rng.integers(-1, 2, (10, 3))
+    learner = rtrl.BPTT(net, truncation=truncation, loss=loss, batch_size=3)
+    learner.run(X, Y)
+    _assert_grads_close(learner.gradients(), _torch_loss_grad(net, X, Y, loss=loss, truncation=truncation))
+
+
+def test_stacked_bptt_moves_the_state_on_like_rtrl():
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((9, 2, 3)), rng.standard_normal((9, 2, 2))
+    net = rtrl.RecurrentNet("lstm", 3, 4, 2, num_layers=3, seed=2, dtype="float64", device="cpu")
+    bptt, real = rtrl.BPTT(net, truncation=4, batch_size=2), rtrl.RTRL(net, update="epoch", batch_size=2)
+    out_b, out_r = bptt.run(X, Y), real.run(X, Y)
+    np.testing.assert_allclose(out_b.outputs, out_r.outputs, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out_b.loss, out_r.loss, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(bptt.state, real.state, rtol=1e-12, atol=1e-14)
+    assert bptt.state.shape == (3, 2, 4)
+
+
+@pytest.mark.parametrize("learner_kind", ["rtrl", "bptt"])
+def test_stacked_nonfinite_stream_is_reset_and_skipped(learner_kind):
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((6, 3, 3)), rng.standard_normal((6, 3, 2))
+    X[2, 1, 0] = np.inf
+    net = rtrl.RecurrentNet("gru", 3, 4, 2, num_layers=2, seed=2, dtype="float64", device="cpu")
+    make = (lambda: rtrl.RTRL(net, update="epoch", batch_size=3, on_nonfinite="skip")) if learner_kind == "rtrl" \
+        else (lambda: rtrl.BPTT(net, truncation=3, batch_size=3, on_nonfinite="skip"))
+    learner = make()
+    learner.run(X, Y)
+    assert learner.stats["skipped_steps"] == 1 and learner.stats["reset_streams"] == 1
+    assert np.isfinite(learner.gradients()["weight_hh_l1"]).all()
+    assert np.isfinite(learner.state).all()
 
 
 def test_stacked_step_equals_run_and_resume_is_bit_identical(tmp_path):
