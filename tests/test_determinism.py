@@ -25,6 +25,14 @@ rc = cell_learner.run(rng.normal(size=(10, 3, 4)).astype(np.float32), rng.intege
 out += [rc.outputs, cell_net._flat]
 bptt = rtrl.BPTT(rtrl.RecurrentNet("gru", 4, 32, 2, seed=4, device="cpu"), truncation=5, lr=0.1, batch_size=8)
 out += [bptt.run(rng.normal(size=(15, 8, 4)).astype(np.float32), rng.normal(size=(15, 8, 2)).astype(np.float32)).outputs]
+for cell in ("lstm", "gru", "rnn"):  # stacked: the two-slab products of the layers below
+    deep = rtrl.RecurrentNet(cell, 4, 24, 2, num_layers=3, seed=5, device="cpu")
+    deep_learner = rtrl.RTRL(deep, optimizer=rtrl.optim.Adam(1e-2), batch_size=3)
+    rd = deep_learner.run(rng.normal(size=(8, 3, 4)).astype(np.float32), rng.normal(size=(8, 3, 2)).astype(np.float32))
+    state = deep_learner.state_dict()
+    out += [rd.outputs, rd.loss, deep._flat] + [state[f"sensitivities_h_l{l}"] for l in range(3)]
+    deep_bptt = rtrl.BPTT(deep, truncation=3, lr=0.1, batch_size=3)
+    out += [deep_bptt.run(rng.normal(size=(7, 3, 4)).astype(np.float32)).outputs, deep._flat]
 layer = rtrl.nn.LSTM(16, 64, num_layers=2, bidirectional=True, device="cpu", seed=3)
 y, _ = layer(rng.normal(size=(30, 16, 16)).astype(np.float32))
 layer.backward(np.ones_like(y))

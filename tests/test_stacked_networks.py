@@ -208,3 +208,56 @@ def test_from_torch_matches_the_torch_module():
         np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="bidirectional"):
         rtrl.RecurrentNet.from_torch(torch.nn.LSTM(3, 4, bidirectional=True), torch.nn.Linear(8, 2))
+
+
+@pytest.mark.parametrize("cell,nonlinearity,alpha", [("rnn", "tanh", 1.0), ("rnn", "relu", 1.0),
+                                                     ("rnn", "tanh", 0.5), ("lstm", "tanh", 1.0),
+                                                     ("gru", "tanh", 1.0)])
+@pytest.mark.parametrize("layers", [2, 3])
+@pytest.mark.parametrize("loss,adam", [("mse", False), ("cross_entropy", True)])
+def test_stacked_realtime_rtrl_equals_the_complex_step_reference(cell, nonlinearity, alpha, layers, loss, adam):
+    from reference.optimizers import NumpyAdam, NumpySGD
+    from reference.stacked_rtrl import realtime_rtrl
+
+    rng = np.random.default_rng(20 + layers)
+    net = rtrl.RecurrentNet(cell, 2, 3, 2, num_layers=layers, nonlinearity=nonlinearity, alpha=alpha,
+                            seed=8, dtype="float64", device="cpu")
+    X = rng.standard_normal((6, 2, 2))
+    if loss == "mse":
+        Y = rng.standard_normal((6, 2, 2))
+        Y[1, 0, :] = np.nan
+    else:
+        Y = rng.integers(-1, 2, (6, 2))
+    start = {k: v.copy() for k, v in net.parameters().items()}
+    learner = rtrl.RTRL(net, optimizer=rtrl.optim.Adam(0.05) if adam else rtrl.optim.SGD(0.3),
+                        loss=loss, batch_size=2)
+    result = learner.run(X, Y)
+    ref_out, ref_loss, ref_params = realtime_rtrl(cell, start, X, Y, layers=layers, nonlinearity=nonlinearity,
+                                                  alpha=alpha, loss=loss,
+                                                  optimizer=NumpyAdam(0.05) if adam else NumpySGD(0.3))
+    np.testing.assert_allclose(result.outputs, ref_out, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.loss, ref_loss, rtol=1e-10, atol=1e-12)
+    for k, v in net.parameters().items():
+        np.testing.assert_allclose(v, ref_params[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    moved = max(float(np.abs(v - start[k]).max()) for k, v in net.parameters().items() if k.endswith("_l0"))
+    assert moved > 1e-6  # the first layer learned, through the layers above it
+
+
+@pytest.mark.parametrize("cell,nonlinearity,alpha", [("rnn", "tanh", 0.6), ("lstm", "tanh", 1.0),
+                                                     ("gru", "tanh", 1.0)])
+@pytest.mark.parametrize("learner_kind", ["rtrl", "bptt"])
+def test_stacked_gradient_equals_central_differences(cell, nonlinearity, alpha, learner_kind):
+    from reference.recurrent_net import finite_difference_gradients
+    from reference.stacked_rtrl import total_loss
+
+    rng = np.random.default_rng(30)
+    net = rtrl.RecurrentNet(cell, 2, 3, 2, num_layers=2, alpha=alpha, seed=9, dtype="float64", device="cpu")
+    X, Y = rng.standard_normal((5, 2, 2)), rng.standard_normal((5, 2, 2))
+    learner = (rtrl.RTRL(net, update="epoch", batch_size=2) if learner_kind == "rtrl"
+               else rtrl.BPTT(net, batch_size=2))
+    learner.run(X, Y)
+    fd = finite_difference_gradients(
+        lambda p: total_loss(cell, p, X, Y, layers=2, nonlinearity=nonlinearity, alpha=alpha), net.parameters())
+    # central differences at eps = 1e-5: truncation ~1e-10 f''', rounding ~1e-11
+    for k, g in learner.gradients().items():
+        np.testing.assert_allclose(g, fd[k], rtol=1e-6, atol=1e-8, err_msg=k)

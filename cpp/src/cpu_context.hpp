@@ -55,20 +55,24 @@ class CpuContext {
     return HostBuffer<T>(count);
   }
 
-  // Splits the larger of M and N across threads when the product is large and no parallel region
-  // is active; each slice is one single-threaded OpenBLAS call.
+  // A large product is split into parts along the larger of M and N, the same parts for any thread
+  // count, shared out across threads when no parallel region is active; each part is one
+  // single-threaded OpenBLAS call.
   template <class T>
   void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, const T* A,
             index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
     const double flops = 2.0 * double(M) * double(N) * double(K);
-    if (threads_ == 1 || omp_in_parallel() || flops < kParallelFlops) {
+    if (flops < kParallelFlops) {
       cpu_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       return;
     }
+    // The parts depend on the shape alone, and a single thread computes the same parts in turn: a
+    // BLAS picks its kernel (and so its order of summation) by the shape of each call, so parts
+    // that changed with the thread count would change the bits.
     const bool split_n = N >= M;
     const index_t extent = split_n ? N : M;
-    const index_t parts = std::min<index_t>(threads_, std::max<index_t>(1, extent / 16));
-#pragma omp parallel for num_threads(threads_) schedule(static)
+    const index_t parts = std::min<index_t>(kGemmMaxParts, std::max<index_t>(1, extent / kGemmPartMin));
+#pragma omp parallel for num_threads(threads_) schedule(static) if (threads_ > 1 && !omp_in_parallel())
     for (index_t p = 0; p < parts; ++p) {
       const index_t lo = extent * p / parts, hi = extent * (p + 1) / parts;
       if (split_n) {
@@ -290,6 +294,8 @@ class CpuContext {
   }
 
   static constexpr double kParallelFlops = 4.0e6;
+  static constexpr index_t kGemmPartMin = 128;  // rows or columns of a part of a large GEMM, at least
+  static constexpr index_t kGemmMaxParts = 16;
   static constexpr index_t kParallelItems = 1 << 15;
   static constexpr index_t kColumnChunk = 256;
   static constexpr double kParallelProductFlops = 1.0e6;
