@@ -151,6 +151,19 @@ index_t CudaBackend::find_bad_class(std::uintptr_t stream, const T* data, index_
   return first_flagged(ctx, count, FirstBadClass<T>{data, classes, nullptr});
 }
 
+OnlineLayout CudaBackend::fully_recurrent_rtrl_layout(const FullyRecurrentDims& d, bool update,
+                                                 index_t state_rows) {
+  return rtrl::fully_recurrent_rtrl_layout<CudaContext, float>(d, update, state_rows);
+}
+
+OnlineLayout CudaBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  with_cell(d.cell, [&](auto cell) {
+    l = rtrl::cell_net_rtrl_layout<decltype(cell), CudaContext, float>(d, update, state_rows);
+  });
+  return l;
+}
+
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CudaBackend::fully_recurrent_rtrl<T>(                                   \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \

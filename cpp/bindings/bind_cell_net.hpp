@@ -254,6 +254,12 @@ struct CellNetBindings {
           return n;
         }, "N_<l for each layer l: where layer l's parameter columns start")
         .def_property_readonly("n_params", [](const CellNetConfig& c) { return c.dims.n_params(); })
+        .def("rtrl_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::cell_net_rtrl_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_params());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What exact RTRL holds and needs, in elements: state, sensitivities, workspace per call "
+           "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.")
         .def_property_readonly("width", [](const CellNetConfig& c) { return c.dims.width(); })
         .def_property_readonly("offsets", [](const CellNetConfig& c) {
           const CellNetDims& d = c.dims;

@@ -83,6 +83,20 @@ inline py::dict run_report(std::int64_t updates, const NonfiniteEvents& e) {
   return r;
 }
 
+// An exact RTRL call's layout (algo/layout.hpp) for rtrl.memory: elements of each part, and the
+// (rows, depth, cols) of each sensitivity product, whose scratch is the backend's.
+inline py::dict layout_dict(const OnlineLayout& l, index_t n_params) {
+  py::dict r;
+  r["n_params"] = n_params;
+  r["state"] = l.state;
+  r["sensitivities"] = l.sensitivities;
+  r["workspace"] = l.workspace;
+  py::list products;
+  for (const ProductShape& p : l.products) products.append(py::make_tuple(p.rows, p.depth, p.cols));
+  r["products"] = products;
+  return r;
+}
+
 // Runs an RTRL loop, run(events) -> update count, without the GIL; returns its run_report.
 template <class Run>
 py::dict run_rtrl(Run&& run) {
@@ -233,7 +247,13 @@ struct FullyRecurrentBindings {
              py::arg("bias"), py::arg("outputs"), py::arg("batch"), py::arg("activation"),
              py::arg("teacher_forcing"), py::arg("reduction"))
         .def_property_readonly("n_weights", [](const FullyRecurrentConfig& c) { return c.dims.n_weights(); })
-        .def_property_readonly("width", [](const FullyRecurrentConfig& c) { return c.dims.width(); });
+        .def_property_readonly("width", [](const FullyRecurrentConfig& c) { return c.dims.width(); })
+        .def("rtrl_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::fully_recurrent_rtrl_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_weights());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What exact RTRL holds and needs, in elements: state, sensitivities, workspace per call "
+           "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.");
     py::class_<OptimizerConfig>(m, "OptimizerConfig", py::module_local())
         .def(py::init(&make_optimizer_config), py::arg("kind"), py::arg("lr"),
              py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,

@@ -106,6 +106,19 @@ index_t CpuBackend::find_bad_class(std::uintptr_t, const T* data, index_t count,
   return -1;
 }
 
+OnlineLayout CpuBackend::fully_recurrent_rtrl_layout(const FullyRecurrentDims& d, bool update,
+                                                 index_t state_rows) {
+  return rtrl::fully_recurrent_rtrl_layout<CpuContext, float>(d, update, state_rows);
+}
+
+OnlineLayout CpuBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  with_cell(d.cell, [&](auto cell) {
+    l = rtrl::cell_net_rtrl_layout<decltype(cell), CpuContext, float>(d, update, state_rows);
+  });
+  return l;
+}
+
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CpuBackend::fully_recurrent_rtrl<T>(                                    \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \

@@ -52,6 +52,18 @@ def as_device_array(value: Any, name: str, dtype: np.dtype, be: Backend) -> Any:
         return be.xp.ascontiguousarray(arr, dtype=dtype)
 
 
+def zeros_touched(xp: Any, shape: Any, dtype: Any) -> Any:
+    """Zeros whose memory is already mapped: on the host, written once here, serially, rather than
+    first touched by the native loop's threads (page faults taken inside a parallel region cost
+    several times more, and were a fresh learner's first run). Large host arrays are allocated
+    uninitialised, where NumPy asks for huge pages, then filled."""
+    if xp is not np:
+        return xp.zeros(shape, dtype=dtype)
+    a = np.empty(shape, dtype=dtype)
+    a.fill(0)
+    return a
+
+
 def as_flag(value: Any, name: str) -> bool:
     """``value`` as a bool; anything but a bool (or NumPy bool) raises ``TypeError``."""
     if not isinstance(value, (bool, np.bool_)):

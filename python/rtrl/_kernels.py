@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._arrays import zeros_touched
 from .models import FullyRecurrent, RecurrentNet
 
 
@@ -17,9 +18,9 @@ class FullyRecurrentKernels:
         self.config = self.core.FullyRecurrentConfig(
             m.n_units, m.n_inputs, m.bias, m.n_outputs, B, m.activation, learner.teacher_forcing,
             learner.reduction)
-        self.arrays = {"state": xp.zeros((B, m.n_units), dtype=m.dtype)}
+        self.arrays = {"state": zeros_touched(xp, (B, m.n_units), dtype=m.dtype)}
         if sensitivities:
-            self.arrays["sensitivities"] = xp.zeros((m.n_units, B, m.n_units, m.width), dtype=m.dtype)
+            self.arrays["sensitivities"] = zeros_touched(xp, (m.n_units, B, m.n_units, m.width), dtype=m.dtype)
         self.stream_axis = {"state": 0, "sensitivities": 1}
 
     def stream_views(self) -> list:
@@ -67,14 +68,14 @@ class RecurrentNetKernels:
         H, L, lstm = m.hidden_size, m.num_layers, m.cell == "lstm"
         state_shape = (B, H) if L == 1 else (L, B, H)
         parts = ("h", "c") if lstm else ("h",)
-        self.arrays = {f"state_{p}": xp.zeros(state_shape, dtype=m.dtype) for p in parts}
+        self.arrays = {f"state_{p}": zeros_touched(xp, state_shape, dtype=m.dtype) for p in parts}
         self.stream_axis = {f"state_{p}": 0 if L == 1 else 1 for p in parts}
         self._stream_views = [(self.arrays[f"state_{p}"], self.stream_axis[f"state_{p}"]) for p in parts]
         self.sensitivity_names: dict[str, list[str]] = {p: [] for p in parts}
         if sensitivities and L == 1:
             for p in parts:
                 name = f"sensitivities_{p}"
-                self.arrays[name] = xp.zeros((H, B, self.config.n_theta), dtype=m.dtype)
+                self.arrays[name] = zeros_touched(xp, (H, B, self.config.n_theta), dtype=m.dtype)
                 self.stream_axis[name] = 1
                 self._stream_views.append((self.arrays[name], 1))
                 self.sensitivity_names[p].append(name)
@@ -83,7 +84,7 @@ class RecurrentNetKernels:
             for p in parts:
                 for l in range(L):
                     name = f"sensitivities_{p}_l{l}"
-                    P = self.arrays[name] = xp.zeros((H, B * through[l]), dtype=m.dtype)
+                    P = self.arrays[name] = zeros_touched(xp, (H, B * through[l]), dtype=m.dtype)
                     self.sensitivity_names[p].append(name)
                     for k in range(l + 1):  # layer k's columns: (H, B, N_k)
                         n = (through[k] - at[k])

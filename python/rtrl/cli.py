@@ -172,9 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="fewer sizes and repeats (a few minutes)")
     bench.add_argument("--json", metavar="FILE", type=_output_file,
                        help="also write the results (all rows) as JSON")
-    bench.add_argument("--only", choices=("rtrl", "cells", "layers", "memory"),
+    bench.add_argument("--only", choices=("rtrl", "cells", "stacked", "layers", "memory"),
                        help="run one table: rtrl (fully recurrent RTRL vs sgemm and NumPy/torch/JAX RTRLs), "
-                            "cells (RecurrentNet RTRL vs sgemm), layers (LSTM/GRU vs torch) or memory "
+                            "cells (RecurrentNet RTRL vs sgemm), stacked (stacked RecurrentNet RTRL vs "
+                            "sgemms), layers (LSTM/GRU vs torch) or memory "
                             "(peak RSS of RTRL at T = 2000 and 50000)")
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where rtrl runs (default auto: CUDA when available); the references run on "

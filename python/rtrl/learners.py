@@ -9,7 +9,7 @@ import numpy as np
 
 from . import memory as _memory
 from . import optim as _optim
-from ._arrays import add_batch_axis, as_device_array, as_flag
+from ._arrays import add_batch_axis, as_device_array, as_flag, zeros_touched
 from ._kernels import kernels_for
 from .models import FullyRecurrent, Model, RecurrentNet
 
@@ -145,8 +145,9 @@ class Learner:
             need = _memory.of_learner(model, "rtrl", self.batch_size, rows if self.optimizer else None,
                                       update=getattr(self, "update", "realtime"))
             _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}")
-        self._grad = self._xp.zeros_like(model._flat)
-        self._optimizer_state = self._xp.zeros((rows,) + tuple(model._flat.shape), dtype=model.dtype) if rows else None
+        self._grad = zeros_touched(self._xp, model._flat.shape, model.dtype)
+        self._optimizer_state = (zeros_touched(self._xp, (rows,) + tuple(model._flat.shape), model.dtype)
+                                 if rows else None)
         self._optimizer_step = 0
         self._pending = False
         self.steps = 0

@@ -81,25 +81,21 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
         raise ValueError(f"steps: BPTT's memory grows with the chunk length; give steps >= 1, got {steps!r}")
     item = resolve_dtype(dtype).itemsize
     where = resolve_device(device)
+    rows = _OPTIMIZER_ROWS[optimizer]
+    realtime = update == "realtime" and optimizer != "none"
     core = backend(where).core
     B, H, I = int(batch_size), int(hidden_size), int(input_size)
     if model == "fully_recurrent":
         O = H if output_size is None else int(output_size)
-        sizes = _fully_recurrent(core, H, I, O, B, bool(bias), learner, steps, item, where)
+        sizes = _fully_recurrent(core, H, I, O, B, bool(bias), learner, steps, item, where, realtime, rows)
     elif model in CELLS:
         if output_size is None:
             raise ValueError("output_size: RecurrentNet needs the readout's size")
         sizes = _cell_net(core, model, I, H, int(output_size), B, learner, steps, item, where,
-                          int(num_layers))
+                          int(num_layers), realtime, rows)
     else:
         raise ValueError(f"model: expected 'fully_recurrent' or one of {tuple(CELLS)}, got {model!r}")
     n_params = sizes.pop("n_params")
-    rows = _OPTIMIZER_ROWS[optimizer]
-    if learner == "rtrl":
-        realtime = update == "realtime" and optimizer != "none"
-        # the step's gradient (epoch mode) or the copy of parameters, gradient and optimizer state
-        # an update is undone from (real-time mode)
-        sizes["workspace"] += n_params * (2 + rows) if realtime else n_params
     out = {"parameters": n_params, "gradient": n_params, "optimizer_state": rows * n_params, **sizes}
     out = {k: int(v) * item for k, v in out.items()}
     out["learner"] = sum(v for k, v in out.items() if k != "workspace")
@@ -145,44 +141,44 @@ def _product_scratch(M: int, K: int, ncols: int, item: int, device: str) -> int:
     return int(_load_cpu_module()._product_block_scratch(M, K, ncols, item))
 
 
+def _rtrl(layout: dict, item: int, device: str) -> dict[str, int]:
+    """The sizes of an RTRL learner from the layout its algorithm declares (algo/layout.hpp), with the
+    backend's scratch for the largest sensitivity product."""
+    scratch = max([_product_scratch(M, K, N, item, device) for M, K, N in layout["products"]] or [0])
+    return {"n_params": layout["n_params"], "state": layout["state"], "sensitivities": layout["sensitivities"],
+            "workspace": layout["workspace"] + scratch}
+
+
 def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, learner: str,
-                     steps: int | None, item: int, device: str) -> dict[str, int]:
+                     steps: int | None, item: int, device: str, realtime: bool, rows: int) -> dict[str, int]:
     config = core.FullyRecurrentConfig(n, m, bias, O, B, "logistic", False, "mean")
-    N, L = config.n_weights, config.width
     if learner == "rtrl":
-        P = n * B * N
-        return {"n_params": N, "state": B * n, "sensitivities": P,
-                "workspace": 2 * B * L + 5 * B * n + 1 + (B * N if B > 1 else 0)
-                + _product_scratch(n, n, B * N, item, device)}
-    T = int(steps)
+        return _rtrl(config.rtrl_layout(realtime, rows), item, device)
+    N, L, T = config.n_weights, config.width, int(steps)
+    # fully_recurrent_bptt.hpp: z(0..T), slope/error/keep, pre/sq_error, dL/ds, the recurrent part,
+    # and the copy of the gradient the non-finite check restores
     return {"n_params": N, "state": B * n, "sensitivities": 0,
-            "workspace": (T + 1) * B * L + 4 * T * B * n + 3 * B * n + T * B * O + T}
+            "workspace": (T + 1) * B * L + 4 * T * B * n + 3 * B * n + N}
 
 
 def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str,
-              steps: int | None, item: int, device: str, layers: int = 1) -> dict[str, int]:
+              steps: int | None, item: int, device: str, layers: int, realtime: bool,
+              rows: int) -> dict[str, int]:
     config = core.CellNetConfig(cell, "tanh", I, H, O, B, "mse", "mean", layers=layers)
-    info = CELL_INFO[cell]
-    G, Np, W, parts = info["gates"], config.n_theta, config.width, info["state_parts"]
-    GH = G * H
-    state = parts * layers * B * H
     if learner == "rtrl":
-        through = config.theta_through
-        P = parts * H * B * sum(through)
-        widths = [W] + [2 * H + info["bias_columns"]] * (layers - 1)
-        operand_rows = GH + (H if cell == "gru" else 0)
-        scratch = max([_product_scratch(GH, H, B * (through[l] - config.theta_at[l]), item, device)
-                       for l in range(layers)]
-                      + [_product_scratch(operand_rows, 2 * H, B * config.theta_at[l], item, device)
-                         for l in range(1, layers)])
-        per_layer = sum(B * w + 2 * B * GH + (4 + info["coefficients"]) * B * H for w in widths)
-        return {"n_params": config.n_params, "state": state, "sensitivities": P,
-                "workspace": per_layer + Np + B * Np + scratch + B * O + B + 1
-                + (operand_rows * 2 * H if layers > 1 else 0)}
-    T = int(steps)
-    per_step = B * (H + GH + H + H + I + 2 * GH + O + 1)  # y, gates, cell/aux, dL/dh, dx, dgates, readout
-    return {"n_params": config.n_params, "state": state, "sensitivities": 0,
-            "workspace": layers * T * per_step + 6 * B * H + GH * (I + H)}
+        return _rtrl(config.rtrl_layout(realtime, rows), item, device)
+    info = CELL_INFO[cell]
+    GH, T, TBH = info["gates"] * H, int(steps), int(steps) * B * H
+    lstm, gru = cell == "lstm", cell == "gru"
+    # cell_net_bptt.hpp: per layer y, gates, c (LSTM) or aux (GRU); the new state, dL/dh of the top
+    # layer and of two layers below, dL/dx of layer 0, dh0 and dc0; the gradient's copy; and the
+    # largest layer call's own buffers (the backward's gate gradients)
+    saved = layers * (TBH + T * B * GH + (TBH if lstm or gru else 0))
+    below = min(2, layers - 1)
+    work = 2 * layers * B * H + (1 + below) * TBH + T * B * I + 2 * B * H
+    layer_call = (2 if gru else 1) * T * B * GH + 3 * B * H + T * B + GH * H
+    return {"n_params": config.n_params, "state": info["state_parts"] * layers * B * H, "sensitivities": 0,
+            "workspace": saved + work + config.n_params + layer_call + T * B * (O + 1)}
 
 
 def available_bytes(device: str = "cpu") -> int | None:

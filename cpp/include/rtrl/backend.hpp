@@ -13,6 +13,7 @@
 #include "rtrl/recurrent_layer.hpp"
 #include "rtrl/cell_rtrl.hpp"
 #include "rtrl/readout.hpp"
+#include "rtrl/algo/layout.hpp"
 
 namespace rtrl {
 
@@ -60,6 +61,11 @@ namespace rtrl {
                               const CellNetBpttState<T>& state, const CellNetSequence<T>& seq,    \
                               LossKind loss, double loss_scale, NonfinitePolicy policy,           \
                               NonfiniteEvents& events);                                           \
+    /* What an exact RTRL call holds and needs, in elements (algo/layout.hpp).                 */ \
+    static OnlineLayout fully_recurrent_rtrl_layout(const FullyRecurrentDims& d, bool update,     \
+                                                    index_t state_rows);                          \
+    static OnlineLayout cell_net_rtrl_layout(const CellNetDims& d, bool update,                   \
+                                             index_t state_rows);                                 \
     /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
     template <class T>                                                                            \
     static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \

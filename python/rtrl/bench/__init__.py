@@ -6,6 +6,7 @@ Tables (each a module with ``run(quick) -> list[dict]``, ``header() -> str``,
 * ``fully_recurrent`` ("rtrl")   -- exact RTRL against the same-shape sgemm and the NumPy, torch-ops
                                    and JAX RTRLs;
 * ``cells``           ("cells")  -- exact RTRL for RecurrentNet against the same-shape sgemm;
+* ``stacked``         ("stacked") -- exact RTRL for stacked RecurrentNets against sgemms of the same shapes;
 * ``layers``          ("layers") -- rtrl.nn LSTM/GRU (and LSTMCell) against torch.nn on the CPU;
 * ``memory``          ("memory") -- peak RSS of RTRL (and full-sequence BPTT) at T = 2 000 and 50 000.
 
@@ -27,6 +28,7 @@ __all__ = ["TABLES", "report"]
 TABLES = {  # name -> (module, title)
     "rtrl": ("fully_recurrent", "exact RTRL, fully recurrent network, CPU"),
     "cells": ("cells", "exact RTRL, RecurrentNet (RNN/LSTM/GRU + readout), CPU"),
+    "stacked": ("stacked", "exact RTRL, stacked RecurrentNet (LSTM/GRU, 2-3 layers + readout), CPU"),
     "layers": ("layers", "LSTM/GRU layers and LSTMCell against torch.nn, CPU"),
     "memory": ("memory", "peak memory of RTRL against the sequence length"),
 }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "rtrl/algo/layout.hpp"
 #include "rtrl/algo/online_loop.hpp"
 #include "rtrl/algo/readout.hpp"
 #include "rtrl/algo/recurrent_layer.hpp"
@@ -58,6 +59,11 @@ class CellStackModel {
       steps_.push_back(s);
     }
     readout_scratch_ = p;  // [B O + B]
+  }
+
+  static void declare(const CellNetDims& d, OnlineLayout& l) {
+    l.state += (Cell::kHasCellState ? 2 : 1) * d.layers * d.batch * d.hidden;
+    l.workspace += buffer_size(d);
   }
 
   static index_t buffer_size(const CellNetDims& d) {
@@ -177,12 +183,24 @@ class CellStackExactRtrl {
   CellStackExactRtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>& st)
       : d_(d), st_(st), G_buf_(ctx.template alloc<T>(d.batch * d.n_theta())),
         packed_buf_(ctx.template alloc<T>(d.n_theta())),
-        operand_buf_(ctx.template alloc<T>(d.layers > 1 ? operand_rows() * 2 * d.hidden : 0)),
+        operand_buf_(ctx.template alloc<T>(d.layers > 1 ? operand_rows(d) * 2 * d.hidden : 0)),
         G_(G_buf_.data()) {}
 
+  // Per layer l: P_h^l (and P_c^l) [H, B N_<=l]; the contraction [B N_<L], its stream sum [N_<L],
+  // the stacked operand [W_ih | W_hh]; the products over the own columns and over those below.
+  static void declare(const CellNetDims& d, OnlineLayout& l) {
+    const index_t B = d.batch, H = d.hidden, GH = d.gates() * H;
+    for (index_t m = 0; m < d.layers; ++m) {
+      l.sensitivities += (Cell::kHasCellState ? 2 : 1) * H * B * d.theta_through(m);
+      l.products.push_back({GH, H, B * d.layer(m).n_theta()});
+      if (m > 0) l.products.push_back({operand_rows(d), 2 * H, B * d.layer(m).theta_at});
+    }
+    l.workspace += B * d.n_theta() + d.n_theta() + (d.layers > 1 ? operand_rows(d) * 2 * H : 0);
+  }
+
   // Rows of the product over the columns of the layers below (GRU keeps the n gate's sides apart).
-  index_t operand_rows() const {
-    return (d_.gates() + (d_.cell == CellKind::gru ? 1 : 0)) * d_.hidden;
+  static index_t operand_rows(const CellNetDims& d) {
+    return (d.gates() + (d.cell == CellKind::gru ? 1 : 0)) * d.hidden;
   }
 
   void propagate(Ctx& ctx, const Model& m, T* step_grad) {
@@ -237,9 +255,9 @@ class CellStackExactRtrl {
       if (l == 0) continue;
       // The columns of the layers below: [W_ih | W_hh] over [P_h^{l-1}(t); P_h^l(t-1)].
       T* A = operand_buf_.data();
-      ctx.for_each_2d(operand_rows(), 2 * H, StackedOperand<T>{dl, st_.params, A});
+      ctx.for_each_2d(operand_rows(d), 2 * H, StackedOperand<T>{dl, st_.params, A});
       const ProductSlabs<T> slabs{st_.P_h[l - 1], B * d.theta_through(l - 1), H, P_h, ld, H};
-      ctx.template for_product_blocks<T>(operand_rows(), own_at, A, 2 * H, slabs,
+      ctx.template for_product_blocks<T>(operand_rows(d), own_at, A, 2 * H, slabs,
                                          [&](index_t q0, index_t cols, T* Q, index_t ldq) {
         for (index_t mi = 0; mi < l; ++mi) {
           const CellLayerDims dm = d.layer(mi);
@@ -268,6 +286,16 @@ class CellStackExactRtrl {
   decltype(std::declval<Ctx&>().template alloc<T>(0)) G_buf_, packed_buf_, operand_buf_;
   T* G_;  // [B N_<L] the top layer's contraction, column q as in its sensitivities
 };
+
+// What cell_net_rtrl holds and needs (layout.hpp): the model's, the algorithm's and the loop's parts.
+template <class Cell, class Ctx, class T>
+OnlineLayout cell_net_rtrl_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  CellStackModel<Cell, Ctx, T>::declare(d, l);
+  CellStackExactRtrl<Cell, Ctx, T>::declare(d, l);
+  l.workspace += online_loop_workspace(d.n_params(), update, state_rows);
+  return l;
+}
 
 // Returns the optimizer's update count after the call; `events` receives what the non-finite check
 // saw.

@@ -32,6 +32,11 @@ class FullyRecurrentModel {
     z_next_ = z_t_ + d.batch * d.width();
   }
 
+  static void declare(const FullyRecurrentDims& d, OnlineLayout& l) {
+    l.state += d.batch * d.units;
+    l.workspace += 2 * d.batch * d.width() + 5 * d.batch * d.units;
+  }
+
   const FullyRecurrentDims& dims() const { return d_; }
   index_t n_params() const { return d_.n_weights(); }
   index_t streams() const { return d_.batch; }
@@ -81,7 +86,17 @@ template <class Ctx, class T>
 class FullyRecurrentExactRtrl {
  public:
   FullyRecurrentExactRtrl(Ctx& ctx, const FullyRecurrentDims& d, T* P)
-      : d_(d), P_(P), G_buf_(ctx.template alloc<T>(d.batch > 1 ? d.batch * d.n_weights() : 0)) {}
+      : d_(d), P_(P), G_buf_(ctx.template alloc<T>(streams_gradient(d))) {}
+
+  // P [n, B, n, L]; the streams' parts of the gradient [B N] (B > 1); the product W_U P.
+  static index_t streams_gradient(const FullyRecurrentDims& d) {
+    return d.batch > 1 ? d.batch * d.n_weights() : 0;
+  }
+  static void declare(const FullyRecurrentDims& d, OnlineLayout& l) {
+    l.sensitivities += d.units * d.batch * d.n_weights();
+    l.workspace += streams_gradient(d);
+    l.products.push_back({d.units, d.units, d.batch * d.n_weights()});
+  }
 
   void propagate(Ctx& ctx, const FullyRecurrentModel<Ctx, T>& m, T* step_grad) {
     const FullyRecurrentDims& d = d_;
@@ -120,6 +135,16 @@ class FullyRecurrentExactRtrl {
   decltype(std::declval<Ctx&>().template alloc<T>(0)) G_buf_;
   T* G_ = nullptr;
 };
+
+// What fully_recurrent_rtrl holds and needs (layout.hpp): the model's, the algorithm's and the loop's.
+template <class Ctx, class T>
+OnlineLayout fully_recurrent_rtrl_layout(const FullyRecurrentDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  FullyRecurrentModel<Ctx, T>::declare(d, l);
+  FullyRecurrentExactRtrl<Ctx, T>::declare(d, l);
+  l.workspace += online_loop_workspace(d.n_weights(), update, state_rows);
+  return l;
+}
 
 // Returns the number of optimizer updates applied so far (options.optimizer_step + updates made);
 // `events` receives what the non-finite check saw.

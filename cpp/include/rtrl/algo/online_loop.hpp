@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "rtrl/algo/layout.hpp"
 #include "rtrl/algo/nonfinite_guard.hpp"
 #include "rtrl/algo/optimizer_step.hpp"
 
@@ -27,6 +28,12 @@ struct OnlineOptions {
   std::int64_t optimizer_step = 0;  // updates applied so far (Adam's t before this call)
   NonfinitePolicy on_nonfinite = NonfinitePolicy::raise;
 };
+
+// The loop's own buffers: the step's gradient (or, with an update every step, the copy of
+// parameters, gradient and optimizer state an update is undone from) and the clipping norm.
+inline index_t online_loop_workspace(index_t n_params, bool update, index_t state_rows) {
+  return (update ? (2 + state_rows) * n_params : n_params) + 1;
+}
 
 // Runs `steps` online steps; returns the optimizer's update count after the call. `events` receives
 // what the non-finite check saw.
