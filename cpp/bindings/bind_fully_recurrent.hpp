@@ -90,6 +90,7 @@ inline py::dict layout_dict(const OnlineLayout& l, index_t n_params) {
   r["n_params"] = n_params;
   r["state"] = l.state;
   r["sensitivities"] = l.sensitivities;
+  r["layer_sensitivities"] = l.layer_sensitivities;
   r["workspace"] = l.workspace;
   py::list products;
   for (const ProductShape& p : l.products) products.append(py::make_tuple(p.rows, p.depth, p.cols));

@@ -144,7 +144,10 @@ class Learner:
         if self._kind == "rtrl":
             need = _memory.of_learner(model, "rtrl", self.batch_size, rows if self.optimizer else None,
                                       update=getattr(self, "update", "realtime"))
-            _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}")
+            layers = (_memory.layer_sensitivities(model, self.batch_size)
+                      if isinstance(model, RecurrentNet) and model.num_layers > 1 else None)
+            _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}",
+                               layers)
         self._grad = zeros_touched(self._xp, model._flat.shape, model.dtype)
         self._optimizer_state = (zeros_touched(self._xp, (rows,) + tuple(model._flat.shape), model.dtype)
                                  if rows else None)

@@ -118,12 +118,24 @@ def of_learner(model: Any, learner: str, batch_size: int, optimizer_rows: int | 
                     num_layers=model.num_layers, **common)
 
 
-def check_fits(need: dict[str, int], device: str, what: str) -> None:
-    """Raises MemoryError naming what ``need`` holds when it exceeds the memory available."""
+def layer_sensitivities(model: Any, batch_size: int) -> list[int]:
+    """Bytes of exact RTRL's sensitivities for each layer of a RecurrentNet, as its algorithm declares
+    them (layer l's cover the parameters of layers <= l)."""
+    config = model._backend.core.CellNetConfig(model.cell, model.nonlinearity, model.input_size,
+                                               model.hidden_size, model.output_size, batch_size, "mse",
+                                               "mean", layers=model.num_layers, alpha=model.alpha)
+    return [n * model.dtype.itemsize for n in config.rtrl_layout(False, 0)["layer_sensitivities"]]
+
+
+def check_fits(need: dict[str, int], device: str, what: str, layers: list[int] | None = None) -> None:
+    """Raises MemoryError naming what ``need`` holds when it exceeds the memory available (and, given
+    ``layers``, each layer's sensitivities)."""
     free = available_bytes(device)
     if free is None or need["total"] <= free:
         return
     parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in need.items() if v and k not in ("learner", "total"))
+    if layers and len(layers) > 1:
+        parts += "; sensitivities by layer: " + ", ".join(f"{l} {format_bytes(v)}" for l, v in enumerate(layers))
     raise MemoryError(f"{what} needs {format_bytes(need['total'])} ({parts}), more than the "
                       f"{format_bytes(free)} available on {device}; use fewer streams (batch_size) or a "
                       "smaller model")

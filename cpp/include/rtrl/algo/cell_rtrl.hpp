@@ -191,7 +191,9 @@ class CellStackExactRtrl {
   static void declare(const CellNetDims& d, OnlineLayout& l) {
     const index_t B = d.batch, H = d.hidden, GH = d.gates() * H;
     for (index_t m = 0; m < d.layers; ++m) {
-      l.sensitivities += (Cell::kHasCellState ? 2 : 1) * H * B * d.theta_through(m);
+      const index_t layer = (Cell::kHasCellState ? 2 : 1) * H * B * d.theta_through(m);
+      l.sensitivities += layer;
+      l.layer_sensitivities.push_back(layer);
       l.products.push_back({GH, H, B * d.layer(m).n_theta()});
       if (m > 0) l.products.push_back({operand_rows(d), 2 * H, B * d.layer(m).theta_at});
     }
