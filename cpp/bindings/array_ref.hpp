@@ -40,6 +40,7 @@ const char* dtype_name() {
 
 // Host arrays: NumPy ndarrays only; a call on them needs no device or stream bookkeeping (Call).
 struct HostArrays {
+  static constexpr bool kHostMemory = true;
   struct Call {
     explicit Call(std::uintptr_t /*stream*/) {}
   };

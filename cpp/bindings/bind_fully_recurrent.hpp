@@ -98,6 +98,20 @@ inline py::dict layout_dict(const OnlineLayout& l, index_t n_params) {
   return r;
 }
 
+// A Python callable hook(grad, finite) -> bool as the loop's GradientCombiner (nonfinite.hpp): called
+// with the GIL, grad a NumPy view of the step's gradient to combine in place. Host memory only.
+template <class T, class Reader>
+GradientCombiner python_gradient_combiner(py::object hook) {
+  if (hook.is_none()) return {};
+  RTRL_CHECK(Reader::kHostMemory, "gradient_hook: the CUDA backend does not take a gradient hook (host "
+                                  "memory only)");
+  return [hook](void* grad, index_t count, bool finite) {
+    py::gil_scoped_acquire gil;
+    py::array_t<T> view({py::ssize_t(count)}, {py::ssize_t(sizeof(T))}, static_cast<T*>(grad), py::none());
+    return py::cast<bool>(hook(view, finite));
+  };
+}
+
 // Runs an RTRL loop, run(events) -> update count, without the GIL; returns its run_report.
 template <class Run>
 py::dict run_rtrl(Run&& run) {
@@ -166,7 +180,7 @@ struct FullyRecurrentBindings {
                        const ArrayRef& P, const ArrayRef& grad, py::object opt_state,
                        const ArrayRef& X, py::object targets, py::object outputs, py::object loss,
                        const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
-                       NonfinitePolicy policy, std::uintptr_t stream) {
+                       NonfinitePolicy policy, py::object gradient_hook, std::uintptr_t stream) {
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
     FullyRecurrentSequence<T> seq =
@@ -190,6 +204,7 @@ struct FullyRecurrentBindings {
     o.optimizer = opt;
     o.optimizer_step = opt_step;
     o.on_nonfinite = policy;
+    o.combine_gradient = python_gradient_combiner<T, Reader>(gradient_hook);
     return run_rtrl([&](NonfiniteEvents& events) {
       return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
     });
@@ -265,7 +280,8 @@ struct FullyRecurrentBindings {
           [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object P,
              py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
-             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+             bool update_each_step, const std::string& on_nonfinite, py::object gradient_hook,
+             std::uintptr_t stream) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const ArrayRef w = Reader::read(weight, "weight");
@@ -274,14 +290,16 @@ struct FullyRecurrentBindings {
               using T = decltype(tag);
               return rtrl<T>(c, w, Reader::read(y, "state"), Reader::read(P, "sensitivities"),
                              Reader::read(grad, "grad"), opt_state, x, targets, outputs, loss, opt,
-                             step, update_each_step, policy, stream);
+                             step, update_each_step, policy, gradient_hook, stream);
             });
           },
           py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("sensitivities"),
           py::arg("grad"), py::arg("optimizer_state"), py::arg("X"), py::arg("targets"),
           py::arg("outputs"), py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
-          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
-          "Runs exact RTRL over X; returns a dict: the optimizer's update count after the call "
+          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise",
+          py::arg("gradient_hook") = py::none(), py::arg("stream") = 0,
+          "Runs exact RTRL over X (gradient_hook(grad, finite) -> bool, when given, combines each "
+          "step's gradient with other processes' before the update); returns a dict: the optimizer's update count after the call "
           "('updates') and what the non-finite check saw.");
 
     m.def("fully_recurrent_bptt",

@@ -42,7 +42,8 @@ class FullyRecurrentKernels:
         return self.core.fully_recurrent_rtrl(
             self.config, self.model.weight, self.arrays["state"], self.arrays["sensitivities"],
             self._grad(), opt_state, X, targets, outputs, loss, lr._native_optimizer,
-            lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, stream=self.stream())
+            lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, gradient_hook=lr._gradient_hook,
+            stream=self.stream())
 
     def validate(self, X: Any, targets: Any) -> None:
         self.core.validate_sequence(self.config, X, targets, self.stream())
@@ -105,7 +106,7 @@ class RecurrentNetKernels:
             self.config, self.model._flat, a["state_h"], a.get("state_c"),
             [a[n] for n in self.sensitivity_names["h"]], P_c or None, lr._grad, lr._optimizer_state, X, targets, outputs, loss,
             lr._native_optimizer, lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite,
-            stream=self.stream())
+            gradient_hook=lr._gradient_hook, stream=self.stream())
 
     def validate(self, X: Any, targets: Any) -> None:
         xp = self.xp

@@ -148,6 +148,8 @@ class Learner:
                       if isinstance(model, RecurrentNet) and model.num_layers > 1 else None)
             _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}",
                                layers)
+        # combines each real-time step's gradient with other processes' (rtrl.distributed); None: alone
+        self._gradient_hook = None
         self._grad = zeros_touched(self._xp, model._flat.shape, model.dtype)
         self._optimizer_state = (zeros_touched(self._xp, (rows,) + tuple(model._flat.shape), model.dtype)
                                  if rows else None)
@@ -277,6 +279,8 @@ class Learner:
         ``clip_grad_norm`` is set), then clears it. Raises ``RuntimeError`` without an optimizer."""
         if self.optimizer is None:
             raise RuntimeError("apply(): this learner has no optimizer; pass lr= or optimizer=")
+        if self._pending and self._gradient_hook is not None:
+            self._gradient_hook(self._grad, True)  # the other processes' accumulated gradients
         if not self._pending or self._apply_update():
             return
         if self.on_nonfinite == "raise":
@@ -619,6 +623,10 @@ class BPTT(Learner):
             report = self._kernels.bptt(X[part], chunk_targets, outputs[part], loss[part])
             self.steps += stop - start
             reset = report["first_streams"] if report["skipped_steps"] else None
+            if self.optimizer is not None and self._gradient_hook is not None:
+                if not self._gradient_hook(self._grad, reset is None) and reset is None:
+                    reset = []  # another process's chunk was not finite: every process drops it
+                    self._grad[...] = before
             self._pending = True
             if reset is None and (self.optimizer is None or self._apply_update()):
                 continue

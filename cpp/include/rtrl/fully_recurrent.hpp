@@ -55,6 +55,7 @@ struct FullyRecurrentOptions {
   OptimizerConfig optimizer;
   std::int64_t optimizer_step = 0;  // updates applied so far (Adam's t before this call)
   NonfinitePolicy on_nonfinite = NonfinitePolicy::raise;
+  GradientCombiner combine_gradient;  // empty: one process
 };
 
 template <class T>

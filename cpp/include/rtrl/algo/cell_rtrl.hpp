@@ -307,7 +307,8 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
                            NonfiniteEvents& events) {
   CellStackModel<Cell, Ctx, T> model(ctx, d, st, seq, opt);
   CellStackExactRtrl<Cell, Ctx, T> algorithm(ctx, d, st);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 

@@ -155,7 +155,8 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
                                   const FullyRecurrentOptions& opt, NonfiniteEvents& events) {
   FullyRecurrentModel<Ctx, T> model(ctx, d, st, seq, opt);
   FullyRecurrentExactRtrl<Ctx, T> algorithm(ctx, d, st.P);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 
