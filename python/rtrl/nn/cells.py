@@ -6,19 +6,28 @@ parameters named ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` as in to
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Mapping
 
 import numpy as np
 
 from .._arrays import as_device_array
+from .._locking import locked
 from .layers import GATES, GRU, LSTM, RNN, _pair, _RecurrentLayer
+
+_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 class _Cell:
+    """What the cells share. Assigning a parameter (``cell.weight_ih = array``) copies in, shape- and
+    dtype-checked. Each call holds the cell's lock, so calls from several threads take turns (a
+    call and its backward are two calls: threads sharing a cell must not interleave them)."""
+
     _layer_type: type[_RecurrentLayer]
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: Any = "float32",
                  device: str = "auto", seed: int | None = None, **layer_options: Any) -> None:
+        self._lock = threading.RLock()
         self._layer = self._layer_type(input_size, hidden_size, bias=bias, dtype=dtype, device=device,
                                        seed=seed, **layer_options)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, self._layer.bias
@@ -40,16 +49,25 @@ class _Cell:
 
     def __getattr__(self, name: str) -> Any:
         layer = self.__dict__.get("_layer")
-        if layer is not None and name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        if layer is not None and f"{name}_l0" in layer.__dict__["_params"]:
             return layer.parameters()[f"{name}_l0"]
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        layer = self.__dict__.get("_layer")
+        if layer is not None and name in _PARAMETERS and f"{name}_l0" in layer.__dict__["_params"]:
+            self.load_state_dict({**self.parameters(), name: value})
+        else:
+            super().__setattr__(name, value)
 
     def parameters(self) -> dict[str, Any]:
         return {k[: -len("_l0")]: v for k, v in self._layer.parameters().items()}
 
+    @locked
     def state_dict(self) -> dict[str, Any]:
         return {k[: -len("_l0")]: v for k, v in self._layer.state_dict().items()}
 
+    @locked
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Copies parameters in (names as in torch.nn's cells); all are checked before any is copied."""
         if not isinstance(state, Mapping):
@@ -167,11 +185,13 @@ class _Cell:
 class _HiddenStateCell(_Cell):
     """The call and backward of cells whose only state is h (RNNCell, GRUCell)."""
 
+    @locked
     def __call__(self, input: Any, hx: Any = None) -> Any:
         """``h' = cell(input, h)``."""
         out = self._direct(input, hx)
         return (out if out is not None else self._step(input, hx, None))[0]
 
+    @locked
     def backward(self, dh: Any) -> tuple[Any, Any]:
         """``dx, dh = cell.backward(dh')`` for the last call; fills ``cell.grads``."""
         dx, dh0, _ = self._backward(dh, None)
@@ -228,6 +248,7 @@ class LSTMCell(_Cell):
 
     _layer_type = LSTM
 
+    @locked
     def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         out = self._direct(input, hx)
         if out is not None:
@@ -235,6 +256,7 @@ class LSTMCell(_Cell):
         h, c = _pair(hx, "hx")
         return self._step(input, h, c)
 
+    @locked
     def backward(self, dh: Any, dc: Any = None) -> tuple[Any, tuple[Any, Any]]:
         dx, dh0, dc0 = self._backward(dh, dc)
         return dx, (dh0, dc0)
