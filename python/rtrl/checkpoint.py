@@ -205,7 +205,7 @@ class _Reader:
             model_cls, model_config, learner_cls, learner_config = _classes(header)
             _check_size(model_cls, model_config, learner_cls, learner_config, max_bytes)
             learner = _build(model_cls, model_config, learner_cls, learner_config, device)
-            counters = {k: header["counters"][k] for k in _COUNTERS}
+            counters = header["counters"]
         except CheckpointError:
             raise
         except MemoryError as exc:
@@ -240,6 +240,9 @@ class _Reader:
             raise self.error(f"not an rtrl checkpoint (the header is not JSON: {type(exc).__name__})", HEADER) from None
         if not isinstance(header, dict):
             raise self.error("not an rtrl checkpoint (malformed header)", HEADER)
+        unknown = sorted(map(str, set(header) - {"format", "version", "model", "learner", "counters"}))
+        if unknown:
+            raise self.error(f"malformed rtrl checkpoint header (unknown entries {unknown[:5]})", HEADER)
         fmt, version = header.get("format"), header.get("version")
         if fmt != FORMAT:
             raise self.error(f"not an rtrl checkpoint (format {str(fmt)[:80]!r})", HEADER)
@@ -313,6 +316,8 @@ def _classes(header: dict) -> tuple[type, dict, type, dict]:
         raise TypeError("model and learner configs must be JSON objects")
     if not isinstance(header["counters"], dict):
         raise TypeError("counters must be a JSON object")
+    if set(header["counters"]) != set(_COUNTERS):
+        raise ValueError(f"counters: expected {list(_COUNTERS)}, got {sorted(map(str, header['counters']))}")
     model_config = dict(header["model"]["config"])
     learner_config = dict(header["learner"]["config"])
     learner_config["optimizer"] = optim.from_state_dict(learner_config.get("optimizer"))
