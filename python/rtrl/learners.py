@@ -164,6 +164,13 @@ class Learner:
         self._kernels = kernels_for(self, sensitivities=self._kind == "rtrl")
 
     @property
+    def lock(self) -> Any:
+        """The re-entrant lock each call (``run``, ``step``, ``apply``, ``state_dict``, ``save``, ...)
+        holds: calls from several threads take turns, each whole. Hold it (``with learner.lock:``)
+        to make several calls one."""
+        return self._lock
+
+    @property
     def _native_optimizer(self) -> Any:
         """The core's optimizer config, rebuilt when the optimizer's ``lr`` was changed."""
         version = getattr(self.optimizer, "_version", None)
@@ -555,7 +562,8 @@ class RTRL(Learner):
         gradient is dropped. "skip": such steps (non-finite input included) are skipped: the
         weights are not updated for that step, the offending streams' state and sensitivities are
         reset to zero, the other streams go on, and ``stats`` counts it. A skipped step's outputs
-        and loss show the non-finite values that caused it.
+        and loss show the non-finite values that caused it. After ``warn_after_skipped``
+        consecutive skipped steps a ``RuntimeWarning`` says so, once per streak.
 
     Attributes
     ----------
@@ -564,6 +572,12 @@ class RTRL(Learner):
         ``last_skipped_step`` (the learner's step index, or None).
     steps : int
         Steps processed since the learner was created (or as loaded from a checkpoint).
+    warn_after_skipped : int or None
+        Consecutive skipped steps before the warning (default 1000; None: never); settable.
+    optimizer : rtrl.optim.SGD | rtrl.optim.Adam | None
+        Its ``lr`` may be changed between calls; the next update uses it.
+    lock : threading.RLock
+        Held by every call: a learner shared by threads runs one call at a time, each whole.
 
     Examples
     --------

@@ -21,7 +21,8 @@ _PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 class _Cell:
     """What the cells share. Assigning a parameter (``cell.weight_ih = array``) copies in, shape- and
     dtype-checked. Each call holds the cell's lock, so calls from several threads take turns (a
-    call and its backward are two calls: threads sharing a cell must not interleave them)."""
+    call and its backward are two calls: threads sharing a cell hold ``cell.lock`` around each
+    pair)."""
 
     _layer_type: type[_RecurrentLayer]
 
@@ -42,6 +43,12 @@ class _Cell:
     @property
     def device(self) -> str:
         return self._layer.device
+
+    @property
+    def lock(self) -> Any:
+        """The re-entrant lock every call holds; hold it (``with cell.lock:``) to keep a call and
+        its backward together when threads share the cell."""
+        return self._lock
 
     @property
     def dtype(self) -> Any:

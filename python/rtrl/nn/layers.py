@@ -82,6 +82,12 @@ class _RecurrentLayer:
         return self._be.device
 
     @property
+    def lock(self) -> Any:
+        """The re-entrant lock every call holds; hold it (``with layer.lock:``) to keep a forward
+        and its backward together when threads share the layer."""
+        return self._lock
+
+    @property
     def dtype(self) -> np.dtype:
         return self._dtype
 
@@ -286,8 +292,8 @@ _DOC = """{title} with PyTorch's equations, parameters and call signature, and a
     dtype-checked. After :meth:`backward`, ``layer.grads`` holds their gradients. The layer keeps
     its own copy of what backward needs (the caller's arrays may change in between).
     Thread safety: each call (forward, backward, ``load_state_dict``, ...) holds the layer's lock,
-    so calls from several threads take turns; a forward/backward pair is two calls, so threads that
-    share a layer must not interleave pairs.
+    so calls from several threads take turns; a forward/backward pair is two calls: threads that
+    share a layer hold ``layer.lock`` around each pair.
     Shapes: input (T, B, I) (or (B, T, I) with batch_first, or unbatched (T, I)); states
     (num_layers * num_directions, B, H) (or without B).
 """
