@@ -10,6 +10,8 @@ import numpy as np
 
 
 def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]  # a 0-d array is its scalar, as NumPy's scalars are
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
     try:
