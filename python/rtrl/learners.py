@@ -125,8 +125,9 @@ class Learner:
         self._lock = threading.RLock()
         if not isinstance(model, (FullyRecurrent, RecurrentNet)):
             raise TypeError(f"model: expected an rtrl.FullyRecurrent or rtrl.RecurrentNet, got {type(model).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+                or batch_size >= 2**31):
+            raise ValueError(f"batch_size: expected a positive integer below 2**31, got {batch_size!r}")
         _check_choice("loss", loss, LOSSES)
         if loss == "cross_entropy" and isinstance(model, FullyRecurrent):
             raise ValueError("loss='cross_entropy' needs a model with a readout (rtrl.RecurrentNet); "

@@ -157,12 +157,12 @@ class FullyRecurrent(Model):
         self.n_units, self.n_inputs, self.n_outputs = int(n_units), int(n_inputs), int(n_outputs)
         self.activation, self.bias = activation, as_flag(bias, "bias")
         self.width = self.n_inputs + int(self.bias) + self.n_units
-        if init_scale is None:
-            init_scale = 1.0 / np.sqrt(self.width)
         self._dtype = resolve_dtype(dtype)
-        self.init_scale, self.seed = _checked_init_scale(init_scale, self._dtype), seed
         _check_parameter_count(self.n_units * self.width, self._dtype,
                                f"FullyRecurrent({self.n_units}, {self.n_inputs})")
+        if init_scale is None:
+            init_scale = 1.0 / np.sqrt(self.width)
+        self.init_scale, self.seed = _checked_init_scale(init_scale, self._dtype), seed
         self._backend = backend(device)
         rng = np.random.default_rng(seed)
         self._init_params({"weight": rng.uniform(-init_scale, init_scale, (self.n_units, self.width))})
