@@ -15,7 +15,20 @@ from .._arrays import as_device_array
 from .._locking import locked
 from .layers import GATES, GRU, LSTM, RNN, _pair, _RecurrentLayer
 
-_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _parameter(name: str) -> property:
+    """The live parameter ``name``; assigning copies in, shape- and dtype-checked."""
+    def get(self: Any) -> Any:
+        p = self._layer._params
+        if f"{name}_l0" not in p:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r} (bias=False)")
+        return p[f"{name}_l0"]
+
+    def set(self: Any, value: Any) -> None:
+        get(self)
+        self.load_state_dict({**self.parameters(), name: value})
+    return property(get, set, doc=f"``{name}``, live; assigning copies in (shape- and dtype-checked).")
 
 
 class _Cell:
@@ -25,6 +38,8 @@ class _Cell:
     pair)."""
 
     _layer_type: type[_RecurrentLayer]
+    weight_ih, weight_hh = _parameter("weight_ih"), _parameter("weight_hh")
+    bias_ih, bias_hh = _parameter("bias_ih"), _parameter("bias_hh")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: Any = "float32",
                  device: str = "auto", seed: int | None = None, **layer_options: Any) -> None:
@@ -53,19 +68,6 @@ class _Cell:
     @property
     def dtype(self) -> Any:
         return self._layer.dtype
-
-    def __getattr__(self, name: str) -> Any:
-        layer = self.__dict__.get("_layer")
-        if layer is not None and f"{name}_l0" in layer.__dict__["_params"]:
-            return layer.parameters()[f"{name}_l0"]
-        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        layer = self.__dict__.get("_layer")
-        if layer is not None and name in _PARAMETERS and f"{name}_l0" in layer.__dict__["_params"]:
-            self.load_state_dict({**self.parameters(), name: value})
-        else:
-            super().__setattr__(name, value)
 
     def parameters(self) -> dict[str, Any]:
         return {k[: -len("_l0")]: v for k, v in self._layer.parameters().items()}
@@ -98,7 +100,7 @@ class _Cell:
         if out is None:
             return None
         h_new, c_new, flat, unbatched = out
-        self._layer._saved = None
+        self._layer.__dict__["_saved"] = None  # (the layer's __setattr__ is for its parameters)
         self._last = (flat, h_new, unbatched)
         if unbatched:
             return h_new[0], None if c_new is None else c_new[0]
@@ -192,11 +194,11 @@ class _Cell:
 class _HiddenStateCell(_Cell):
     """The call and backward of cells whose only state is h (RNNCell, GRUCell)."""
 
-    @locked
     def __call__(self, input: Any, hx: Any = None) -> Any:
         """``h' = cell(input, h)``."""
-        out = self._direct(input, hx)
-        return (out if out is not None else self._step(input, hx, None))[0]
+        with self._lock:
+            out = self._direct(input, hx)
+            return (out if out is not None else self._step(input, hx, None))[0]
 
     @locked
     def backward(self, dh: Any) -> tuple[Any, Any]:
@@ -255,13 +257,13 @@ class LSTMCell(_Cell):
 
     _layer_type = LSTM
 
-    @locked
     def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
-        out = self._direct(input, hx)
-        if out is not None:
-            return out
-        h, c = _pair(hx, "hx")
-        return self._step(input, h, c)
+        with self._lock:
+            out = self._direct(input, hx)
+            if out is not None:
+                return out
+            h, c = _pair(hx, "hx")
+            return self._step(input, h, c)
 
     @locked
     def backward(self, dh: Any, dc: Any = None) -> tuple[Any, tuple[Any, Any]]:

@@ -100,7 +100,7 @@ class _RecurrentLayer:
     def __setattr__(self, name: str, value: Any) -> None:
         """``layer.weight_ih_l0 = array`` copies in, shape- and dtype-checked (``ValueError`` /
         ``TypeError`` naming the parameter); the live array stays the same object."""
-        if name in self.__dict__.get("_params", ()):
+        if name[0] != "_" and name in self.__dict__.get("_params", ()):
             self.load_state_dict({**self._params, name: value})
         else:
             super().__setattr__(name, value)
