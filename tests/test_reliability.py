@@ -155,6 +155,20 @@ def test_assigning_a_recurrent_net_parameter_copies_in():
         net.bias_out = [np.nan]
     learner.run(np.zeros((3, 2)), np.ones((3, 1)))  # the learner trains the assigned values
     assert net.parameters()["bias_out"][0] != 0.5
+    with pytest.raises(AttributeError, match="weight_hh_l2: RecurrentNet has no such parameter"):
+        net.weight_hh_l2 = np.zeros((9, 3))
+
+
+def test_one_layer_names_with_the_l0_suffix_and_unknown_names():
+    net = rtrl.RecurrentNet("lstm", 2, 3, 1, seed=0, device="cpu")
+    net.weight_hh_l0 = np.ones((12, 3))
+    assert (net.weight_hh == 1).all() and "weight_hh_l0" not in vars(net)
+    gru = rtrl.nn.GRU(2, 3, seed=0, device="cpu")
+    with pytest.raises(AttributeError, match="weight_ih_l1: GRU has no such parameter"):
+        gru.weight_ih_l1 = np.zeros((9, 3))
+    no_bias = rtrl.nn.RNNCell(2, 3, bias=False, seed=0, device="cpu")
+    with pytest.raises(AttributeError, match="bias_ih"):
+        no_bias.bias_ih = np.zeros(3)
 
 
 # -- 3. aliasing sources -------------------------------------------------------------------------------

@@ -347,9 +347,16 @@ class RecurrentNet(Model):
         raise AttributeError(f"RecurrentNet has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """``net.weight_hh = array`` copies in (shape- and dtype-checked), as ``FullyRecurrent.weight``."""
-        if name in self.__dict__.get("_params", ()):
+        """``net.weight_hh = array`` copies in (shape- and dtype-checked), as ``FullyRecurrent.weight``
+        (with one layer, ``weight_hh_l0`` names the same parameter); a parameter name the net does
+        not have raises ``AttributeError``."""
+        params = self.__dict__.get("_params", ())
+        if params and name[0] != "_" and name.endswith("_l0") and name[:-3] in params and self.num_layers == 1:
+            name = name[:-3]
+        if name in params:
             self._assign(name, value)
+        elif name.startswith(("weight_", "bias_")) and params:
+            raise AttributeError(f"{name}: RecurrentNet has no such parameter; it has {sorted(params)}")
         else:
             super().__setattr__(name, value)
 

@@ -99,9 +99,13 @@ class _RecurrentLayer:
 
     def __setattr__(self, name: str, value: Any) -> None:
         """``layer.weight_ih_l0 = array`` copies in, shape- and dtype-checked (``ValueError`` /
-        ``TypeError`` naming the parameter); the live array stays the same object."""
-        if name[0] != "_" and name in self.__dict__.get("_params", ()):
+        ``TypeError`` naming the parameter); the live array stays the same object. A parameter name
+        the layer does not have raises ``AttributeError``."""
+        params = self.__dict__.get("_params", ())
+        if name[0] != "_" and name in params:
             self.load_state_dict({**self._params, name: value})
+        elif name.startswith(("weight_", "bias_")) and params:
+            raise AttributeError(f"{name}: {type(self).__name__} has no such parameter; it has {sorted(params)}")
         else:
             super().__setattr__(name, value)
 
