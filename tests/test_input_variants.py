@@ -209,7 +209,28 @@ def _optimizer_lr(seed, dtype):
     return {"lr": lr}, call
 
 
-ENTRY_POINTS = {"rtrl.run": _rtrl_run, "bptt.run": _bptt_run, "step": _step, "step-0d": _step_scalar,
+def _cross_entropy(seed, dtype):
+    X, classes = _rng(seed).normal(size=(5, 2, 2)), _rng(seed + 1).integers(-1, 3, size=(5, 2))
+
+    def call(X, classes):
+        learner = rtrl.RTRL(rtrl.RecurrentNet("rnn", 2, 3, 3, seed=seed, dtype=dtype, device="cpu"), lr=0.1,
+                            loss="cross_entropy", batch_size=2)
+        return learner.run(X, classes), learner.model.parameters()
+    return {"X": X.astype(dtype), "classes": classes}, call
+
+
+def _reset(seed, dtype):
+    streams = np.array([seed % 3, 2], dtype=np.int64)
+
+    def call(streams):
+        learner = rtrl.RTRL(rtrl.FullyRecurrent(2, 1, seed=seed, dtype=dtype, device="cpu"), lr=0.1, batch_size=3)
+        learner.run(np.ones((2, 3, 1), dtype))
+        learner.reset(streams)
+        return learner.state_dict()
+    return {"streams": streams}, call
+
+
+ENTRY_POINTS = {"cross_entropy": _cross_entropy, "reset": _reset, "rtrl.run": _rtrl_run, "bptt.run": _bptt_run, "step": _step, "step-0d": _step_scalar,
                 "load_parameters": _load_parameters, "FullyRecurrent.weight": _fully_recurrent_weight,
                 "nn.LSTM": _layer, "nn.GRUCell": _cell, "nn.RNNCell-0d": _cell_scalar,
                 "load_state_dict": _load_state_dict, "optim.lr-0d": _optimizer_lr}
