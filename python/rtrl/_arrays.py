@@ -12,7 +12,8 @@ DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:
-    """``"float32" | "float64"`` (or the NumPy types) as a NumPy dtype."""
+    """``"float32" | "float64"`` (or the NumPy types) as a NumPy dtype of the machine's byte order:
+    a non-native spelling such as ``">f4"`` is normalised to the native ``float32``."""
     dt = None
     if dtype is not None:
         try:
@@ -21,15 +22,19 @@ def resolve_dtype(dtype: Any) -> np.dtype:
             dt = None
     if dt is None or dt.name not in DTYPES:
         raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
-    return dt
+    return DTYPES[dt.name]
 
 
 def as_device_array(value: Any, name: str, dtype: np.dtype, be: Backend) -> Any:
-    """``value`` as a C-contiguous array of ``dtype`` on ``be``'s device (NumPy input is copied to
-    the GPU; a GPU array given to a CPU model is refused). Non-real input raises ``TypeError``."""
+    """``value`` as a C-contiguous, aligned array of ``dtype`` (native byte order) on ``be``'s
+    device (NumPy input is copied to the GPU; a GPU array given to a CPU model is refused).
+    Big-endian, unaligned, strided or other-dtype input is copied; the number of dimensions is kept
+    (a 0-d array or a Python scalar stays 0-d, and is refused wherever an axis is expected).
+    Non-real input raises ``TypeError``."""
     # the common case first, kept short (a cell step is a few microseconds); NumPy's built-in
     # dtypes are singletons, so ``is`` compares them
-    if type(value) is np.ndarray and value.dtype is dtype and value.flags.c_contiguous and be.device == "cpu":
+    if (type(value) is np.ndarray and value.dtype is dtype and value.flags.c_contiguous
+            and value.flags.aligned and be.device == "cpu"):
         return value
     if value is None:
         raise TypeError(f"{name}: expected an array, got None")
@@ -46,10 +51,19 @@ def as_device_array(value: Any, name: str, dtype: np.dtype, be: Backend) -> Any:
         raise TypeError(f"{name}: expected an array of real numbers ({exc})") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
-    if arr.dtype == dtype and arr.flags.c_contiguous:
+    if arr.dtype == dtype and arr.flags.c_contiguous and getattr(arr.flags, "aligned", True):
         return arr
     with np.errstate(over="ignore"):  # values beyond float32's range become inf: reported as non-finite
-        return be.xp.ascontiguousarray(arr, dtype=dtype)
+        return be.xp.array(arr, dtype=dtype, order="C")  # a fresh copy: aligned, native, same ndim
+
+
+def unaliased(arr: Any, destinations: Any, xp: Any) -> Any:
+    """``arr``, copied when it may share memory with any array of ``destinations`` (so that a
+    source is never overwritten before it is read)."""
+    for dest in destinations:
+        if xp.may_share_memory(arr, dest):
+            return arr.copy()
+    return arr
 
 
 def zeros_touched(xp: Any, shape: Any, dtype: Any) -> Any:
@@ -84,5 +98,6 @@ def add_batch_axis(arr: Any, name: str, batched_ndim: int, batch_size: int, axes
                 f"shape {tuple(arr.shape)}; unbatched input needs batch_size=1"
             )
         return arr[..., None, :], True
+    hint = " (a scalar has no axes: pass a 1-d array such as [value])" if arr.ndim == 0 else ""
     raise ValueError(f"{name}: expected shape {axes} (or without the streams axis when batch_size=1), "
-                     f"got shape {tuple(arr.shape)}")
+                     f"got shape {tuple(arr.shape)}{hint}")
