@@ -400,6 +400,8 @@ def test_documented_exception_types():
         rtrl.memory.estimate("lstm", 2, 2**40, 1)
     with pytest.raises(ValueError, match="exceeds the 32-bit index range"):
         rtrl.memory.estimate("gru", 2**40, 2**40, 1, num_layers=2**40)
+    with pytest.raises(ValueError, match="hidden_size: 1180591620717411303424 is beyond"):
+        rtrl.memory.estimate("lstm", 2, 2**70, 1)
     with pytest.raises(MemoryError, match="parameters need"):
         rtrl.FullyRecurrent(2**70, 1, device="cpu")
     with pytest.raises(ValueError, match="batch_size: expected a positive integer below 2"):

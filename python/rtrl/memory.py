@@ -76,6 +76,8 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+        if value >= 2**62:
+            raise ValueError(f"{name}: {value} is beyond any model that could be indexed (2**62)")
     if learner == "bptt" and (steps is None or isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
                               or steps < 1):
         raise ValueError(f"steps: BPTT's memory grows with the chunk length; give steps >= 1, got {steps!r}")
