@@ -1,7 +1,8 @@
 """One rank of a tests/test_distributed.py run: ``python distributed_worker.py SPEC_JSON RANK``.
 
-Builds the learner the spec describes (``build``), takes this rank's share of the streams, runs it
-under rtrl.distributed.StreamParallel over gloo on the loopback address and writes its outputs,
+Builds the learner the spec describes (``build``) — rtrl.distributed.StreamParallel over this rank's
+share of the streams, or rtrl.distributed.ShardedRTRL over all of them — runs it over gloo on the
+loopback address and writes its outputs,
 parameters and stats (or the error it raised) to ``{out}/rank{RANK}.npz``. ``build`` and ``data``
 also give the one-process reference the test compares with.
 """
@@ -16,6 +17,7 @@ import traceback
 import numpy as np
 
 import rtrl
+import rtrl.distributed
 
 
 def data(spec: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +33,7 @@ def data(spec: dict) -> tuple[np.ndarray, np.ndarray]:
     return X, Y
 
 
-def build(spec: dict, batch_size: int, seed_offset: int = 0):
+def build(spec: dict, batch_size: int, seed_offset: int = 0, sharded: bool = False):
     if spec["model"] == "fully_recurrent":
         net = rtrl.FullyRecurrent(5, spec["inputs"], n_outputs=spec["outputs"], seed=3 + seed_offset,
                                   dtype="float64", device="cpu")
@@ -43,8 +45,9 @@ def build(spec: dict, batch_size: int, seed_offset: int = 0):
                   clip_grad_norm=spec.get("clip"))
     if spec["learner"] == "bptt":
         return rtrl.BPTT(net, truncation=4, **common)
-    return rtrl.RTRL(net, update=spec.get("update", "realtime"),
-                     teacher_forcing=spec["model"] == "fully_recurrent", **common)
+    kind = rtrl.distributed.ShardedRTRL if sharded else rtrl.RTRL
+    return kind(net, update=spec.get("update", "realtime"), teacher_forcing=spec["model"] == "fully_recurrent",
+                **common)
 
 
 def drive(learner, X, Y, spec):
@@ -64,21 +67,23 @@ def main() -> None:
     spec, rank = json.loads(sys.argv[1]), int(sys.argv[2])
     import torch.distributed as dist
 
-    import rtrl.distributed
-
     out = f"{spec['out']}/rank{rank}.npz"
     try:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{spec['port']}", rank=rank,
                                 world_size=spec["world"], timeout=datetime.timedelta(seconds=spec.get("timeout", 30)))
         if spec.get("die") == rank:
             sys.exit(3)
-        share = spec["streams"] // spec["world"]
         X, Y = data(spec)
-        mine = slice(rank * share, (rank + 1) * share)
         if spec.get("save_path"):
             spec["save_path"] = spec["save_path"].format(rank=rank)
-        learner = rtrl.distributed.StreamParallel(
-            build(spec, share, seed_offset=spec.get("mismatch_rank") == rank))
+        offset = spec.get("mismatch_rank") == rank
+        if spec.get("sharded"):  # every rank all the streams, its weight rows' sensitivities
+            learner = build(spec, spec["streams"], seed_offset=offset, sharded=True)
+            mine = slice(None)
+        else:  # every rank its share of the streams
+            share = spec["streams"] // spec["world"]
+            mine = slice(rank * share, (rank + 1) * share)
+            learner = rtrl.distributed.StreamParallel(build(spec, share, seed_offset=offset))
         outputs = drive(learner, X[:, mine], Y[:, mine], spec)
         np.savez(out, outputs=outputs, **{f"param_{k}": v for k, v in learner.model.parameters().items()},
                  skipped=learner.stats["skipped_steps"], resets=learner.stats["reset_streams"])

@@ -89,6 +89,37 @@ def test_stream_parallel_equals_one_process_with_all_streams(case, world, tmp_pa
             np.testing.assert_array_equal(r[f"param_{k}"], results[0][f"param_{k}"])
 
 
+SHARDED = {
+    "teacher-forcing-adam": dict(optimizer="adam"),
+    "sgd-clipped": dict(optimizer="sgd", clip=0.05),
+    "epoch": dict(optimizer="adam", update="epoch"),
+}
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("case", sorted(SHARDED))
+def test_column_sharded_rtrl_is_bit_identical_to_one_process(case, world, tmp_path):
+    spec = dict(SHARDED[case], model="fully_recurrent", learner="rtrl", sharded=True, world=world, streams=3,
+                steps=10, inputs=3, outputs=2)
+    results, codes = _launch(spec, tmp_path)
+    assert codes == [0] * world, [r.get("error") for r in results]
+    reference, outputs = _one_process(spec)
+    for r in results:
+        np.testing.assert_array_equal(r["outputs"], outputs)
+        for k, v in reference.model.parameters().items():
+            np.testing.assert_array_equal(r[f"param_{k}"], v, err_msg=k)
+
+
+def test_a_shard_carries_its_rows_only():
+    from rtrl.distributed import shard_rows
+
+    assert [shard_rows(5, 2, r) for r in range(2)] == [(0, 3), (3, 2)]
+    assert [shard_rows(7, 3, r) for r in range(3)] == [(0, 3), (3, 2), (5, 2)]
+    full = rtrl.memory.estimate("fully_recurrent", 3, 64, 1, batch_size=2)
+    half = rtrl.memory.estimate("fully_recurrent", 3, 64, 1, batch_size=2, weight_rows=32)
+    assert half["sensitivities"] * 2 == full["sensitivities"]
+
+
 def test_a_step_not_finite_on_one_rank_is_dropped_on_all(tmp_path):
     spec = dict(model="lstm", learner="rtrl", optimizer="adam", world=2, streams=4, steps=10, inputs=3,
                 outputs=2, inf_at=[4, 3], on_nonfinite="skip")

@@ -22,7 +22,8 @@ inline FullyRecurrentConfig make_fully_recurrent_config(index_t units, index_t i
                                                         index_t outputs, index_t batch,
                                                         const std::string& activation,
                                                         bool teacher_forcing,
-                                                        const std::string& reduction) {
+                                                        const std::string& reduction,
+                                                        index_t shard_row0, index_t shard_rows) {
   RTRL_CHECK(units >= 1, "n_units: expected a positive integer, got " + std::to_string(units));
   RTRL_CHECK(inputs >= 0, "n_inputs: expected a non-negative integer, got " + std::to_string(inputs));
   RTRL_CHECK(outputs >= 0 && outputs <= units,
@@ -31,6 +32,12 @@ inline FullyRecurrentConfig make_fully_recurrent_config(index_t units, index_t i
   RTRL_CHECK(batch >= 1, "batch_size: expected a positive integer, got " + std::to_string(batch));
   FullyRecurrentConfig c;
   c.dims = FullyRecurrentDims{units, inputs, bias ? 1 : 0, outputs, batch};
+  RTRL_CHECK(shard_rows == -1 ? shard_row0 == 0
+                              : shard_rows >= 1 && shard_row0 >= 0 && shard_row0 + shard_rows <= units,
+             "shard: expected weight rows [row0, row0 + rows) within [0, n_units=" + std::to_string(units) +
+                 "), got row0=" + std::to_string(shard_row0) + ", rows=" + std::to_string(shard_rows));
+  c.dims.shard_row0 = shard_row0;
+  c.dims.shard_rows = shard_rows;
   if (activation == "logistic") c.activation = Activation::logistic;
   else if (activation == "tanh") c.activation = Activation::tanh;
   else throw std::invalid_argument("activation: expected 'logistic' or 'tanh', got '" + activation + "'");
@@ -189,7 +196,8 @@ struct FullyRecurrentBindings {
     FullyRecurrentState<T> st{};
     st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", true);
     st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
-    st.P = checked<T>(P, "sensitivities", {n, B, n, L}, "(units, streams, units, inputs + bias + units)", true);
+    st.P = checked<T>(P, "sensitivities", {n, B, d.carried_rows(), L},
+                      "(units, streams, carried weight rows, inputs + bias + units)", true);
     st.grad = checked<T>(grad, "grad", {n, L}, "(units, inputs + bias + units)", true);
     st.opt_state = nullptr;
     if (opt.state_rows() > 0)
@@ -217,6 +225,7 @@ struct FullyRecurrentBindings {
     const bool allow_nonfinite = policy == NonfinitePolicy::skip;
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
+    RTRL_CHECK(d.shard_rows < 0, "config: BPTT keeps no sensitivities to shard (shard_rows must be -1)");
     FullyRecurrentSequence<T> seq = sequence<T>(c, X, targets, outputs, loss, stream, allow_nonfinite);
     RTRL_CHECK(seq.outputs != nullptr && seq.loss != nullptr, "outputs, loss: buffers are required");
     FullyRecurrentBpttState<T> st{};
@@ -261,9 +270,12 @@ struct FullyRecurrentBindings {
     py::class_<FullyRecurrentConfig>(m, "FullyRecurrentConfig", py::module_local())
         .def(py::init(&make_fully_recurrent_config), py::arg("units"), py::arg("inputs"),
              py::arg("bias"), py::arg("outputs"), py::arg("batch"), py::arg("activation"),
-             py::arg("teacher_forcing"), py::arg("reduction"))
+             py::arg("teacher_forcing"), py::arg("reduction"), py::arg("shard_row0") = 0,
+             py::arg("shard_rows") = -1)
         .def_property_readonly("n_weights", [](const FullyRecurrentConfig& c) { return c.dims.n_weights(); })
         .def_property_readonly("width", [](const FullyRecurrentConfig& c) { return c.dims.width(); })
+        .def_property_readonly("carried_rows", [](const FullyRecurrentConfig& c) { return c.dims.carried_rows(); },
+                               "weight rows whose sensitivities this process carries (all, unsharded)")
         .def("rtrl_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
           return layout_dict(Backend::fully_recurrent_rtrl_layout(c.dims, update_each_step, optimizer_rows),
                              c.dims.n_weights());

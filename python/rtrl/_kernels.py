@@ -9,18 +9,21 @@ from .models import FullyRecurrent, RecurrentNet
 
 
 class FullyRecurrentKernels:
-    """Williams-Zipser network: state y (B, n); sensitivities (n, B, n, width)."""
+    """Williams-Zipser network: state y (B, n); sensitivities (n, B, n_c, width), n_c the weight
+    rows this process carries (all of them but in column-sharded RTRL)."""
 
     def __init__(self, learner: Any, sensitivities: bool) -> None:
         m, xp, B = learner.model, learner._xp, learner.batch_size
         self.learner, self.model = learner, m
         self.core, self.stream = learner._core, learner._be.stream
+        row0, rows = getattr(learner, "_shard", (0, -1))  # column-sharded RTRL: this process's rows
         self.config = self.core.FullyRecurrentConfig(
             m.n_units, m.n_inputs, m.bias, m.n_outputs, B, m.activation, learner.teacher_forcing,
-            learner.reduction)
+            learner.reduction, shard_row0=row0, shard_rows=rows)
         self.arrays = {"state": zeros_touched(xp, (B, m.n_units), dtype=m.dtype)}
         if sensitivities:
-            self.arrays["sensitivities"] = zeros_touched(xp, (m.n_units, B, m.n_units, m.width), dtype=m.dtype)
+            self.arrays["sensitivities"] = zeros_touched(
+                xp, (m.n_units, B, self.config.carried_rows, m.width), dtype=m.dtype)
         self.stream_axis = {"state": 0, "sensitivities": 1}
 
     def stream_views(self) -> list:

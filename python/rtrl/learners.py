@@ -153,7 +153,8 @@ class Learner:
         rows = self._native_optimizer.state_rows
         if self._kind == "rtrl":
             need = _memory.of_learner(model, "rtrl", self.batch_size, rows if self.optimizer else None,
-                                      update=getattr(self, "update", "realtime"))
+                                      update=getattr(self, "update", "realtime"),
+                                      weight_rows=getattr(self, "_shard", (0, None))[1])
             layers = (_memory.layer_sensitivities(model, self.batch_size)
                       if isinstance(model, RecurrentNet) and model.num_layers > 1 else None)
             _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}",
