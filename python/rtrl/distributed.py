@@ -177,21 +177,23 @@ class ShardedRTRL(RTRL):
 
     def _gather_gradient(self, grad: np.ndarray, finite: bool) -> bool:
         """Fills ``grad`` [n L] (this rank's rows, zeros elsewhere) with every rank's rows; returns
-        whether every rank's part was finite."""
+        whether every rank's part was finite. Each rank sends its rows only (padded to the largest
+        shard, as all_gather wants equal parts)."""
         import torch
 
         dist = _dist()
         grad = grad.reshape(-1)  # a view: the learner's gradient array is contiguous
-        dtype = torch.float64 if grad.dtype == np.float64 else torch.float32
-        mine = torch.empty(grad.size + 1, dtype=dtype)
-        mine[:-1] = torch.from_numpy(grad)
+        n, L = self.model.n_units, self.model.width
+        widest = shard_rows(n, self.world_size, 0)[1] * L
+        row0, rows = self._shard
+        mine = torch.zeros(widest + 1, dtype=torch.float64 if grad.dtype == np.float64 else torch.float32)
+        mine[:rows * L] = torch.from_numpy(grad[row0 * L:(row0 + rows) * L])
         mine[-1] = 1.0 if finite else 0.0
         parts = [torch.empty_like(mine) for _ in range(self.world_size)]
         dist.all_gather(parts, mine, group=self.group)
-        L = self.model.width
         for r, part in enumerate(parts):
-            row0, rows = shard_rows(self.model.n_units, self.world_size, r)
-            grad[row0 * L:(row0 + rows) * L] = part[row0 * L:(row0 + rows) * L].numpy()
+            first, count = shard_rows(n, self.world_size, r)
+            grad[first * L:(first + count) * L] = part[:count * L].numpy()
         return all(bool(p[-1] == 1.0) for p in parts)
 
     def config(self) -> dict[str, Any]:
