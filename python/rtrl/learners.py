@@ -11,7 +11,7 @@ import numpy as np
 
 from . import memory as _memory
 from . import optim as _optim
-from ._arrays import add_batch_axis, as_device_array, as_flag, unaliased, zeros_touched
+from ._arrays import add_batch_axis, array_library, as_device_array, as_flag, like_input, unaliased, zeros_touched
 from ._kernels import kernels_for
 from ._locking import locked
 from .models import FullyRecurrent, Model, RecurrentNet
@@ -285,8 +285,11 @@ class Learner:
 
     @locked
     def run(self, X: Any, targets: Any = None) -> RunResult:
+        library = array_library(X)
         X, targets, unbatched = self._sequence(X, targets)
-        return self._run(X, targets, unbatched)
+        result = self._run(X, targets, unbatched)
+        return result if library == "native" else RunResult(like_input(result.outputs, library),
+                                                            like_input(result.loss, library))
 
     def _run(self, X: Any, targets: Any, unbatched: bool) -> RunResult:
         """``run`` on arrays already checked and brought to the device (time, streams, ...)."""
@@ -297,6 +300,7 @@ class Learner:
         """Feeds one step ``x`` (B, I) — or (I,) when ``batch_size == 1`` — with its ``target``
         (B, O) or (O,), NaN where there is none; returns the outputs (B, O) or (O,)."""
         m, B, xp = self.model, self.batch_size, self._xp
+        library = array_library(x)
         x = as_device_array(x, "x", m.dtype, self._be)
         x, unbatched = add_batch_axis(x, "x", 2, B, f"({B}, {m.n_inputs}) (streams, inputs)")
         if x.shape != (B, m.n_inputs):
@@ -317,7 +321,7 @@ class Learner:
                 raise ValueError(f"target: infinite value in stream {stream} (NaN marks a missing target)")
             target = target[None]
         out = self._run(x[None], target, False).outputs[0]
-        return out[0] if unbatched else out
+        return like_input(out[0] if unbatched else out, library)
 
     # -- gradient and updates ---------------------------------------------------------------------
     @locked

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .._arrays import as_device_array
+from .._arrays import array_library, as_device_array, like_input
 from .._locking import locked
 from .layers import GATES, GRU, LSTM, RNN, _pair, _RecurrentLayer
 
@@ -198,13 +198,16 @@ class _HiddenStateCell(_Cell):
         """``h' = cell(input, h)``."""
         with self._lock:
             out = self._direct(input, hx)
-            return (out if out is not None else self._step(input, hx, None))[0]
+            if out is not None:  # NumPy in and out: the fast path
+                return out[0]
+            return like_input(self._step(input, hx, None)[0], array_library(input))
 
     @locked
     def backward(self, dh: Any) -> tuple[Any, Any]:
         """``dx, dh = cell.backward(dh')`` for the last call; fills ``cell.grads``."""
         dx, dh0, _ = self._backward(dh, None)
-        return dx, dh0
+        library = array_library(dh)
+        return like_input(dx, library), like_input(dh0, library)
 
 
 class RNNCell(_HiddenStateCell):
@@ -263,9 +266,12 @@ class LSTMCell(_Cell):
             if out is not None:
                 return out
             h, c = _pair(hx, "hx")
-            return self._step(input, h, c)
+            h_new, c_new = self._step(input, h, c)
+            library = array_library(input)
+            return like_input(h_new, library), like_input(c_new, library)
 
     @locked
     def backward(self, dh: Any, dc: Any = None) -> tuple[Any, tuple[Any, Any]]:
         dx, dh0, dc0 = self._backward(dh, dc)
-        return dx, (dh0, dc0)
+        library = array_library(dh)
+        return like_input(dx, library), (like_input(dh0, library), like_input(dc0, library))

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .._arrays import as_device_array, as_flag, resolve_dtype, unaliased
+from .._arrays import array_library, as_device_array, as_flag, like_input, resolve_dtype, unaliased
 from .._backend import backend
 from .._cells import GATES
 from .._locking import locked
@@ -309,12 +309,14 @@ class _HiddenStateOnly:
     def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``output, h_n = layer(input, h0)``: output (T, B, D*H), h_n (L*D, B, H)."""
         out, h_n, _, _ = self._forward(input, hx, None)
-        return out, h_n
+        library = array_library(input)
+        return like_input(out, library), like_input(h_n, library)
 
     def backward(self, d_output: Any, dh_n: Any = None) -> tuple[Any, Any]:
         """``dx, dh0 = layer.backward(d_output, dh_n)``; fills ``layer.grads``."""
         dx, dh0, _ = self._backward(d_output, dh_n, None)
-        return dx, dh0
+        library = array_library(d_output)
+        return like_input(dx, library), like_input(dh0, library)
 
 
 class RNN(_HiddenStateOnly, _RecurrentLayer):
@@ -371,13 +373,15 @@ class LSTM(_GatedLayer):
         """``output, (h_n, c_n) = lstm(input, (h0, c0))``."""
         h0, c0 = _pair(hx, "hx")
         out, h_n, c_n, _ = self._forward(input, h0, c0)
-        return out, (h_n, c_n)
+        library = array_library(input)
+        return like_input(out, library), (like_input(h_n, library), like_input(c_n, library))
 
     def backward(self, d_output: Any, d_state: Any = None) -> tuple[Any, tuple[Any, Any]]:
         """``dx, (dh0, dc0) = lstm.backward(d_output, (dh_n, dc_n))``; fills ``lstm.grads``."""
         dh_n, dc_n = _pair(d_state, "d_state")
         dx, dh0, dc0 = self._backward(d_output, dh_n, dc_n)
-        return dx, (dh0, dc0)
+        library = array_library(d_output)
+        return like_input(dx, library), (like_input(dh0, library), like_input(dc0, library))
 
 
 def _owned(arr: Any, original: Any) -> Any:
