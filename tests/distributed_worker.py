@@ -51,16 +51,20 @@ def build(spec: dict, batch_size: int, seed_offset: int = 0, sharded: bool = Fal
 
 
 def drive(learner, X, Y, spec):
-    """Runs X in two calls (a save and load between them when asked); returns the outputs."""
+    """Runs X in two calls (a save and load between them when asked); returns the learner and the
+    outputs."""
     half = X.shape[0] // 2
     first = learner.run(X[:half], Y[:half]).outputs
     if spec.get("save_path"):
         learner.save(spec["save_path"])
-        learner.load_state_dict(rtrl.load(spec["save_path"]).state_dict())
+        if isinstance(learner, rtrl.distributed.ShardedRTRL):
+            learner = rtrl.distributed.ShardedRTRL.load(spec["save_path"])
+        else:
+            learner.load_state_dict(rtrl.load(spec["save_path"]).state_dict())
     second = learner.run(X[half:], Y[half:]).outputs
     if spec.get("update") == "epoch":
         learner.apply()
-    return np.concatenate([first, second])
+    return learner, np.concatenate([first, second])
 
 
 def main() -> None:
@@ -84,7 +88,7 @@ def main() -> None:
             share = spec["streams"] // spec["world"]
             mine = slice(rank * share, (rank + 1) * share)
             learner = rtrl.distributed.StreamParallel(build(spec, share, seed_offset=offset))
-        outputs = drive(learner, X[:, mine], Y[:, mine], spec)
+        learner, outputs = drive(learner, X[:, mine], Y[:, mine], spec)
         np.savez(out, outputs=outputs, **{f"param_{k}": v for k, v in learner.model.parameters().items()},
                  skipped=learner.stats["skipped_steps"], resets=learner.stats["reset_streams"])
         dist.barrier()  # no rank tears its connections down while another still uses them

@@ -58,9 +58,8 @@ def _launch(spec: dict, tmp_path: Path, limit: float = 120.0) -> tuple[list[dict
 
 
 def _one_process(spec: dict):
-    learner = build(spec, spec["streams"])
     X, Y = data(spec)
-    return learner, drive(learner, X, Y, spec)
+    return drive(build(spec, spec["streams"]), X, Y, spec)
 
 
 CASES = {
@@ -108,6 +107,30 @@ def test_column_sharded_rtrl_is_bit_identical_to_one_process(case, world, tmp_pa
         np.testing.assert_array_equal(r["outputs"], outputs)
         for k, v in reference.model.parameters().items():
             np.testing.assert_array_equal(r[f"param_{k}"], v, err_msg=k)
+
+
+def test_sharded_checkpoints_resume_on_each_rank_and_gather_on_one_process(tmp_path):
+    spec = dict(model="fully_recurrent", learner="rtrl", optimizer="adam", sharded=True, world=2, streams=2,
+                steps=10, inputs=3, outputs=2, save_path=str(tmp_path / "ckpt-{rank}.npz"))
+    results, codes = _launch(spec, tmp_path)
+    assert codes == [0, 0], [r.get("error") for r in results]
+    reference, outputs = _one_process({**spec, "sharded": False, "save_path": None})
+    for r in results:  # saved and reloaded on each rank halfway: the uninterrupted run's bits
+        np.testing.assert_array_equal(r["outputs"], outputs)
+        for k, v in reference.model.parameters().items():
+            np.testing.assert_array_equal(r[f"param_{k}"], v, err_msg=k)
+    shards = [tmp_path / "ckpt-1.npz", tmp_path / "ckpt-0.npz"]  # any order
+    with pytest.raises(rtrl.CheckpointError, match="one shard"):
+        rtrl.load(shards[0])
+    with pytest.raises(ValueError, match="2-rank learner has 2 files"):
+        rtrl.load(shards[:1])
+    gathered = rtrl.load(shards)  # the state halfway, on one process
+    assert type(gathered) is rtrl.RTRL and gathered.sensitivities.shape == (2, 5, 5, 9)
+    X, Y = data(spec)
+    rest = gathered.run(X[5:], Y[5:]).outputs
+    np.testing.assert_array_equal(rest, outputs[5:])
+    for k, v in reference.model.parameters().items():
+        np.testing.assert_array_equal(gathered.model.parameters()[k], v, err_msg=k)
 
 
 def test_a_shard_carries_its_rows_only():

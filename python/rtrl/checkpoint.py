@@ -149,7 +149,9 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, T
 
 def load(path: Any, *, device: str | None = None, max_bytes: int | None = None) -> Any:
     """Loads a learner written by ``learner.save(path)``, on ``device`` (default: the device it was
-    saved from, or the CPU when that is unavailable through ``"auto"``).
+    saved from, or the CPU when that is unavailable through ``"auto"``). Given a list of the files
+    of every rank of a column-sharded learner (``rtrl.distributed.ShardedRTRL``), gathers them into
+    the one-process ``rtrl.RTRL`` they are the shards of.
 
     Reading is bounded: the header is read first, the model and learner it describes are sized
     (:func:`rtrl.memory.estimate`) and refused when larger than ``max_bytes`` (default: the memory
@@ -165,10 +167,19 @@ def load(path: Any, *, device: str | None = None, max_bytes: int | None = None) 
         (a ``ValueError``) for anything else that makes the file unloadable, naming ``path`` and,
         where one is at fault, the archive member.
     """
-    path = os.fspath(path)
     if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer))
                                   or max_bytes < 0):
         raise ValueError(f"max_bytes: expected a non-negative integer or None, got {max_bytes!r}")
+    if isinstance(path, (list, tuple)):
+        from .distributed import gather_shards
+
+        return gather_shards([_load_one(os.fspath(p), device, max_bytes, shard=True) for p in path], device)
+    learner = _load_one(os.fspath(path), device, max_bytes, shard=False)
+    return learner
+
+
+def _load_one(path: str, device: str | None, max_bytes: int | None, *, shard: bool) -> Any:
+    """One checkpoint file; a shard of a column-sharded learner only when ``shard``."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -181,7 +192,7 @@ def load(path: Any, *, device: str | None = None, max_bytes: int | None = None) 
         except _READ_ERRORS as exc:
             raise CheckpointError(path, f"not an rtrl checkpoint (not an .npz archive: {type(exc).__name__})") from None
         with archive:
-            return _Reader(path, archive).learner(device, max_bytes)
+            return _Reader(path, archive).learner(device, max_bytes, shard)
 
 
 class _Reader:
@@ -199,8 +210,14 @@ class _Reader:
     def error(self, detail: str, member: str | None = None) -> CheckpointError:
         return CheckpointError(self.path, detail, member)
 
-    def learner(self, device: str | None, max_bytes: int | None) -> Any:
+    def learner(self, device: str | None, max_bytes: int | None, shard: bool = False) -> Any:
         header = self.header()
+        is_shard = isinstance(header.get("learner"), dict) and header["learner"].get("class") in _SHARDS
+        if is_shard != shard:
+            raise self.error("is one shard of a column-sharded learner (rtrl.distributed.ShardedRTRL): load it "
+                             "with ShardedRTRL.load(path) on each rank, or all its shards on one process with "
+                             "rtrl.load([path_0, ..., path_last])" if is_shard else
+                             "is not a shard of a column-sharded learner", HEADER)
         try:
             model_cls, model_config, learner_cls, learner_config = _classes(header)
             _check_size(model_cls, model_config, learner_cls, learner_config, max_bytes)
@@ -303,13 +320,19 @@ def _npy_header(fp: Any) -> tuple[tuple, bool, np.dtype]:
     return tuple(int(n) for n in shape), bool(fortran), dtype
 
 
+_SHARDS = ("ShardedRTRL", "RTRLShard")  # one rank's file of a column-sharded learner
+
+
 def _classes(header: dict) -> tuple[type, dict, type, dict]:
     """The model and learner classes and their constructor arguments the header names."""
     from . import learners, models, optim
 
     model_cls = {"FullyRecurrent": models.FullyRecurrent,
                  "RecurrentNet": models.RecurrentNet}.get(header["model"]["class"])
-    learner_cls = {"RTRL": learners.RTRL, "BPTT": learners.BPTT}.get(header["learner"]["class"])
+    from .distributed import RTRLShard
+
+    learner_cls = {"RTRL": learners.RTRL, "BPTT": learners.BPTT,
+                   **{name: RTRLShard for name in _SHARDS}}.get(header["learner"]["class"])
     if model_cls is None or learner_cls is None:
         raise ValueError("unknown model or learner class in checkpoint")
     if not isinstance(header["model"]["config"], dict) or not isinstance(header["learner"]["config"], dict):
@@ -338,8 +361,10 @@ def _check_size(model_cls: type, model_config: dict, learner_cls: type, learner_
                   steps=1)
     if model_cls.__name__ == "FullyRecurrent":
         n_outputs = model_config.get("n_outputs")
+        shard = learner_config.get("shard")  # a column-sharded learner's file: its weight rows only
         need = memory.estimate("fully_recurrent", model_config["n_inputs"], model_config["n_units"],
-                               n_outputs, bias=bool(model_config.get("bias", True)), **common)
+                               n_outputs, bias=bool(model_config.get("bias", True)),
+                               weight_rows=None if shard is None else int(shard[1]), **common)
     else:
         need = memory.estimate(model_config["cell"], model_config["input_size"], model_config["hidden_size"],
                                model_config["output_size"], num_layers=model_config.get("num_layers", 1), **common)

@@ -33,7 +33,7 @@ import numpy as np
 from .learners import RTRL, Learner
 from .models import FullyRecurrent
 
-__all__ = ["ShardedRTRL", "StreamParallel"]
+__all__ = ["RTRLShard", "ShardedRTRL", "StreamParallel", "gather_shards", "shard_rows"]
 
 
 def _dist() -> Any:
@@ -144,7 +144,27 @@ def shard_rows(units: int, world_size: int, rank: int) -> tuple[int, int]:
     return rank * base + min(rank, extra), base + (rank < extra)
 
 
-class ShardedRTRL(RTRL):
+class RTRLShard(RTRL):
+    """Exact RTRL carrying the sensitivities of the weight rows ``shard = (first, rows)`` only, of a
+    column-sharded learner of ``world_size`` ranks — what one rank's checkpoint holds. It runs no
+    collective: :class:`ShardedRTRL` joins it to a process group, and ``rtrl.load([paths])`` gathers
+    every rank's into one :class:`rtrl.RTRL`."""
+
+    def __init__(self, model: Any, *, shard: Any, world_size: int, **kwargs: Any) -> None:
+        if not isinstance(model, FullyRecurrent):
+            raise ValueError("model: column-sharded RTRL shards the fully recurrent network's sensitivities "
+                             f"(rtrl.FullyRecurrent); got {type(model).__name__}")
+        first, rows = (int(v) for v in shard)
+        if isinstance(world_size, bool) or not isinstance(world_size, (int, np.integer)) or world_size < 1:
+            raise ValueError(f"world_size: expected a positive integer, got {world_size!r}")
+        self._shard, self.world_size = (first, rows), int(world_size)
+        super().__init__(model, **kwargs)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "shard": list(self._shard), "world_size": self.world_size}
+
+
+class ShardedRTRL(RTRLShard):
     """Exact RTRL (``rtrl.RTRL``'s keyword arguments and interface) for a FullyRecurrent network
     with its sensitivities split by weight rows across the ranks of ``group`` (the default group
     unless given; initialised by the caller).
@@ -154,8 +174,11 @@ class ShardedRTRL(RTRL):
     — (n_units, B, rows, width), ``learner.sensitivities`` — and computes their part of each step's
     gradient; the ranks gather the whole gradient before the update (real time: every step, inside
     the native loop; epoch mode: at ``apply()``, so ``gradients()`` before it holds this rank's rows
-    only). Weights, outputs and losses are bit for bit those of one process. Each rank saves its
-    own shard (``state_dict()``, ``load_state_dict()`` on the same world size).
+    only). Weights, outputs and losses are bit for bit those of one process.
+
+    Each rank saves its own shard (``learner.save(f"ckpt-{rank}.npz")``); :meth:`load` resumes it on
+    the same world size, and ``rtrl.load([path_0, ..., path_last])`` gathers all of them into one
+    process's :class:`rtrl.RTRL`.
     """
 
     def __init__(self, model: Any, *, group: Any = None, **kwargs: Any) -> None:
@@ -165,15 +188,37 @@ class ShardedRTRL(RTRL):
                              f"(rtrl.FullyRecurrent); got {type(model).__name__}")
         if model.device != "cpu":
             raise ValueError(f"model: ShardedRTRL runs on the CPU (gloo); this one is on {model.device!r}")
-        self.group = group
-        self.rank, self.world_size = dist.get_rank(group), dist.get_world_size(group)
-        if self.world_size > model.n_units:
-            raise ValueError(f"group: {self.world_size} ranks cannot share {model.n_units} weight rows; "
+        world, rank = dist.get_world_size(group), dist.get_rank(group)
+        if world > model.n_units:
+            raise ValueError(f"group: {world} ranks cannot share {model.n_units} weight rows; "
                              "use at most n_units ranks")
-        self._shard = shard_rows(model.n_units, self.world_size, self.rank)
-        super().__init__(model, **kwargs)
+        super().__init__(model, shard=shard_rows(model.n_units, world, rank), world_size=world, **kwargs)
+        self._join(group)
+
+    def _join(self, group: Any) -> None:
+        """Takes part in ``group``: this rank's shard must be the one the group gives it."""
+        dist = _check_group(group)
+        self.group, self.rank = group, dist.get_rank(group)
+        if dist.get_world_size(group) != self.world_size or \
+                self._shard != shard_rows(self.model.n_units, self.world_size, self.rank):
+            raise ValueError(f"group: this shard carries weight rows {self._shard} of a {self.world_size}-rank "
+                             f"learner; rank {self.rank} of {dist.get_world_size(group)} carries "
+                             f"{shard_rows(self.model.n_units, dist.get_world_size(group), self.rank)}")
         _same_everywhere(self, group, self.world_size)
         self._gradient_hook = self._gather_gradient
+
+    @classmethod
+    def load(cls, path: Any, *, group: Any = None, device: Any = None) -> "ShardedRTRL":
+        """This rank's shard from ``path`` (written by ``save`` on the same world size), joined to
+        ``group``; every rank calls it with its own file."""
+        import os
+
+        from .checkpoint import _load_one
+
+        learner = _load_one(os.fspath(path), device, None, shard=True)
+        learner.__class__ = cls  # the shard read from the file is this rank's learner: no second copy
+        learner._join(group)
+        return learner
 
     def _gather_gradient(self, grad: np.ndarray, finite: bool) -> bool:
         """Fills ``grad`` [n L] (this rank's rows, zeros elsewhere) with every rank's rows; returns
@@ -196,7 +241,32 @@ class ShardedRTRL(RTRL):
             grad[first * L:(first + count) * L] = part[:count * L].numpy()
         return all(bool(p[-1] == 1.0) for p in parts)
 
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "shard": list(self._shard), "world_size": self.world_size}
 
-
+def gather_shards(shards: list, device: Any = None) -> RTRL:
+    """The one-process :class:`rtrl.RTRL` whose sensitivities ``shards`` (every rank's
+    :class:`RTRLShard`, any order) carry between them; everything else is the same on every rank.
+    Raises ValueError when they are not the complete set of one learner's shards."""
+    if not shards or not all(isinstance(s, RTRLShard) for s in shards):
+        raise ValueError("path: expected the files of every rank of one column-sharded learner")
+    shards = sorted(shards, key=lambda s: s._shard[0])
+    world, n = shards[0].world_size, shards[0].model.n_units
+    if len(shards) != world or any(s.world_size != world for s in shards):
+        raise ValueError(f"path: a {world}-rank learner has {world} files; got {len(shards)}")
+    if [s._shard for s in shards] != [shard_rows(n, world, r) for r in range(world)]:
+        raise ValueError(f"path: the files carry weight rows {[s._shard for s in shards]}, not the {world} "
+                         f"shards of {n} rows")
+    if len({_fingerprint(s) for s in shards}) != 1:
+        raise ValueError("path: the shards hold different models or settings (not one learner's)")
+    first = shards[0]
+    config = {k: v for k, v in first.config().items() if k not in ("shard", "world_size")}
+    config["optimizer"] = first.optimizer
+    learner = RTRL(first.model, **config)
+    state = first.state_dict()
+    state["sensitivities"] = np.concatenate([s.state_dict()["sensitivities"] for s in shards], axis=2)
+    width = first.model.width
+    grad = state["grad"].reshape(-1)
+    for s in shards:  # in epoch mode each rank has summed its own rows
+        row0, rows = s._shard
+        grad[row0 * width:(row0 + rows) * width] = s._grad.reshape(-1)[row0 * width:(row0 + rows) * width]
+    learner.load_state_dict(state)
+    return learner
