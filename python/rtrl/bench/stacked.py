@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 from typing import Any, Callable, Optional
 
+from .cells import _COLUMNS as CELL_COLUMNS
 from .device import run_timer
 from .machine import measure_interleaved, sgemm_timer, table_lines
 
@@ -102,20 +103,8 @@ def run(quick: bool = False, *, cells=None, hidden=None, layers=None, batches=No
     return rows
 
 
-_COLUMNS = (
-    ("cell", 4, lambda r: r["cell"]),
-    ("H", 4, lambda r: f'{r["hidden"]}'),
-    ("L", 2, lambda r: f'{r["layers"]}'),
-    ("B", 2, lambda r: f'{r["batch"]}'),
-    ("Np", 7, lambda r: f'{r["n_theta"]}'),
-    ("MiB", 7, lambda r: f'{r["memory_bytes"] / 2**20:.1f}'),
-    ("us/step", 11, lambda r: f'{r["us_per_step"]:.1f}'),
-    ("med/min", 7, lambda r: f'{r["ours_median_over_min"]:.2f}'),
-    ("GFLOP/s", 8, lambda r: f'{r["gflops"]:.1f}'),
-    ("sgemm GF/s", 10, lambda r: f'{r["sgemm_gflops"]:.1f}'),
-    ("ours/sgemm", 10, lambda r: f'{r["ratio_to_sgemm"]:.2f}'),
-    ("other%", 6, lambda r: "-" if r.get("other_cpu_share") is None else f'{100 * r["other_cpu_share"]:.0f}'),
-)
+# the cells table's columns, with the layer count after H
+_COLUMNS = CELL_COLUMNS[:2] + (("L", 2, lambda r: f'{r["layers"]}'),) + CELL_COLUMNS[2:]
 
 
 def format_table(rows: list[dict]) -> str:
