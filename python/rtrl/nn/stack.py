@@ -106,3 +106,26 @@ def stack_backward(spec: StackSpec, be: Backend, params: Mapping[str, Any], save
                 grads.get(f"bias_ih{suffix}"), grads.get(f"bias_hh{suffix}"), be.stream())
         dy = dx
     return dy, dh0, dc0
+
+
+def saved_arrays(saved: Mapping[str, Any]) -> list[Any]:
+    """What :func:`stack_forward` saved as a flat list (None where a buffer is absent): h0, c0, each
+    layer's output, then gates, cells, aux of each layer and direction; the input is not included
+    (the caller keeps it). :func:`saved_from` rebuilds the mapping."""
+    flat = [saved["h0"], saved["c0"], *saved["outputs"]]
+    for run in saved["runs"]:
+        flat += [run["gates"], run["cells"], run["aux"]]
+    return flat
+
+
+def saved_from(spec: StackSpec, x: Any, flat: list[Any]) -> dict[str, Any]:
+    """The mapping :func:`stack_backward` reads, from the input ``x`` and :func:`saved_arrays`' list."""
+    L, D = spec.num_layers, spec.directions
+    outputs = list(flat[2: 2 + L])
+    runs = []
+    for k in range(L * D):
+        gates, cells, aux = flat[2 + L + 3 * k: 5 + L + 3 * k]
+        layer, direction = divmod(k, D)
+        runs.append({"gates": gates, "cells": cells, "aux": aux, "suffix": spec.suffixes(layer)[direction],
+                     "k": k, "reverse": direction == 1})
+    return {"inputs": [x, *outputs[:-1]], "outputs": outputs, "runs": runs, "h0": flat[0], "c0": flat[1]}
