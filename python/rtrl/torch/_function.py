@@ -5,8 +5,11 @@ Everything backward reads is saved with ``save_for_backward``: the caller's inpu
 parameters themselves (so that changing one in place before backward raises torch's usual error), and
 the buffers of the forward pass (each layer's output, the gates, cells and GRU auxiliaries) as tensors
 sharing their memory. They are freed after backward like any saved tensor, kept with
-``retain_graph=True``, and seen by saved-tensor hooks. Backward is once differentiable: asking for the
-gradient of a gradient (double backward) raises an error.
+``retain_graph=True``, and seen by saved-tensor hooks.
+
+Backward gives first derivatives only. A backward with ``create_graph=True`` returns gradients whose
+own backward raises :data:`DOUBLE_BACKWARD` (as ``once_differentiable`` does, but also when the
+upstream gradients do not require grad, so that a gradient penalty cannot silently miss a term).
 """
 
 from __future__ import annotations
@@ -14,10 +17,40 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from ..nn.stack import StackSpec, saved_arrays, saved_from, stack_backward, stack_forward
 from ._bridge import as_array, as_tensor, on_device
+
+
+DOUBLE_BACKWARD = (
+    "rtrl.torch: the gradient of a gradient (double backward, create_graph=True) through rtrl.torch's "
+    "{cell} is not supported; rtrl's kernels give first derivatives only (torch.nn's module gives higher ones)"
+)
+
+
+class _RefusedDoubleBackward(torch.autograd.Function):
+    """Passes first-order gradients through, linked in the graph to what they depend on (the
+    ``anchors``: the forward's inputs); differentiating them raises :data:`DOUBLE_BACKWARD`."""
+
+    @staticmethod
+    def forward(ctx: Any, cell: str, anchors: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ctx.cell = cell
+        return tuple(g.view_as(g) for g in tensors[anchors:])
+
+    @staticmethod
+    def backward(ctx: Any, *_: Any) -> None:
+        raise RuntimeError(DOUBLE_BACKWARD.format(cell=ctx.cell.upper()))
+
+
+def _refuse_double_backward(cell: str, inputs: tuple[torch.Tensor | None, ...],
+                            grads: tuple[torch.Tensor | None, ...]) -> tuple[torch.Tensor | None, ...]:
+    present = [i for i, g in enumerate(grads) if g is not None]
+    anchors = [t for t in inputs if t is not None and t.requires_grad]
+    wrapped = _RefusedDoubleBackward.apply(cell, len(anchors), *anchors, *(grads[i] for i in present))
+    out = list(grads)
+    for i, g in zip(present, wrapped):
+        out[i] = g
+    return tuple(out)
 
 
 class StackFunction(torch.autograd.Function):
@@ -43,11 +76,22 @@ class StackFunction(torch.autograd.Function):
         return (y, h_n, c_n) if spec.cell == "lstm" else (y, h_n)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, dy: torch.Tensor | None, dh_n: torch.Tensor | None,
                  dc_n: torch.Tensor | None = None) -> tuple[torch.Tensor | None, ...]:
-        spec, names = ctx.spec, ctx.names
-        x, h0, c0, *rest = ctx.saved_tensors
+        saved = ctx.saved_tensors
+        with torch.no_grad():
+            grads = StackFunction._gradients(ctx.spec, ctx.names, saved, dy, dh_n, dc_n)
+        if torch.is_grad_enabled():  # backward(create_graph=True)
+            k = 3 + len(ctx.names)  # x, h0, c0, parameters: what the gradients depend on
+            grads = _refuse_double_backward(ctx.spec.cell, saved[:k], grads)
+        return (None, None, *grads)
+
+    @staticmethod
+    def _gradients(spec: StackSpec, names: tuple[str, ...], saved_tensors: tuple[torch.Tensor | None, ...],
+                   dy: torch.Tensor | None, dh_n: torch.Tensor | None,
+                   dc_n: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        """dx, dh0, dc0 (None for a state not given) and the parameters' gradients."""
+        x, h0, c0, *rest = saved_tensors
         params, buffers = rest[: len(names)], rest[len(names):]
         y = buffers[spec.num_layers - 1]
         dy = torch.zeros_like(y) if dy is None else dy.contiguous()
@@ -61,7 +105,7 @@ class StackFunction(torch.autograd.Function):
             dx, dh0, dc0 = stack_backward(spec, be, p, saved, as_array(dy, be), as_array(dh_n, be),
                                           as_array(dc_n, be), g)
             dx, dh0, dc0 = as_tensor(dx, be), as_tensor(dh0, be), as_tensor(dc0, be)
-        return (None, None, dx, None if h0 is None else dh0, None if c0 is None else dc0, *grads)
+        return (dx, None if h0 is None else dh0, None if c0 is None else dc0, *grads)
 
 
 @torch.compiler.disable
