@@ -45,6 +45,7 @@ LAYER_CASES = {
     "L2-bi-batch_first": (dict(num_layers=2, bidirectional=True, batch_first=True), False),
     "L2-unbatched": (dict(num_layers=2), True),
     "bi-nobias": (dict(bidirectional=True, bias=False), False),
+    "bi-unbatched-batch_first": (dict(bidirectional=True, batch_first=True), True),  # (T, I) all the same
 }
 
 
@@ -410,6 +411,43 @@ def test_only_some_outputs_used():
     (g_t,) = torch.autograd.grad(theirs(x)[1][1].sum(), x)
     (g_o,) = torch.autograd.grad(ours(x)[1][1].sum(), x)  # c_n only
     assert relative(g_o, g_t) <= 1e-12
+
+
+def test_forward_without_autograd():
+    """Under no_grad and inference_mode nothing is recorded, and the values are the same."""
+    _, ours = pair(KINDS[2], bidirectional=True)
+    x, _ = layer_inputs("lstm", {"bidirectional": True}, False)
+    expected = ours(x)[0].detach()
+    with torch.no_grad():
+        y, _ = ours(x)
+    assert y.grad_fn is None and not y.requires_grad and torch.equal(y, expected)
+    with torch.inference_mode():
+        y, _ = ours(x.detach())
+    assert y.is_inference() and torch.equal(y, expected)
+
+
+def test_deepcopy_and_torch_save():
+    import copy
+    import io
+
+    _, ours = pair(KINDS[3], num_layers=2)
+    x, _ = layer_inputs("gru", {}, False)
+    buffer = io.BytesIO()
+    torch.save(ours, buffer)
+    buffer.seek(0)
+    for other in (copy.deepcopy(ours), torch.load(buffer, weights_only=False)):
+        assert torch.equal(other(x)[0], ours(x)[0])
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import rtrl.torch.cells
+    import rtrl.torch.layers
+
+    for module in (rtrl.torch.layers, rtrl.torch.cells):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
 # ---------------------------------------------------------------------------------------------
