@@ -15,6 +15,7 @@ from ._function import run_stack
 from .layers import NONLINEARITIES
 
 _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+_LAYER_NAMES = tuple(f"{name}_l0" for name in _NAMES)  # the names the stack's kernels read
 
 
 class _CellModule(torch.nn.Module):
@@ -31,6 +32,7 @@ class _CellModule(torch.nn.Module):
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
+        self._spec = StackSpec(self._cell, nonlinearity, 1, 1, self.hidden_size)  # one layer, one direction
         factory = {"device": device, "dtype": factory_dtype(dtype)}
         gh = GATES[self._cell] * self.hidden_size
         self.weight_ih = torch.nn.Parameter(torch.empty((gh, self.input_size), **factory))
@@ -70,10 +72,8 @@ class _CellModule(torch.nn.Module):
             given.append(value)
         h0, c0 = given if len(given) == 2 else (given[0], None)
         x = input.unsqueeze(0) if batched else input.view(1, 1, -1)  # (T = 1, B, input_size)
-        n = 4 if self.bias else 2
-        spec = StackSpec(self._cell, self.nonlinearity, 1, 1, self.hidden_size)
-        out = run_stack(spec, [f"{name}_l0" for name in _NAMES[:n]], x, h0, c0,
-                        [getattr(self, name) for name in _NAMES[:n]])
+        names = _NAMES if self.bias else _NAMES[:2]
+        out = run_stack(self._spec, _LAYER_NAMES[: len(names)], x, h0, c0, [getattr(self, n) for n in names])
         new = [out[0][0]] + ([out[2][0]] if self._cell == "lstm" else [])  # h' = output at the step; c'
         return tuple(s if batched else s[0] for s in new)
 

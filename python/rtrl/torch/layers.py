@@ -36,6 +36,8 @@ class _RecurrentModule(torch.nn.Module):
         self.dropout = no_dropout(dropout)
         self.bidirectional = flag("bidirectional", bidirectional)
         self.proj_size = 0
+        self._spec = StackSpec(self._cell, self.nonlinearity, self.num_layers, 2 if self.bidirectional else 1,
+                               self.hidden_size)
         factory = {"device": device, "dtype": factory_dtype(dtype)}
         D, gh = self._spec.directions, GATES[self._cell] * self.hidden_size
         self._flat_weights_names: list[str] = []
@@ -52,11 +54,6 @@ class _RecurrentModule(torch.nn.Module):
                 self._flat_weights_names += names
                 self._all_weights.append(names)
         self.reset_parameters()
-
-    @property
-    def _spec(self) -> StackSpec:
-        return StackSpec(self._cell, self.nonlinearity, self.num_layers, 2 if self.bidirectional else 1,
-                         self.hidden_size)
 
     def reset_parameters(self) -> None:
         """Every parameter drawn from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), in torch.nn's
