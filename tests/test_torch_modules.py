@@ -573,3 +573,17 @@ def test_cuda_matches_cpu(kind):
     for a, b in zip(out_g + list(grads_g), out_c + list(grads_c)):
         assert a.device.type == "cuda" and relative(a.cpu(), b) <= 1e-10
     assert rtrl.cuda_available()
+
+
+# ---------------------------------------------------------------------------------------------
+# the bench row
+
+
+def test_layers_bench_measures_rtrl_torch_next_to_rtrl_nn():
+    from rtrl.bench import layers
+
+    row = layers.measure_layer("lstm", 4, 2, 8, repeats=1, min_time=0.001, settle=0.0, torch=torch)
+    assert row["bridge_fb_ms"] > 0 and row["bridge_ratio"] == row["bridge_fb_ms"] / row["ours_fb_ms"]
+    assert row["bridge_rel_diff"] <= 1e-6  # rtrl.torch's gradients are rtrl.nn's
+    table = layers.format_table([row])
+    assert "rtrl.torch ms" in table.splitlines()[0] and f'{row["bridge_fb_ms"]:.3f}' in table
