@@ -168,6 +168,15 @@ def test_one_layer_is_the_unstacked_network():
     assert deep.weight_ih_l0.shape == (12, 3) and deep.weight_ih_l2.shape == (12, 4)
     with pytest.raises(ValueError, match="weight_ih"):
         deep.load_parameters({**deep.parameters(), "weight_ih": deep.weight_ih_l0})
+    with pytest.raises(ValueError, match="weight_ih_l1"):  # layer 1 takes H inputs, not I
+        deep.load_parameters({**deep.parameters(), "weight_ih_l1": np.zeros((12, 3), np.float32)})
+    with pytest.raises(ValueError, match="weight_hh_l3|unknown|expected"):
+        deep.load_parameters({**deep.parameters(), "weight_hh_l3": deep.weight_hh_l2})
+    before = {k: v.copy() for k, v in deep.parameters().items()}
+    with pytest.raises(ValueError):
+        deep.load_parameters({**{k: v + 1 for k, v in before.items()}, "bias_hh_l2": np.zeros(5, np.float32)})
+    for k, v in deep.parameters().items():  # nothing was copied
+        np.testing.assert_array_equal(v, before[k])
 
 
 @pytest.mark.parametrize("layers,error", [(0, ValueError), (-1, ValueError), (True, TypeError),
@@ -214,9 +223,11 @@ def test_from_torch_matches_the_torch_module():
                                                      ("rnn", "tanh", 0.5), ("lstm", "tanh", 1.0),
                                                      ("gru", "tanh", 1.0)])
 @pytest.mark.parametrize("layers", [2, 3])
-@pytest.mark.parametrize("loss,adam", [("mse", False), ("cross_entropy", True)])
-def test_stacked_realtime_rtrl_equals_the_complex_step_reference(cell, nonlinearity, alpha, layers, loss, adam):
-    from reference.optimizers import NumpyAdam, NumpySGD
+@pytest.mark.parametrize("loss,adam,clip", [("mse", False, None), ("cross_entropy", True, None),
+                                            ("mse", True, 0.05)])
+def test_stacked_realtime_rtrl_equals_the_complex_step_reference(cell, nonlinearity, alpha, layers, loss, adam,
+                                                                 clip):
+    from reference.optimizers import NumpyAdam, NumpySGD, clip_like_torch
     from reference.stacked_rtrl import realtime_rtrl
 
     rng = np.random.default_rng(20 + layers)
@@ -230,15 +241,25 @@ def test_stacked_realtime_rtrl_equals_the_complex_step_reference(cell, nonlinear
         Y = rng.integers(-1, 2, (6, 2))
     start = {k: v.copy() for k, v in net.parameters().items()}
     learner = rtrl.RTRL(net, optimizer=rtrl.optim.Adam(0.05) if adam else rtrl.optim.SGD(0.3),
-                        loss=loss, batch_size=2)
+                        loss=loss, batch_size=2, clip_grad_norm=clip)
     result = learner.run(X, Y)
+    optimizer = update = NumpyAdam(0.05) if adam else NumpySGD(0.3)
+    if clip is not None:
+        class Clipped:  # torch.nn.utils.clip_grad_norm_ over all parameters, then the update
+            def step(self, p, g):
+                clipped, was_clipped = clip_like_torch(g, clip)
+                self.clipped += was_clipped
+                return update.step(p, clipped)
+            clipped = 0
+        optimizer = Clipped()
     ref_out, ref_loss, ref_params = realtime_rtrl(cell, start, X, Y, layers=layers, nonlinearity=nonlinearity,
-                                                  alpha=alpha, loss=loss,
-                                                  optimizer=NumpyAdam(0.05) if adam else NumpySGD(0.3))
+                                                  alpha=alpha, loss=loss, optimizer=optimizer)
     np.testing.assert_allclose(result.outputs, ref_out, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(result.loss, ref_loss, rtol=1e-10, atol=1e-12)
     for k, v in net.parameters().items():
         np.testing.assert_allclose(v, ref_params[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    if clip is not None:
+        assert optimizer.clipped >= 3  # the clipping was exercised
     moved = max(float(np.abs(v - start[k]).max()) for k, v in net.parameters().items() if k.endswith("_l0"))
     assert moved > 1e-6  # the first layer learned, through the layers above it
 
@@ -261,3 +282,12 @@ def test_stacked_gradient_equals_central_differences(cell, nonlinearity, alpha, 
     # central differences at eps = 1e-5: truncation ~1e-10 f''', rounding ~1e-11
     for k, g in learner.gradients().items():
         np.testing.assert_allclose(g, fd[k], rtol=1e-6, atol=1e-8, err_msg=k)
+
+
+def test_a_stack_that_does_not_fit_names_each_layers_part():
+    net = rtrl.RecurrentNet("lstm", 8, 512, 2, num_layers=3, device="cpu")
+    with pytest.raises(MemoryError, match=r"sensitivities by layer: 0 .*, 1 .*, 2 "):
+        rtrl.RTRL(net, lr=0.1, batch_size=64)
+    parts = rtrl.memory.layer_sensitivities(net, 64)
+    H, B, N0 = 512, 64, 4 * 512 * (8 + 512 + 1)
+    assert parts[0] == 2 * H * B * N0 * 4 and parts[0] < parts[1] < parts[2]

@@ -38,8 +38,17 @@ const char* dtype_name() {
   return sizeof(T) == 4 ? "float32" : "float64";
 }
 
+// The byte-order character NumPy and __cuda_array_interface__ use for the other endianness: an
+// array of it would be read as garbage by the native code ('<' and '>' as in "<f4").
+inline char foreign_byte_order() {
+  const std::uint16_t one = 1;
+  return *reinterpret_cast<const unsigned char*>(&one) == 1 ? '>' : '<';
+}
+
 // Host arrays: NumPy ndarrays only; a call on them needs no device or stream bookkeeping (Call).
+// Arrays of the other byte order or unaligned ones are refused (the Python layer copies them).
 struct HostArrays {
+  static constexpr bool kHostMemory = true;
   struct Call {
     explicit Call(std::uintptr_t /*stream*/) {}
   };
@@ -48,6 +57,11 @@ struct HostArrays {
       throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
                            std::string(py::str(py::type::of(obj).attr("__name__"))));
     auto arr = py::reinterpret_borrow<py::array>(obj);
+    RTRL_CHECK(arr.dtype().byteorder() != foreign_byte_order(),
+               std::string(name) + ": expected an array of the machine's byte order, got dtype " +
+                   std::string(py::str(arr.dtype())));
+    RTRL_CHECK((arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0,
+               std::string(name) + ": expected an aligned array (copy it first)");
     ArrayRef ref;
     ref.data = const_cast<void*>(arr.data());
     ref.kind = arr.dtype().kind();
@@ -81,6 +95,8 @@ inline CudaArrayInterface read_cuda_array_interface(py::handle obj, const char* 
   CudaArrayInterface out;
   ArrayRef& ref = out.ref;
   const std::string typestr = py::str(iface["typestr"]);
+  RTRL_CHECK(typestr.empty() || typestr[0] != foreign_byte_order(),
+             std::string(name) + ": expected an array of the machine's byte order, got typestr '" + typestr + "'");
   ref.kind = typestr.size() > 1 ? typestr[1] : '?';
   ref.itemsize = 0;
   if (typestr.size() > 2 && typestr.find_first_not_of("0123456789", 2) == std::string::npos)

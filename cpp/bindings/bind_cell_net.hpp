@@ -109,7 +109,7 @@ struct CellNetBindings {
                        py::object P_h, py::object P_c, py::object grad, py::object opt_state,
                        py::object X, py::object target_obj, py::object outputs, py::object loss,
                        const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
-                       NonfinitePolicy policy, std::uintptr_t stream) {
+                       NonfinitePolicy policy, py::object gradient_hook, std::uintptr_t stream) {
     const bool allow_nonfinite = policy == NonfinitePolicy::skip;
     const CellNetDims& d = c.dims;
     const index_t B = d.batch, NP = d.n_params();
@@ -135,6 +135,7 @@ struct CellNetBindings {
     o.optimizer = opt;
     o.optimizer_step = opt_step;
     o.on_nonfinite = policy;
+    o.combine_gradient = python_gradient_combiner<T, Reader>(gradient_hook);
     return run_rtrl([&](NonfiniteEvents& events) {
       return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
     });
@@ -270,21 +271,24 @@ struct CellNetBindings {
           [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object P_h,
              py::object P_c, py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
-             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+             bool update_each_step, const std::string& on_nonfinite, py::object gradient_hook,
+             std::uintptr_t stream) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const ArrayRef p = Reader::read(params, "params");
             return FR::by_dtype(p, "params", [&](auto tag) {
               return rtrl<decltype(tag)>(c, params, h, cc, P_h, P_c, grad, opt_state, X, targets,
-                                         outputs, loss, opt, step, update_each_step, policy, stream);
+                                         outputs, loss, opt, step, update_each_step, policy,
+                                         gradient_hook, stream);
             });
           },
           py::arg("config"), py::arg("params"), py::arg("state_h"), py::arg("state_c"),
           py::arg("sensitivities_h"), py::arg("sensitivities_c"), py::arg("grad"),
           py::arg("optimizer_state"), py::arg("X"), py::arg("targets"), py::arg("outputs"),
           py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
-          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
-          "Runs exact RTRL for RecurrentNet over X; returns a dict: the optimizer's update count "
+          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise",
+          py::arg("gradient_hook") = py::none(), py::arg("stream") = 0,
+          "Runs exact RTRL for RecurrentNet over X (gradient_hook as fully_recurrent_rtrl's); returns a dict: the optimizer's update count "
           "('updates') and what the non-finite check saw.");
     m.def("cell_net_bptt",
           [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object grad,

@@ -112,14 +112,16 @@ struct CellStepBindings {
     return py::make_tuple(h_out, c_out, saved);
   }
 
-  // `obj` as a C-contiguous numpy.ndarray (exactly) of T with this shape, else null.
+  // `obj` as an aligned, C-contiguous numpy.ndarray (exactly) of T (native byte order) with this
+  // shape, else null.
   template <class T>
   static const T* plain(py::handle obj, std::initializer_list<index_t> shape) {
     if (Py_TYPE(obj.ptr()) != py::detail::npy_api::get().PyArray_Type_ ||
         !py::array_t<T, py::array::c_style>::check_(obj))
       return nullptr;
     const auto a = py::reinterpret_borrow<py::array>(obj);
-    if (a.ndim() != py::ssize_t(shape.size())) return nullptr;
+    if (a.ndim() != py::ssize_t(shape.size()) || !(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+      return nullptr;
     py::ssize_t i = 0;
     for (const index_t extent : shape)
       if (a.shape(i++) != extent) return nullptr;

@@ -22,7 +22,8 @@ inline FullyRecurrentConfig make_fully_recurrent_config(index_t units, index_t i
                                                         index_t outputs, index_t batch,
                                                         const std::string& activation,
                                                         bool teacher_forcing,
-                                                        const std::string& reduction) {
+                                                        const std::string& reduction,
+                                                        index_t shard_row0, index_t shard_rows) {
   RTRL_CHECK(units >= 1, "n_units: expected a positive integer, got " + std::to_string(units));
   RTRL_CHECK(inputs >= 0, "n_inputs: expected a non-negative integer, got " + std::to_string(inputs));
   RTRL_CHECK(outputs >= 0 && outputs <= units,
@@ -31,6 +32,12 @@ inline FullyRecurrentConfig make_fully_recurrent_config(index_t units, index_t i
   RTRL_CHECK(batch >= 1, "batch_size: expected a positive integer, got " + std::to_string(batch));
   FullyRecurrentConfig c;
   c.dims = FullyRecurrentDims{units, inputs, bias ? 1 : 0, outputs, batch};
+  RTRL_CHECK(shard_rows == -1 ? shard_row0 == 0
+                              : shard_rows >= 1 && shard_row0 >= 0 && shard_row0 + shard_rows <= units,
+             "shard: expected weight rows [row0, row0 + rows) within [0, n_units=" + std::to_string(units) +
+                 "), got row0=" + std::to_string(shard_row0) + ", rows=" + std::to_string(shard_rows));
+  c.dims.shard_row0 = shard_row0;
+  c.dims.shard_rows = shard_rows;
   if (activation == "logistic") c.activation = Activation::logistic;
   else if (activation == "tanh") c.activation = Activation::tanh;
   else throw std::invalid_argument("activation: expected 'logistic' or 'tanh', got '" + activation + "'");
@@ -90,11 +97,26 @@ inline py::dict layout_dict(const OnlineLayout& l, index_t n_params) {
   r["n_params"] = n_params;
   r["state"] = l.state;
   r["sensitivities"] = l.sensitivities;
+  r["layer_sensitivities"] = l.layer_sensitivities;
   r["workspace"] = l.workspace;
   py::list products;
   for (const ProductShape& p : l.products) products.append(py::make_tuple(p.rows, p.depth, p.cols));
   r["products"] = products;
   return r;
+}
+
+// A Python callable hook(grad, finite) -> bool as the loop's GradientCombiner (nonfinite.hpp): called
+// with the GIL, grad a NumPy view of the step's gradient to combine in place. Host memory only.
+template <class T, class Reader>
+GradientCombiner python_gradient_combiner(py::object hook) {
+  if (hook.is_none()) return {};
+  RTRL_CHECK(Reader::kHostMemory, "gradient_hook: the CUDA backend does not take a gradient hook (host "
+                                  "memory only)");
+  return [hook](void* grad, index_t count, bool finite) {
+    py::gil_scoped_acquire gil;
+    py::array_t<T> view({py::ssize_t(count)}, {py::ssize_t(sizeof(T))}, static_cast<T*>(grad), py::none());
+    return py::cast<bool>(hook(view, finite));
+  };
 }
 
 // Runs an RTRL loop, run(events) -> update count, without the GIL; returns its run_report.
@@ -165,7 +187,7 @@ struct FullyRecurrentBindings {
                        const ArrayRef& P, const ArrayRef& grad, py::object opt_state,
                        const ArrayRef& X, py::object targets, py::object outputs, py::object loss,
                        const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
-                       NonfinitePolicy policy, std::uintptr_t stream) {
+                       NonfinitePolicy policy, py::object gradient_hook, std::uintptr_t stream) {
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
     FullyRecurrentSequence<T> seq =
@@ -174,7 +196,8 @@ struct FullyRecurrentBindings {
     FullyRecurrentState<T> st{};
     st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", true);
     st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
-    st.P = checked<T>(P, "sensitivities", {n, B, n, L}, "(units, streams, units, inputs + bias + units)", true);
+    st.P = checked<T>(P, "sensitivities", {n, B, d.carried_rows(), L},
+                      "(units, streams, carried weight rows, inputs + bias + units)", true);
     st.grad = checked<T>(grad, "grad", {n, L}, "(units, inputs + bias + units)", true);
     st.opt_state = nullptr;
     if (opt.state_rows() > 0)
@@ -189,6 +212,7 @@ struct FullyRecurrentBindings {
     o.optimizer = opt;
     o.optimizer_step = opt_step;
     o.on_nonfinite = policy;
+    o.combine_gradient = python_gradient_combiner<T, Reader>(gradient_hook);
     return run_rtrl([&](NonfiniteEvents& events) {
       return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
     });
@@ -201,6 +225,7 @@ struct FullyRecurrentBindings {
     const bool allow_nonfinite = policy == NonfinitePolicy::skip;
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
+    RTRL_CHECK(d.shard_rows < 0, "config: BPTT keeps no sensitivities to shard (shard_rows must be -1)");
     FullyRecurrentSequence<T> seq = sequence<T>(c, X, targets, outputs, loss, stream, allow_nonfinite);
     RTRL_CHECK(seq.outputs != nullptr && seq.loss != nullptr, "outputs, loss: buffers are required");
     FullyRecurrentBpttState<T> st{};
@@ -245,9 +270,12 @@ struct FullyRecurrentBindings {
     py::class_<FullyRecurrentConfig>(m, "FullyRecurrentConfig", py::module_local())
         .def(py::init(&make_fully_recurrent_config), py::arg("units"), py::arg("inputs"),
              py::arg("bias"), py::arg("outputs"), py::arg("batch"), py::arg("activation"),
-             py::arg("teacher_forcing"), py::arg("reduction"))
+             py::arg("teacher_forcing"), py::arg("reduction"), py::arg("shard_row0") = 0,
+             py::arg("shard_rows") = -1)
         .def_property_readonly("n_weights", [](const FullyRecurrentConfig& c) { return c.dims.n_weights(); })
         .def_property_readonly("width", [](const FullyRecurrentConfig& c) { return c.dims.width(); })
+        .def_property_readonly("carried_rows", [](const FullyRecurrentConfig& c) { return c.dims.carried_rows(); },
+                               "weight rows whose sensitivities this process carries (all, unsharded)")
         .def("rtrl_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
           return layout_dict(Backend::fully_recurrent_rtrl_layout(c.dims, update_each_step, optimizer_rows),
                              c.dims.n_weights());
@@ -264,7 +292,8 @@ struct FullyRecurrentBindings {
           [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object P,
              py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
-             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+             bool update_each_step, const std::string& on_nonfinite, py::object gradient_hook,
+             std::uintptr_t stream) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const ArrayRef w = Reader::read(weight, "weight");
@@ -273,14 +302,16 @@ struct FullyRecurrentBindings {
               using T = decltype(tag);
               return rtrl<T>(c, w, Reader::read(y, "state"), Reader::read(P, "sensitivities"),
                              Reader::read(grad, "grad"), opt_state, x, targets, outputs, loss, opt,
-                             step, update_each_step, policy, stream);
+                             step, update_each_step, policy, gradient_hook, stream);
             });
           },
           py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("sensitivities"),
           py::arg("grad"), py::arg("optimizer_state"), py::arg("X"), py::arg("targets"),
           py::arg("outputs"), py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
-          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
-          "Runs exact RTRL over X; returns a dict: the optimizer's update count after the call "
+          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise",
+          py::arg("gradient_hook") = py::none(), py::arg("stream") = 0,
+          "Runs exact RTRL over X (gradient_hook(grad, finite) -> bool, when given, combines each "
+          "step's gradient with other processes' before the update); returns a dict: the optimizer's update count after the call "
           "('updates') and what the non-finite check saw.");
 
     m.def("fully_recurrent_bptt",

@@ -16,6 +16,7 @@
 namespace rtrl {
 
 struct DeviceArrays {
+  static constexpr bool kHostMemory = false;
   // The device and stream of one native call; every binding that reads device arrays opens one
   // first (stream: the call's cudaStream_t, 0 = the legacy default stream).
   class Call {

@@ -10,11 +10,11 @@ _backend._load_cpu_module()  # before anything else can load its OpenBLAS with a
 
 from . import memory, nn, optim  # noqa: E402
 from ._info import cuda_available, info  # noqa: E402
-from .checkpoint import load  # noqa: E402
+from .checkpoint import CheckpointError, load  # noqa: E402
 from .learners import BPTT, RTRL, NonFiniteError, RunResult  # noqa: E402
 from .models import FullyRecurrent, RecurrentNet  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["BPTT", "FullyRecurrent", "NonFiniteError", "RTRL", "RunResult", "cuda_available", "info", "load", "memory", "nn",
+__all__ = ["BPTT", "CheckpointError", "FullyRecurrent", "NonFiniteError", "RTRL", "RunResult", "cuda_available", "info", "load", "memory", "nn",
            "optim", "RecurrentNet", "__version__"]

@@ -9,18 +9,21 @@ from .models import FullyRecurrent, RecurrentNet
 
 
 class FullyRecurrentKernels:
-    """Williams-Zipser network: state y (B, n); sensitivities (n, B, n, width)."""
+    """Williams-Zipser network: state y (B, n); sensitivities (n, B, n_c, width), n_c the weight
+    rows this process carries (all of them but in column-sharded RTRL)."""
 
     def __init__(self, learner: Any, sensitivities: bool) -> None:
         m, xp, B = learner.model, learner._xp, learner.batch_size
         self.learner, self.model = learner, m
         self.core, self.stream = learner._core, learner._be.stream
+        row0, rows = getattr(learner, "_shard", (0, -1))  # column-sharded RTRL: this process's rows
         self.config = self.core.FullyRecurrentConfig(
             m.n_units, m.n_inputs, m.bias, m.n_outputs, B, m.activation, learner.teacher_forcing,
-            learner.reduction)
+            learner.reduction, shard_row0=row0, shard_rows=rows)
         self.arrays = {"state": zeros_touched(xp, (B, m.n_units), dtype=m.dtype)}
         if sensitivities:
-            self.arrays["sensitivities"] = zeros_touched(xp, (m.n_units, B, m.n_units, m.width), dtype=m.dtype)
+            self.arrays["sensitivities"] = zeros_touched(
+                xp, (m.n_units, B, self.config.carried_rows, m.width), dtype=m.dtype)
         self.stream_axis = {"state": 0, "sensitivities": 1}
 
     def stream_views(self) -> list:
@@ -42,7 +45,8 @@ class FullyRecurrentKernels:
         return self.core.fully_recurrent_rtrl(
             self.config, self.model.weight, self.arrays["state"], self.arrays["sensitivities"],
             self._grad(), opt_state, X, targets, outputs, loss, lr._native_optimizer,
-            lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, stream=self.stream())
+            lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, gradient_hook=lr._gradient_hook,
+            stream=self.stream())
 
     def validate(self, X: Any, targets: Any) -> None:
         self.core.validate_sequence(self.config, X, targets, self.stream())
@@ -105,7 +109,7 @@ class RecurrentNetKernels:
             self.config, self.model._flat, a["state_h"], a.get("state_c"),
             [a[n] for n in self.sensitivity_names["h"]], P_c or None, lr._grad, lr._optimizer_state, X, targets, outputs, loss,
             lr._native_optimizer, lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite,
-            stream=self.stream())
+            gradient_hook=lr._gradient_hook, stream=self.stream())
 
     def validate(self, X: Any, targets: Any) -> None:
         xp = self.xp

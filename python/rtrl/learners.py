@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -9,14 +11,16 @@ import numpy as np
 
 from . import memory as _memory
 from . import optim as _optim
-from ._arrays import add_batch_axis, as_device_array, as_flag, zeros_touched
+from ._arrays import add_batch_axis, array_library, as_device_array, as_flag, like_input, unaliased, zeros_touched
 from ._kernels import kernels_for
+from ._locking import locked
 from .models import FullyRecurrent, Model, RecurrentNet
 
 LOSSES = ("mse", "cross_entropy")
 REDUCTIONS = ("mean", "sum")
 UPDATES = ("realtime", "epoch")
 NONFINITE_POLICIES = ("raise", "skip")
+_COUNTER_LIMIT = 2**63  # counters travel to the core as int64
 
 
 class NonFiniteError(FloatingPointError):
@@ -90,14 +94,18 @@ def _same_values(a: Any, b: Any) -> bool:
     return bool(((a == b) | ((a != a) & (b != b))).all())
 
 
+def _is_count(value: Any) -> bool:
+    """Whether ``value`` is an integer (not a bool) in [0, 2**63)."""
+    return (not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
+            and 0 <= value < _COUNTER_LIMIT)
+
+
 def _make_optimizer(lr: float | None, optimizer: _optim.Optimizer | None) -> _optim.Optimizer | None:
     if lr is not None and optimizer is not None:
         raise ValueError("lr and optimizer: give one of them (lr= is shorthand for optimizer=rtrl.optim.SGD(lr))")
     if lr is not None:
         return _optim.SGD(lr)
-    if optimizer is not None and not isinstance(optimizer, _optim.Optimizer):
-        raise TypeError(f"optimizer: expected an rtrl.optim optimizer, got {type(optimizer).__name__}")
-    return optimizer
+    return None if optimizer is None else _optim.checked(optimizer)
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
@@ -114,10 +122,12 @@ class Learner:
     def __init__(self, model: Model, *, lr: float | None, optimizer: _optim.Optimizer | None,
                  loss: str, reduction: str, clip_grad_norm: float | None, batch_size: int,
                  teacher_forcing: bool, on_nonfinite: str) -> None:
+        self._lock = threading.RLock()
         if not isinstance(model, (FullyRecurrent, RecurrentNet)):
             raise TypeError(f"model: expected an rtrl.FullyRecurrent or rtrl.RecurrentNet, got {type(model).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+                or batch_size >= 2**31):
+            raise ValueError(f"batch_size: expected a positive integer below 2**31, got {batch_size!r}")
         _check_choice("loss", loss, LOSSES)
         if loss == "cross_entropy" and isinstance(model, FullyRecurrent):
             raise ValueError("loss='cross_entropy' needs a model with a readout (rtrl.RecurrentNet); "
@@ -138,13 +148,19 @@ class Learner:
         self.teacher_forcing = teacher_forcing
         be = model._backend
         self._be, self._xp, self._core = be, be.xp, be.core
-        self._native_optimizer = (self.optimizer.native(self._core, clip_grad_norm)
-                                  if self.optimizer is not None else self._core.OptimizerConfig("none", 0.0))
+        self._native = (getattr(self.optimizer, "_version", None), self.optimizer.native(self._core, clip_grad_norm) if self.optimizer is not None
+                        else self._core.OptimizerConfig("none", 0.0))
         rows = self._native_optimizer.state_rows
         if self._kind == "rtrl":
             need = _memory.of_learner(model, "rtrl", self.batch_size, rows if self.optimizer else None,
-                                      update=getattr(self, "update", "realtime"))
-            _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}")
+                                      update=getattr(self, "update", "realtime"),
+                                      weight_rows=getattr(self, "_shard", (0, None))[1])
+            layers = (_memory.layer_sensitivities(model, self.batch_size)
+                      if isinstance(model, RecurrentNet) and model.num_layers > 1 else None)
+            _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}",
+                               layers)
+        # combines each real-time step's gradient with other processes' (rtrl.distributed); None: alone
+        self._gradient_hook = None
         self._grad = zeros_touched(self._xp, model._flat.shape, model.dtype)
         self._optimizer_state = (zeros_touched(self._xp, (rows,) + tuple(model._flat.shape), model.dtype)
                                  if rows else None)
@@ -152,7 +168,50 @@ class Learner:
         self._pending = False
         self.steps = 0
         self.stats = {"skipped_steps": 0, "reset_streams": 0, "last_skipped_step": None}
+        self._warn_after_skipped, self._consecutive_skips = 1000, 0
         self._kernels = kernels_for(self, sensitivities=self._kind == "rtrl")
+
+    @property
+    def lock(self) -> Any:
+        """The re-entrant lock each call (``run``, ``step``, ``apply``, ``state_dict``, ``save``, ...)
+        holds: calls from several threads take turns, each whole. Hold it (``with learner.lock:``)
+        to make several calls one."""
+        return self._lock
+
+    @property
+    def _native_optimizer(self) -> Any:
+        """The core's optimizer config, rebuilt when the optimizer's ``lr`` was changed."""
+        version = getattr(self.optimizer, "_version", None)
+        if self._native[0] != version:
+            self._native = (version, self.optimizer.native(self._core, self.clip_grad_norm))
+        return self._native[1]
+
+    @property
+    def warn_after_skipped(self) -> int | None:
+        """With ``on_nonfinite="skip"``: after this many consecutive skipped steps (chunks for
+        BPTT) a ``RuntimeWarning`` says so, once per streak (default 1000; None: never)."""
+        return self._warn_after_skipped
+
+    @warn_after_skipped.setter
+    def warn_after_skipped(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+                                  or value < 1):
+            raise ValueError(f"warn_after_skipped: expected a positive integer or None, got {value!r}")
+        self._warn_after_skipped = None if value is None else int(value)
+
+    def _count_skips(self, steps: int, trailing: int) -> None:
+        """Tracks the streak of consecutive skipped steps over ``steps`` more, the last ``trailing``
+        of them skipped; warns once when the streak reaches :attr:`warn_after_skipped`."""
+        if steps == 0 or self.on_nonfinite != "skip":
+            return
+        before = self._consecutive_skips if trailing == steps else 0
+        self._consecutive_skips = before + trailing
+        limit = self._warn_after_skipped
+        if limit is not None and before < limit <= self._consecutive_skips:
+            warnings.warn(f"{type(self).__name__}: the last {self._consecutive_skips} steps were all skipped "
+                          "for non-finite values (on_nonfinite='skip'); the model is not learning. Lower the "
+                          "learning rate, clip gradients or check the input; stats counts the skips.",
+                          RuntimeWarning, stacklevel=5)
 
     # -- inputs ----------------------------------------------------------------------------------
     def _sequence(self, X: Any, targets: Any) -> tuple[Any, Any, bool]:
@@ -224,18 +283,24 @@ class Learner:
         outputs = self._xp.empty((steps, self.batch_size, self.model.n_outputs), dtype=self.model.dtype)
         return outputs, self._xp.empty((steps,), dtype=self.model.dtype)
 
+    @locked
     def run(self, X: Any, targets: Any = None) -> RunResult:
+        library = array_library(X)
         X, targets, unbatched = self._sequence(X, targets)
-        return self._run(X, targets, unbatched)
+        result = self._run(X, targets, unbatched)
+        return result if library == "native" else RunResult(like_input(result.outputs, library),
+                                                            like_input(result.loss, library))
 
     def _run(self, X: Any, targets: Any, unbatched: bool) -> RunResult:
         """``run`` on arrays already checked and brought to the device (time, streams, ...)."""
         raise NotImplementedError
 
+    @locked
     def step(self, x: Any, target: Any = None) -> Any:
         """Feeds one step ``x`` (B, I) — or (I,) when ``batch_size == 1`` — with its ``target``
         (B, O) or (O,), NaN where there is none; returns the outputs (B, O) or (O,)."""
         m, B, xp = self.model, self.batch_size, self._xp
+        library = array_library(x)
         x = as_device_array(x, "x", m.dtype, self._be)
         x, unbatched = add_batch_axis(x, "x", 2, B, f"({B}, {m.n_inputs}) (streams, inputs)")
         if x.shape != (B, m.n_inputs):
@@ -256,24 +321,29 @@ class Learner:
                 raise ValueError(f"target: infinite value in stream {stream} (NaN marks a missing target)")
             target = target[None]
         out = self._run(x[None], target, False).outputs[0]
-        return out[0] if unbatched else out
+        return like_input(out[0] if unbatched else out, library)
 
     # -- gradient and updates ---------------------------------------------------------------------
+    @locked
     def gradients(self) -> dict[str, Any]:
         """Copies of the accumulated gradient of the total loss (dL/dtheta), keyed like
         ``model.parameters()``. In real-time mode with an optimizer it is the last step's gradient
         (already applied)."""
         return {k: v.copy() for k, v in self.model._split(self._grad).items()}
 
+    @locked
     def zero_grad(self) -> None:
         self._grad.fill(0)
         self._pending = False
 
+    @locked
     def apply(self) -> None:
         """Applies the accumulated gradient with the optimizer (clipped first when
         ``clip_grad_norm`` is set), then clears it. Raises ``RuntimeError`` without an optimizer."""
         if self.optimizer is None:
             raise RuntimeError("apply(): this learner has no optimizer; pass lr= or optimizer=")
+        if self._pending and self._gradient_hook is not None:
+            self._gradient_hook(self._grad, True)  # the other processes' accumulated gradients
         if not self._pending or self._apply_update():
             return
         if self.on_nonfinite == "raise":
@@ -315,6 +385,7 @@ class Learner:
             raise ValueError(f"streams: indices must be in [0, {self.batch_size}), got {idx.tolist()}")
         return idx
 
+    @locked
     def reset(self, streams: Any = None) -> None:
         """Zeroes the recurrent state (and, for RTRL, the sensitivities) of all streams or of the
         given stream indices."""
@@ -328,6 +399,7 @@ class Learner:
             arrays["optimizer_state"] = self._optimizer_state
         return arrays
 
+    @locked
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: parameters, state, sensitivities (RTRL), gradient,
         optimizer state and counters. Arrays are copies on the learner's device."""
@@ -340,25 +412,30 @@ class Learner:
             "stats": dict(self.stats),
         }
 
+    @locked
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
-        """Restores a :meth:`state_dict`. Everything is checked before anything is copied."""
+        """Restores a :meth:`state_dict`. Every entry is checked before anything is copied: unknown or
+        missing entries, counters outside [0, 2**63), shapes and non-finite values raise
+        ``ValueError`` naming them. Sources may be this learner's own live arrays in any arrangement
+        (each is read before any is written)."""
         if not isinstance(d, Mapping):
             raise TypeError(f"state_dict: expected a mapping, got {type(d).__name__}")
         arrays = self._arrays()
-        missing = sorted({"parameters", "optimizer_step", "steps", *arrays} - set(d))
-        if missing:
-            raise ValueError(f"state_dict: missing entries {missing}")
+        expected = {"parameters", "optimizer_step", "steps", "pending", "stats", *arrays}
+        missing, unknown = sorted(expected - set(d)), sorted(map(str, set(d) - expected))
+        if missing or unknown:
+            raise ValueError(f"state_dict: missing entries {missing}, unknown entries {unknown}; "
+                             f"expected {sorted(expected)}")
         counters = {}
         for name in ("optimizer_step", "steps"):
             value = d[name]
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+            if not _is_count(value):
+                raise ValueError(f"{name}: expected an integer in [0, 2**63), got {value!r}")
             counters[name] = int(value)
-        pending = d.get("pending", False)
+        pending = d["pending"]
         if not isinstance(pending, (bool, np.bool_)):
             raise ValueError(f"pending: expected a bool, got {pending!r}")
-        stats = self._checked_stats(d.get("stats", {"skipped_steps": 0, "reset_streams": 0,
-                                                     "last_skipped_step": None}))
+        stats = self._checked_stats(d["stats"])
         staged = {}
         for name, target in arrays.items():
             arr = as_device_array(d[name], name, self.model.dtype, self._be)
@@ -367,6 +444,8 @@ class Learner:
             if not bool(self._xp.isfinite(arr).all()):
                 raise ValueError(f"{name}: values must be finite")
             staged[name] = arr
+        destinations = [*arrays.values(), self.model._flat]
+        staged = {k: unaliased(v, destinations, self._xp) for k, v in staged.items()}
         snapshot = {k: v.copy() for k, v in self.model.parameters().items()}
         self.model.load_parameters(d["parameters"])
         try:
@@ -385,11 +464,11 @@ class Learner:
         if not isinstance(stats, Mapping) or set(stats) != {"skipped_steps", "reset_streams", "last_skipped_step"}:
             raise ValueError(f"stats: expected a dict with skipped_steps, reset_streams and last_skipped_step, "
                              f"got {stats!r}")
-        def count(value: Any) -> bool:
-            return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer)) and value >= 0
         last = stats["last_skipped_step"]
-        if not (count(stats["skipped_steps"]) and count(stats["reset_streams"]) and (last is None or count(last))):
-            raise ValueError(f"stats: expected non-negative integers (last_skipped_step may be None), got {stats!r}")
+        if not (_is_count(stats["skipped_steps"]) and _is_count(stats["reset_streams"])
+                and (last is None or _is_count(last))):
+            raise ValueError(f"stats: expected integers in [0, 2**63) (last_skipped_step may be None), "
+                             f"got {stats!r}")
         return {"skipped_steps": int(stats["skipped_steps"]), "reset_streams": int(stats["reset_streams"]),
                 "last_skipped_step": None if last is None else int(last)}
 
@@ -417,6 +496,7 @@ class Learner:
         parts += [f"batch_size={self.batch_size}", f"steps={self.steps}"]
         return f"{type(self).__name__}({', '.join(parts)})"
 
+    @locked
     def save(self, path: Any) -> None:
         """Writes a checkpoint (a versioned ``.npz`` without pickle) atomically; load it with
         :func:`rtrl.load`.
@@ -444,6 +524,20 @@ class Learner:
         if not os.access(directory, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, f"cannot write a checkpoint: {directory} is not writable", name)
         save(self, path)
+
+
+def _trailing_skips(report: dict, host_loss: Any) -> int:
+    """How many of a run's last steps were skipped in a row (a skipped step's loss is non-finite,
+    but for an update that overflowed: at least the last skipped step counts). ``host_loss()``
+    gives the run's losses (T,) on the host."""
+    done, skipped = report["steps_done"], report["skipped_steps"]
+    if skipped == 0 or report["last_step"] != done - 1:
+        return 0
+    if skipped == done:
+        return done
+    good = np.flatnonzero(np.isfinite(host_loss()))
+    trailing = done - 1 - int(good[-1]) if good.size else done
+    return min(skipped, max(1, trailing))
 
 
 class RTRL(Learner):
@@ -482,7 +576,8 @@ class RTRL(Learner):
         gradient is dropped. "skip": such steps (non-finite input included) are skipped: the
         weights are not updated for that step, the offending streams' state and sensitivities are
         reset to zero, the other streams go on, and ``stats`` counts it. A skipped step's outputs
-        and loss show the non-finite values that caused it.
+        and loss show the non-finite values that caused it. After ``warn_after_skipped``
+        consecutive skipped steps a ``RuntimeWarning`` says so, once per streak.
 
     Attributes
     ----------
@@ -491,6 +586,12 @@ class RTRL(Learner):
         ``last_skipped_step`` (the learner's step index, or None).
     steps : int
         Steps processed since the learner was created (or as loaded from a checkpoint).
+    warn_after_skipped : int or None
+        Consecutive skipped steps before the warning (default 1000; None: never); settable.
+    optimizer : rtrl.optim.SGD | rtrl.optim.Adam | None
+        Its ``lr`` may be changed between calls; the next update uses it.
+    lock : threading.RLock
+        Held by every call: a learner shared by threads runs one call at a time, each whole.
 
     Examples
     --------
@@ -551,6 +652,7 @@ class RTRL(Learner):
         self._optimizer_step = report["updates"]
         self.steps += done
         self._pending = not each_step and (self._pending or done > skipped)
+        self._count_skips(done, _trailing_skips(report, lambda: self._be.to_host(loss[:done])))
         self._note_nonfinite(start, report["first_step"], report["last_step"], report["first_streams"],
                              skipped, report["reset_streams"], report["stopped"],
                              self._result(outputs[:done], loss[:done], unbatched))
@@ -616,9 +718,15 @@ class BPTT(Learner):
             report = self._kernels.bptt(X[part], chunk_targets, outputs[part], loss[part])
             self.steps += stop - start
             reset = report["first_streams"] if report["skipped_steps"] else None
+            if self.optimizer is not None and self._gradient_hook is not None:
+                if not self._gradient_hook(self._grad, reset is None) and reset is None:
+                    reset = []  # another process's chunk was not finite: every process drops it
+                    self._grad[...] = before
             self._pending = True
             if reset is None and (self.optimizer is None or self._apply_update()):
+                self._count_skips(1, 0)
                 continue
+            self._count_skips(1, 1)
             if reset is None:  # the update overflowed: the chunk is dropped like a non-finite one
                 reset = []
                 self._grad[...] = before

@@ -29,7 +29,8 @@ _OPTIMIZER_ROWS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 def estimate(model: str, input_size: int, hidden_size: int, output_size: int | None = None, *,
              batch_size: int = 1, dtype: Any = "float32", learner: str = "rtrl",
              optimizer: str = "sgd", update: str = "realtime", steps: int | None = None,
-             bias: bool = True, num_layers: int = 1, device: str = "cpu") -> dict[str, int]:
+             bias: bool = True, num_layers: int = 1, weight_rows: int | None = None,
+             device: str = "cpu") -> dict[str, int]:
     """Bytes a learner will hold, by part, for a model described by its sizes.
 
     Parameters
@@ -50,6 +51,9 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
         BPTT: the length of one chunk (``truncation``, or the sequence). Ignored by RTRL.
     bias : bool
         Fully recurrent network: whether it has a bias line.
+    weight_rows : int, optional
+        Fully recurrent network, column-sharded RTRL (``rtrl.distributed.ShardedRTRL``): the weight
+        rows whose sensitivities one process carries (default: all).
     num_layers : int
         RecurrentNet: stacked layers (sensitivities sum over the layers, layer l's covering the
         parameters of layers <= l).
@@ -76,6 +80,8 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+        if value >= 2**62:
+            raise ValueError(f"{name}: {value} is beyond any model that could be indexed (2**62)")
     if learner == "bptt" and (steps is None or isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
                               or steps < 1):
         raise ValueError(f"steps: BPTT's memory grows with the chunk length; give steps >= 1, got {steps!r}")
@@ -87,7 +93,8 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
     B, H, I = int(batch_size), int(hidden_size), int(input_size)
     if model == "fully_recurrent":
         O = H if output_size is None else int(output_size)
-        sizes = _fully_recurrent(core, H, I, O, B, bool(bias), learner, steps, item, where, realtime, rows)
+        sizes = _fully_recurrent(core, H, I, O, B, bool(bias), learner, steps, item, where, realtime, rows,
+                                 -1 if weight_rows is None else int(weight_rows))
     elif model in CELLS:
         if output_size is None:
             raise ValueError("output_size: RecurrentNet needs the readout's size")
@@ -104,7 +111,8 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
 
 
 def of_learner(model: Any, learner: str, batch_size: int, optimizer_rows: int | None,
-               update: str = "realtime", steps: int | None = None) -> dict[str, int]:
+               update: str = "realtime", steps: int | None = None,
+               weight_rows: int | None = None) -> dict[str, int]:
     """:func:`estimate` for an existing model (``optimizer_rows``: None without an optimizer)."""
     from .models import FullyRecurrent
 
@@ -113,17 +121,29 @@ def of_learner(model: Any, learner: str, batch_size: int, optimizer_rows: int | 
                   update=update, steps=steps, device=model.device)
     if isinstance(model, FullyRecurrent):
         return estimate("fully_recurrent", model.n_inputs, model.n_units, model.n_outputs, bias=model.bias,
-                        **common)
+                        weight_rows=weight_rows, **common)
     return estimate(model.cell, model.input_size, model.hidden_size, model.output_size,
                     num_layers=model.num_layers, **common)
 
 
-def check_fits(need: dict[str, int], device: str, what: str) -> None:
-    """Raises MemoryError naming what ``need`` holds when it exceeds the memory available."""
+def layer_sensitivities(model: Any, batch_size: int) -> list[int]:
+    """Bytes of exact RTRL's sensitivities for each layer of a RecurrentNet, as its algorithm declares
+    them (layer l's cover the parameters of layers <= l)."""
+    config = model._backend.core.CellNetConfig(model.cell, model.nonlinearity, model.input_size,
+                                               model.hidden_size, model.output_size, batch_size, "mse",
+                                               "mean", layers=model.num_layers, alpha=model.alpha)
+    return [n * model.dtype.itemsize for n in config.rtrl_layout(False, 0)["layer_sensitivities"]]
+
+
+def check_fits(need: dict[str, int], device: str, what: str, layers: list[int] | None = None) -> None:
+    """Raises MemoryError naming what ``need`` holds when it exceeds the memory available (and, given
+    ``layers``, each layer's sensitivities)."""
     free = available_bytes(device)
     if free is None or need["total"] <= free:
         return
     parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in need.items() if v and k not in ("learner", "total"))
+    if layers and len(layers) > 1:
+        parts += "; sensitivities by layer: " + ", ".join(f"{l} {format_bytes(v)}" for l, v in enumerate(layers))
     raise MemoryError(f"{what} needs {format_bytes(need['total'])} ({parts}), more than the "
                       f"{format_bytes(free)} available on {device}; use fewer streams (batch_size) or a "
                       "smaller model")
@@ -150,8 +170,9 @@ def _rtrl(layout: dict, item: int, device: str) -> dict[str, int]:
 
 
 def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, learner: str,
-                     steps: int | None, item: int, device: str, realtime: bool, rows: int) -> dict[str, int]:
-    config = core.FullyRecurrentConfig(n, m, bias, O, B, "logistic", False, "mean")
+                     steps: int | None, item: int, device: str, realtime: bool, rows: int,
+                     weight_rows: int = -1) -> dict[str, int]:
+    config = core.FullyRecurrentConfig(n, m, bias, O, B, "logistic", False, "mean", shard_rows=weight_rows)
     if learner == "rtrl":
         return _rtrl(config.rtrl_layout(realtime, rows), item, device)
     N, L, T = config.n_weights, config.width, int(steps)

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._arrays import as_device_array, as_flag, resolve_dtype
+from ._arrays import as_device_array, as_flag, resolve_dtype, unaliased
 from ._backend import Backend, backend
 from ._cells import GATES
 
@@ -40,7 +40,8 @@ class Model:
 
     def load_parameters(self, params: Mapping[str, Any]) -> None:
         """Copies ``params`` (arrays keyed like :meth:`parameters`) into the model. Every array is
-        checked before any is copied; missing or unknown names raise ``ValueError``."""
+        checked before any is copied; missing or unknown names raise ``ValueError``. Sources may be
+        the model's own live arrays in any arrangement (each is read before any is written)."""
         if not isinstance(params, Mapping):
             raise TypeError(f"params: expected a mapping of name to array, got {type(params).__name__}")
         expected = self.parameter_shapes()
@@ -55,9 +56,20 @@ class Model:
                 raise ValueError(f"{name}: expected shape {shape}, got {tuple(arr.shape)}")
             if not bool(self._backend.xp.isfinite(arr).all()):
                 raise ValueError(f"{name}: parameters must be finite")
-            staged[name] = arr
+            staged[name] = unaliased(arr, (self._flat,), self._backend.xp)
         for name, arr in staged.items():
             self._params[name][...] = arr
+
+    def _assign(self, name: str, value: Any) -> None:
+        """``model.<name> = value`` for a parameter: copies in, shape-, dtype- and finiteness-checked
+        as :meth:`load_parameters` checks it (the live array stays the same object)."""
+        shape = tuple(self._params[name].shape)
+        arr = as_device_array(value, name, self._dtype, self._backend)
+        if tuple(arr.shape) != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {tuple(arr.shape)}")
+        if not bool(self._backend.xp.isfinite(arr).all()):
+            raise ValueError(f"{name}: parameters must be finite")
+        self._params[name][...] = unaliased(arr, (self._flat,), self._backend.xp)
 
     def _init_params(self, host_params: dict[str, np.ndarray]) -> None:
         """Puts the parameters, in order, into one flat array (what the native optimizer updates);
@@ -145,12 +157,12 @@ class FullyRecurrent(Model):
         self.n_units, self.n_inputs, self.n_outputs = int(n_units), int(n_inputs), int(n_outputs)
         self.activation, self.bias = activation, as_flag(bias, "bias")
         self.width = self.n_inputs + int(self.bias) + self.n_units
+        self._dtype = resolve_dtype(dtype)
+        _check_parameter_count(self.n_units * self.width, self._dtype,
+                               f"FullyRecurrent({self.n_units}, {self.n_inputs})")
         if init_scale is None:
             init_scale = 1.0 / np.sqrt(self.width)
-        if not np.isfinite(init_scale) or init_scale < 0:
-            raise ValueError(f"init_scale: expected a finite non-negative number, got {init_scale!r}")
-        self.init_scale, self.seed = float(init_scale), seed
-        self._dtype = resolve_dtype(dtype)
+        self.init_scale, self.seed = _checked_init_scale(init_scale, self._dtype), seed
         self._backend = backend(device)
         rng = np.random.default_rng(seed)
         self._init_params({"weight": rng.uniform(-init_scale, init_scale, (self.n_units, self.width))})
@@ -162,7 +174,7 @@ class FullyRecurrent(Model):
 
     @weight.setter
     def weight(self, value: Any) -> None:
-        self.load_parameters({"weight": value})
+        self._assign("weight", value)
 
     def config(self) -> dict[str, Any]:
         return dict(n_units=self.n_units, n_inputs=self.n_inputs, n_outputs=self.n_outputs,
@@ -334,6 +346,20 @@ class RecurrentNet(Model):
             return params[name]
         raise AttributeError(f"RecurrentNet has no attribute {name!r}")
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``net.weight_hh = array`` copies in (shape- and dtype-checked), as ``FullyRecurrent.weight``
+        (with one layer, ``weight_hh_l0`` names the same parameter); a parameter name the net does
+        not have raises ``AttributeError``."""
+        params = self.__dict__.get("_params", ())
+        if params and name[0] != "_" and name.endswith("_l0") and name[:-3] in params and self.num_layers == 1:
+            name = name[:-3]
+        if name in params:
+            self._assign(name, value)
+        elif name.startswith(("weight_", "bias_")) and params:
+            raise AttributeError(f"{name}: RecurrentNet has no such parameter; it has {sorted(params)}")
+        else:
+            super().__setattr__(name, value)
+
     @property
     def n_inputs(self) -> int:
         return self.input_size
@@ -353,6 +379,22 @@ class RecurrentNet(Model):
                          f", alpha={self.alpha!r}" if self.alpha != 1.0 else ""])
         return (f"RecurrentNet({self.cell!r}, {self.input_size}, {self.hidden_size}, {self.output_size}{extra}, "
                 f"nonlinearity={self.nonlinearity!r}, dtype={self._dtype.name!r}, device={self.device!r})")
+
+
+def _checked_init_scale(init_scale: Any, dtype: np.dtype) -> float:
+    """``init_scale`` as a float whose uniform draw in [-init_scale, init_scale] is finite in
+    ``dtype`` (and whose range the float64 generator can span)."""
+    if isinstance(init_scale, (bool, np.bool_)) or not isinstance(init_scale, (int, float, np.integer, np.floating)):
+        raise TypeError(f"init_scale: expected a number, got {type(init_scale).__name__}")
+    try:
+        value = float(init_scale)
+    except OverflowError:
+        value = float("inf")
+    limit = min(float(np.finfo(dtype).max), float(np.finfo(np.float64).max) / 2)
+    if not np.isfinite(value) or value < 0 or value > limit:
+        raise ValueError(f"init_scale: expected a finite number in [0, {limit:.4g}] (weights must be finite in "
+                         f"{dtype.name}), got {init_scale!r}")
+    return value
 
 
 def _check_parameter_count(count: int, dtype: np.dtype, what: str) -> None:

@@ -115,6 +115,7 @@ struct CellNetOptions {
   OptimizerConfig optimizer;
   std::int64_t optimizer_step = 0;
   NonfinitePolicy on_nonfinite = NonfinitePolicy::raise;
+  GradientCombiner combine_gradient;  // empty: one process
 };
 
 template <class T>

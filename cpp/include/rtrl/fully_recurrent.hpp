@@ -5,7 +5,9 @@
 // B streams, O visible units (the first O units). z(t) = [x(t); 1; y(t)].
 // Sensitivities of all streams form one row-major matrix P[n, B * N]:
 //   P[k, s * N + i * L + j] = d y_k / d w_ij for stream s,
-// so that the propagation W_U P is a single GEMM for all streams.
+// so that the propagation W_U P is a single GEMM for all streams. A process that carries only the
+// weight rows [i0, i0 + n_c) (column-sharded RTRL) holds P[n, B * N_c], N_c = n_c L, with i - i0 in
+// place of i.
 #pragma once
 
 #include <cstdint>
@@ -23,10 +25,16 @@ struct FullyRecurrentDims {
   index_t bias = 1;     // b, 0 or 1
   index_t outputs = 0;  // O <= n
   index_t batch = 1;    // B
+  // The weight rows whose sensitivities this process carries (column-sharded RTRL, DESIGN §12):
+  // [shard_row0, shard_row0 + carried_rows()); shard_rows < 0: all of them.
+  index_t shard_row0 = 0;
+  index_t shard_rows = -1;
 
   RTRL_HD index_t width() const { return inputs + bias + units; }     // L
   RTRL_HD index_t n_weights() const { return units * width(); }       // N
   RTRL_HD index_t recurrent_offset() const { return inputs + bias; }  // first column of W_U in W
+  RTRL_HD index_t carried_rows() const { return shard_rows < 0 ? units : shard_rows; }
+  RTRL_HD index_t carried() const { return carried_rows() * width(); }  // N_c, P's columns per stream
 };
 
 template <class T>
@@ -55,6 +63,7 @@ struct FullyRecurrentOptions {
   OptimizerConfig optimizer;
   std::int64_t optimizer_step = 0;  // updates applied so far (Adam's t before this call)
   NonfinitePolicy on_nonfinite = NonfinitePolicy::raise;
+  GradientCombiner combine_gradient;  // empty: one process
 };
 
 template <class T>
@@ -135,7 +144,7 @@ struct UnitsForward {
 };
 
 // Adds the immediate term of the sensitivity update to the product Q = W_U P(t): weight w_kj acts on
-// unit k directly, so for the column group r = s n + k (weight row k of stream s)
+// unit k directly, so for the column group r = s n_c + (k - i0) (weight row k of stream s)
 //   Q[k, r L + j] += z_j.
 // Called as f(r, 0, j) for the columns q = r L + j of a block [q0, ...).
 //   Q: [n, ldq] holding P's columns [q0, ...)   z: [B, L]
@@ -147,21 +156,21 @@ struct AddImmediateTerm {
   const T* z;
   T* Q;
   RTRL_HD void operator()(index_t r, index_t, index_t j) const {
-    const index_t L = d.width();
-    const index_t s = r / d.units, k = r % d.units;
+    const index_t L = d.width(), rows = d.carried_rows();
+    const index_t s = r / rows, k = d.shard_row0 + r % rows;
     Q[k * ldq + (r * L + j - q0)] += z[s * L + j];
   }
 };
 
 // The rest of the sensitivity update, one element for stream s, unit k and weight column c
-// (P's column q = s N + c), with Q already holding W_U P(t) + E(t):
+// (P's column q = s N_c + c), with Q already holding W_U P(t) + E(t):
 //   P(t+1)[k, q] = f'_k Q[k, q], zeroed for forced units, and
 //   G[q] = sum_k (-scale e_k) P(t+1)[k, q] (before zeroing), stream s's part of the step's gradient.
 // Only the O visible units have errors, so the contraction runs over the rows [0, O) (Contract; the
 // call for unit 0 sets G) and the other rows are only scaled. Row k of a call is unit k0 + k; the
 // calls for k = 0, 1, ... of one q come in order (ctx.for_each_serial_k); row(s, k) gathers what
 // depends only on (s, k).
-//   Q: [n, ldq] holding P's columns [q0, q0 + ldq)   P: [n, B N]   G: [B N]   slope, error, keep: [B, n]
+//   Q: [n, ldq] holding P's columns [q0, q0 + ldq)   P: [n, B N_c]   G: [B N_c]   slope, error, keep: [B, n]
 template <class T>
 struct SensitivityRow {
   const T* q;  // row k of Q at the column of c = 0 of stream s
@@ -185,8 +194,8 @@ struct SensitivityUpdate {
   T* P;
   T* G;
   RTRL_HD SensitivityRow<T> row(index_t s, index_t k) const {
-    const index_t unit = k0 + k, base = s * d.n_weights(), sk = s * d.units + unit;
-    return SensitivityRow<T>{Q + unit * ldq + (base - q0), P + unit * d.batch * d.n_weights() + base,
+    const index_t unit = k0 + k, base = s * d.carried(), sk = s * d.units + unit;
+    return SensitivityRow<T>{Q + unit * ldq + (base - q0), P + unit * d.batch * d.carried() + base,
                              G + base, slope[sk], error_scale * error[sk], keep[sk] != T(0), unit == 0};
   }
   RTRL_HD void operator()(const SensitivityRow<T>& r, index_t, index_t, index_t c) const {

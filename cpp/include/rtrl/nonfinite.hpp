@@ -2,6 +2,7 @@
 // run reports, and the per-stream view of an array used to find and reset offending streams.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "rtrl/common.hpp"
@@ -9,6 +10,11 @@
 namespace rtrl {
 
 enum class NonfinitePolicy { raise, skip };
+
+// Combines a step's gradient [count] with the other processes' in place, before the optimizer
+// (stream-parallel learning, DESIGN §12), and returns whether the step was finite on all of them;
+// `finite` is this process's verdict. Empty: one process. Called on the host with host memory.
+using GradientCombiner = std::function<bool(void* grad, index_t count, bool finite)>;
 
 // What a run's guard saw; the first offending step (relative to the call) and its streams.
 struct NonfiniteEvents {

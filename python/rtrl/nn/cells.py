@@ -6,19 +6,44 @@ parameters named ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` as in to
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Mapping
 
 import numpy as np
 
-from .._arrays import as_device_array
+from .._arrays import array_library, as_device_array, like_input
+from .._locking import locked
 from .layers import GATES, GRU, LSTM, RNN, _pair, _RecurrentLayer
 
 
+
+def _parameter(name: str) -> property:
+    """The live parameter ``name``; assigning copies in, shape- and dtype-checked."""
+    def get(self: Any) -> Any:
+        p = self._layer._params
+        if f"{name}_l0" not in p:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r} (bias=False)")
+        return p[f"{name}_l0"]
+
+    def set(self: Any, value: Any) -> None:
+        get(self)
+        self.load_state_dict({**self.parameters(), name: value})
+    return property(get, set, doc=f"``{name}``, live; assigning copies in (shape- and dtype-checked).")
+
+
 class _Cell:
+    """What the cells share. Assigning a parameter (``cell.weight_ih = array``) copies in, shape- and
+    dtype-checked. Each call holds the cell's lock, so calls from several threads take turns (a
+    call and its backward are two calls: threads sharing a cell hold ``cell.lock`` around each
+    pair)."""
+
     _layer_type: type[_RecurrentLayer]
+    weight_ih, weight_hh = _parameter("weight_ih"), _parameter("weight_hh")
+    bias_ih, bias_hh = _parameter("bias_ih"), _parameter("bias_hh")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: Any = "float32",
                  device: str = "auto", seed: int | None = None, **layer_options: Any) -> None:
+        self._lock = threading.RLock()
         self._layer = self._layer_type(input_size, hidden_size, bias=bias, dtype=dtype, device=device,
                                        seed=seed, **layer_options)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, self._layer.bias
@@ -35,21 +60,23 @@ class _Cell:
         return self._layer.device
 
     @property
+    def lock(self) -> Any:
+        """The re-entrant lock every call holds; hold it (``with cell.lock:``) to keep a call and
+        its backward together when threads share the cell."""
+        return self._lock
+
+    @property
     def dtype(self) -> Any:
         return self._layer.dtype
-
-    def __getattr__(self, name: str) -> Any:
-        layer = self.__dict__.get("_layer")
-        if layer is not None and name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            return layer.parameters()[f"{name}_l0"]
-        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     def parameters(self) -> dict[str, Any]:
         return {k[: -len("_l0")]: v for k, v in self._layer.parameters().items()}
 
+    @locked
     def state_dict(self) -> dict[str, Any]:
         return {k[: -len("_l0")]: v for k, v in self._layer.state_dict().items()}
 
+    @locked
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Copies parameters in (names as in torch.nn's cells); all are checked before any is copied."""
         if not isinstance(state, Mapping):
@@ -73,7 +100,7 @@ class _Cell:
         if out is None:
             return None
         h_new, c_new, flat, unbatched = out
-        self._layer._saved = None
+        self._layer.__dict__["_saved"] = None  # (the layer's __setattr__ is for its parameters)
         self._last = (flat, h_new, unbatched)
         if unbatched:
             return h_new[0], None if c_new is None else c_new[0]
@@ -169,13 +196,18 @@ class _HiddenStateCell(_Cell):
 
     def __call__(self, input: Any, hx: Any = None) -> Any:
         """``h' = cell(input, h)``."""
-        out = self._direct(input, hx)
-        return (out if out is not None else self._step(input, hx, None))[0]
+        with self._lock:
+            out = self._direct(input, hx)
+            if out is not None:  # NumPy in and out: the fast path
+                return out[0]
+            return like_input(self._step(input, hx, None)[0], array_library(input))
 
+    @locked
     def backward(self, dh: Any) -> tuple[Any, Any]:
         """``dx, dh = cell.backward(dh')`` for the last call; fills ``cell.grads``."""
         dx, dh0, _ = self._backward(dh, None)
-        return dx, dh0
+        library = array_library(dh)
+        return like_input(dx, library), like_input(dh0, library)
 
 
 class RNNCell(_HiddenStateCell):
@@ -229,12 +261,17 @@ class LSTMCell(_Cell):
     _layer_type = LSTM
 
     def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
-        out = self._direct(input, hx)
-        if out is not None:
-            return out
-        h, c = _pair(hx, "hx")
-        return self._step(input, h, c)
+        with self._lock:
+            out = self._direct(input, hx)
+            if out is not None:
+                return out
+            h, c = _pair(hx, "hx")
+            h_new, c_new = self._step(input, h, c)
+            library = array_library(input)
+            return like_input(h_new, library), like_input(c_new, library)
 
+    @locked
     def backward(self, dh: Any, dc: Any = None) -> tuple[Any, tuple[Any, Any]]:
         dx, dh0, dc0 = self._backward(dh, dc)
-        return dx, (dh0, dc0)
+        library = array_library(dh)
+        return like_input(dx, library), (like_input(dh0, library), like_input(dc0, library))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Mapping
 
 import numpy as np
 
-from .._arrays import as_device_array, as_flag, resolve_dtype
+from .._arrays import array_library, as_device_array, as_flag, like_input, resolve_dtype, unaliased
 from .._backend import backend
 from .._cells import GATES
+from .._locking import locked
 from .stack import StackSpec, stack_backward, stack_forward
 
 NONLINEARITIES = ("tanh", "relu")
@@ -40,8 +42,10 @@ class _RecurrentLayer:
         self.bidirectional = as_flag(bidirectional, "bidirectional")
         self.seed = seed
         self._dtype = resolve_dtype(dtype)
-        self._be = backend(device)
         self._directions = 2 if self.bidirectional else 1
+        self._check_memory()
+        self._be = backend(device)
+        self._lock = threading.RLock()
         gh = GATES[self._cell] * self.hidden_size
         bound = 1.0 / np.sqrt(self.hidden_size)
         rng = np.random.default_rng(seed)
@@ -59,6 +63,17 @@ class _RecurrentLayer:
         self.grads: dict[str, Any] = {}
         self._saved: dict[str, Any] | None = None
 
+    def _check_memory(self) -> None:
+        """Refuses, before anything is allocated, parameters that could not fit in memory."""
+        from ..models import _check_parameter_count
+
+        gh, H, D = GATES[self._cell] * self.hidden_size, self.hidden_size, self._directions
+        biases = 2 if self.bias else 0
+        first, upper = D * gh * (self.input_size + H + biases), D * gh * (D * H + H + biases)
+        _check_parameter_count(first + (self.num_layers - 1) * upper, self._dtype,
+                               f"{type(self).__name__}({self.input_size}, {H}, num_layers={self.num_layers}) "
+                               f"(layer 0: {first}, each layer above: {upper})")
+
     # -- parameters --------------------------------------------------------------------------------
     def _suffixes(self, layer: int) -> list[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][: self._directions]
@@ -72,6 +87,12 @@ class _RecurrentLayer:
         return self._be.device
 
     @property
+    def lock(self) -> Any:
+        """The re-entrant lock every call holds; hold it (``with layer.lock:``) to keep a forward
+        and its backward together when threads share the layer."""
+        return self._lock
+
+    @property
     def dtype(self) -> np.dtype:
         return self._dtype
 
@@ -81,17 +102,32 @@ class _RecurrentLayer:
             return params[name]
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``layer.weight_ih_l0 = array`` copies in, shape- and dtype-checked (``ValueError`` /
+        ``TypeError`` naming the parameter); the live array stays the same object. A parameter name
+        the layer does not have raises ``AttributeError``."""
+        params = self.__dict__.get("_params", ())
+        if name[0] != "_" and name in params:
+            self.load_state_dict({**self._params, name: value})
+        elif name.startswith(("weight_", "bias_")) and params:
+            raise AttributeError(f"{name}: {type(self).__name__} has no such parameter; it has {sorted(params)}")
+        else:
+            super().__setattr__(name, value)
+
     def parameters(self) -> dict[str, Any]:
         """The live parameter arrays, named as in torch.nn."""
         return dict(self._params)
 
+    @locked
     def state_dict(self) -> dict[str, Any]:
         """Copies of the parameters, named as in torch.nn."""
         return {k: v.copy() for k, v in self._params.items()}
 
+    @locked
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Copies parameters in (e.g. ``{k: v.numpy() for k, v in torch_lstm.state_dict().items()}``);
-        all are checked before any is copied."""
+        all are checked before any is copied. Sources may be this layer's own live arrays in any
+        arrangement (e.g. two directions' weights swapped): each is read before any is written."""
         if not isinstance(state, Mapping):
             raise TypeError(f"state_dict: expected a mapping of name to array, got {type(state).__name__}")
         unknown = sorted(set(state) - set(self._params))
@@ -104,8 +140,12 @@ class _RecurrentLayer:
             if arr.shape != current.shape:
                 raise ValueError(f"{name}: expected shape {tuple(current.shape)}, got {tuple(arr.shape)}")
             staged[name] = arr
+        xp = self._be.xp
+        staged = {k: v if v is self._params[k] else unaliased(v, self._params.values(), xp)
+                  for k, v in staged.items()}
         for name, arr in staged.items():
-            self._params[name][...] = arr
+            if arr is not self._params[name]:
+                self._params[name][...] = arr
 
     # -- forward -------------------------------------------------------------------------------------
     def _state_shape(self, batch: int | None) -> tuple[int, ...]:
@@ -147,6 +187,7 @@ class _RecurrentLayer:
             return y[:, 0].copy()
         return self._be.xp.ascontiguousarray(y.transpose(1, 0, 2)) if self.batch_first else y.copy()
 
+    @locked
     def _forward(self, x: Any, h0: Any, c0: Any) -> tuple[Any, Any, Any, bool]:
         x, unbatched = self._input(x)
         B = x.shape[1]
@@ -161,6 +202,7 @@ class _RecurrentLayer:
         return self._output(y, unbatched), h_n, c_n, unbatched
 
     # -- backward ------------------------------------------------------------------------------------
+    @locked
     def _backward(self, d_output: Any, dh_n: Any, dc_n: Any) -> tuple[Any, Any, Any]:
         if self._saved is None:
             raise RuntimeError("backward() needs a forward call first (and each forward allows one backward)")
@@ -209,7 +251,12 @@ _DOC = """{title} with PyTorch's equations, parameters and call signature, and a
         Seed of the initialisation, U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) as in PyTorch.
 
     Parameters are named as in torch.nn (``weight_ih_l0``, ``weight_hh_l0_reverse``, ...) and
-    reachable as attributes; after :meth:`backward`, ``layer.grads`` holds their gradients.
+    reachable as attributes; assigning one (``layer.weight_ih_l0 = array``) copies in, shape- and
+    dtype-checked. After :meth:`backward`, ``layer.grads`` holds their gradients. The layer keeps
+    its own copy of what backward needs (the caller's arrays may change in between).
+    Thread safety: each call (forward, backward, ``load_state_dict``, ...) holds the layer's lock,
+    so calls from several threads take turns; a forward/backward pair is two calls: threads that
+    share a layer hold ``layer.lock`` around each pair.
     Shapes: input (T, B, I) (or (B, T, I) with batch_first, or unbatched (T, I)); states
     (num_layers * num_directions, B, H) (or without B).
 """
@@ -221,12 +268,14 @@ class _HiddenStateOnly:
     def __call__(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         """``output, h_n = layer(input, h0)``: output (T, B, D*H), h_n (L*D, B, H)."""
         out, h_n, _, _ = self._forward(input, hx, None)
-        return out, h_n
+        library = array_library(input)
+        return like_input(out, library), like_input(h_n, library)
 
     def backward(self, d_output: Any, dh_n: Any = None) -> tuple[Any, Any]:
         """``dx, dh0 = layer.backward(d_output, dh_n)``; fills ``layer.grads``."""
         dx, dh0, _ = self._backward(d_output, dh_n, None)
-        return dx, dh0
+        library = array_library(d_output)
+        return like_input(dx, library), like_input(dh0, library)
 
 
 class RNN(_HiddenStateOnly, _RecurrentLayer):
@@ -283,18 +332,22 @@ class LSTM(_GatedLayer):
         """``output, (h_n, c_n) = lstm(input, (h0, c0))``."""
         h0, c0 = _pair(hx, "hx")
         out, h_n, c_n, _ = self._forward(input, h0, c0)
-        return out, (h_n, c_n)
+        library = array_library(input)
+        return like_input(out, library), (like_input(h_n, library), like_input(c_n, library))
 
     def backward(self, d_output: Any, d_state: Any = None) -> tuple[Any, tuple[Any, Any]]:
         """``dx, (dh0, dc0) = lstm.backward(d_output, (dh_n, dc_n))``; fills ``lstm.grads``."""
         dh_n, dc_n = _pair(d_state, "d_state")
         dx, dh0, dc0 = self._backward(d_output, dh_n, dc_n)
-        return dx, (dh0, dc0)
+        library = array_library(d_output)
+        return like_input(dx, library), (like_input(dh0, library), like_input(dc0, library))
 
 
 def _owned(arr: Any, original: Any) -> Any:
-    """``arr``, copied when it is the caller's own array (which backward must not see change)."""
-    return arr.copy() if arr is original else arr
+    """``arr``, copied unless it is a fresh array of its own: the caller's array, or a view of the
+    caller's memory (an ndarray subclass such as ``np.memmap`` or a masked array, a tensor seen
+    through the array protocols), which backward must not see change."""
+    return arr.copy() if arr is original or arr.base is not None else arr
 
 
 def _pair(value: Any, name: str) -> tuple[Any, Any]:

@@ -191,7 +191,9 @@ class CellStackExactRtrl {
   static void declare(const CellNetDims& d, OnlineLayout& l) {
     const index_t B = d.batch, H = d.hidden, GH = d.gates() * H;
     for (index_t m = 0; m < d.layers; ++m) {
-      l.sensitivities += (Cell::kHasCellState ? 2 : 1) * H * B * d.theta_through(m);
+      const index_t layer = (Cell::kHasCellState ? 2 : 1) * H * B * d.theta_through(m);
+      l.sensitivities += layer;
+      l.layer_sensitivities.push_back(layer);
       l.products.push_back({GH, H, B * d.layer(m).n_theta()});
       if (m > 0) l.products.push_back({operand_rows(d), 2 * H, B * d.layer(m).theta_at});
     }
@@ -305,7 +307,8 @@ std::int64_t cell_net_rtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
                            NonfiniteEvents& events) {
   CellStackModel<Cell, Ctx, T> model(ctx, d, st, seq, opt);
   CellStackExactRtrl<Cell, Ctx, T> algorithm(ctx, d, st);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 

@@ -88,28 +88,32 @@ class FullyRecurrentExactRtrl {
   FullyRecurrentExactRtrl(Ctx& ctx, const FullyRecurrentDims& d, T* P)
       : d_(d), P_(P), G_buf_(ctx.template alloc<T>(streams_gradient(d))) {}
 
-  // P [n, B, n, L]; the streams' parts of the gradient [B N] (B > 1); the product W_U P.
+  // P [n, B, n_c, L]; the streams' parts of the gradient [B N_c] (B > 1); the product W_U P.
   static index_t streams_gradient(const FullyRecurrentDims& d) {
-    return d.batch > 1 ? d.batch * d.n_weights() : 0;
+    return d.batch > 1 ? d.batch * d.carried() : 0;
   }
   static void declare(const FullyRecurrentDims& d, OnlineLayout& l) {
-    l.sensitivities += d.units * d.batch * d.n_weights();
+    l.sensitivities += d.units * d.batch * d.carried();
     l.workspace += streams_gradient(d);
-    l.products.push_back({d.units, d.units, d.batch * d.n_weights()});
+    l.products.push_back({d.units, d.units, d.batch * d.carried()});
   }
 
   void propagate(Ctx& ctx, const FullyRecurrentModel<Ctx, T>& m, T* step_grad) {
     const FullyRecurrentDims& d = d_;
-    const index_t B = d.batch, n = d.units, L = d.width(), N = d.n_weights();
+    const index_t B = d.batch, n = d.units, L = d.width(), N = d.carried(), at = d.shard_row0 * L;
     const T scale = m.loss_scale();
     const T* z_t = m.z();
     const UnitScratch<T>& u = m.units();
     const T* W_U = m.params() + d.recurrent_offset();
     const index_t contracted = d.outputs > 0 ? d.outputs : 1;  // units with errors (at least one row)
-    T* G = B > 1 ? G_buf_.data() : step_grad;  // the streams' parts of the step's gradient
+    if (N != d.n_weights()) {  // a shard: the other rows' gradient is the other processes'
+      ctx.for_each(at, Fill<T>{T(0), step_grad});
+      ctx.for_each(d.n_weights() - at - N, Fill<T>{T(0), step_grad + at + N});
+    }
+    T* G = B > 1 ? G_buf_.data() : step_grad + at;  // the streams' parts of the step's gradient
     T* P = P_;
     G_ = G;
-    // P's columns in groups of L (one weight row i of one stream), r = s n + i.
+    // P's columns in groups of L (one weight row i of one stream), r = s n_c + i - i0.
     ctx.template for_product_blocks<T>(n, n, B * N, W_U, L, P, B * N,
                                        [&](index_t q0, index_t cols, T* Q, index_t ldq) {
       ctx.for_each_serial_k(q0, q0 + cols, L, 1, AddImmediateTerm<T>{d, q0, ldq, z_t, Q});
@@ -120,11 +124,11 @@ class FullyRecurrentExactRtrl {
                             SensitivityUpdate<T, false>{d, -scale, contracted, q0, Q, ldq, u.slope,
                                                         u.error, u.keep, P, G});
     });
-    if (B > 1) ctx.for_each_serial_k(0, N, N, B, SumOverStreams<T>{N, G, step_grad});
+    if (B > 1) ctx.for_each_serial_k(0, N, N, B, SumOverStreams<T>{N, G, step_grad + at});
   }
 
   void add_checks(StepCheck<T>& c) const {
-    const index_t N = d_.n_weights();
+    const index_t N = d_.carried();
     c.watched.push_back(StreamBlock<const T>{G_, 1, 0, N, N});
     c.reset.push_back(StreamBlock<T>{P_, d_.units, d_.batch * N, N, N});
   }
@@ -155,7 +159,8 @@ std::int64_t fully_recurrent_rtrl(Ctx& ctx, const FullyRecurrentDims& d,
                                   const FullyRecurrentOptions& opt, NonfiniteEvents& events) {
   FullyRecurrentModel<Ctx, T> model(ctx, d, st, seq, opt);
   FullyRecurrentExactRtrl<Ctx, T> algorithm(ctx, d, st.P);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 

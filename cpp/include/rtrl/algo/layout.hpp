@@ -18,6 +18,7 @@ struct ProductShape {
 struct OnlineLayout {
   index_t state = 0;          // the recurrent state, kept between calls
   index_t sensitivities = 0;  // the algorithm's state, kept between calls
+  std::vector<index_t> layer_sensitivities;  // its part per layer of a stack
   index_t workspace = 0;      // allocated per call, besides the products' scratch
   std::vector<ProductShape> products;
 };

@@ -75,6 +75,9 @@ class NonfiniteGuard {
     return false;
   }
 
+  // Records step t as dropped for a reason outside this process (no stream of its own reset).
+  void drop(index_t t) { record(t, {}); }
+
   bool stop() const { return events_.stopped; }
 
  private:

@@ -6,6 +6,7 @@
 //                                      the learner's sensitivity-like state moved on one step and
 //                                      contracted with dL/dstate into step_grad
 //   the non-finite guard               on what both declare (add_checks)
+//   opt.combine_gradient               with other processes, when set (DESIGN §12)
 //   optimizer (real-time) or accumulation (epoch)
 //   model.advance()                    the new state becomes the current one
 // A model offers begin/forward/advance/end, the parameter pointers and add_checks; an algorithm
@@ -27,6 +28,7 @@ struct OnlineOptions {
   OptimizerConfig optimizer;
   std::int64_t optimizer_step = 0;  // updates applied so far (Adam's t before this call)
   NonfinitePolicy on_nonfinite = NonfinitePolicy::raise;
+  GradientCombiner combine_gradient;  // with an update every step: the other processes' part
 };
 
 // The loop's own buffers: the step's gradient (or, with an update every step, the copy of
@@ -57,7 +59,12 @@ std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const Onl
     check.ranges.push_back({step_grad, np});
     model.add_checks(check);
     algorithm.add_checks(check);
-    const bool finite = guard.step_ok(t, check.ranges, check.watched, check.reset);
+    bool finite = guard.step_ok(t, check.ranges, check.watched, check.reset);
+    if (update && opt.combine_gradient) {
+      const bool everywhere = opt.combine_gradient(step_grad, np, finite);
+      if (finite && !everywhere) guard.drop(t);  // another process's streams were not finite
+      finite = everywhere;
+    }
     if (finite && update) {
       ++updates;
       if (!guard.update_ok(t, model.params(), model.grad(), model.opt_state(), [&] {

@@ -1,0 +1,176 @@
+"""rtrl.distributed.StreamParallel over torch.distributed (gloo, loopback): 2 and 3 processes started
+here, each bounded in time, against one process running all the streams (float64: 1e-12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+import torch.distributed as dist  # noqa: E402
+
+import rtrl  # noqa: E402
+import rtrl.distributed  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from distributed_worker import build, data, drive  # noqa: E402
+
+WORKER = str(Path(__file__).parent / "distributed_worker.py")
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch without torch.distributed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(spec: dict, tmp_path: Path, limit: float = 120.0) -> tuple[list[dict], list[int]]:
+    spec = {**spec, "out": str(tmp_path), "port": _free_port()}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, WORKER, json.dumps(spec), str(r)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(spec["world"])]
+    deadline, codes, logs = time.monotonic() + limit, [], []
+    for p in procs:
+        try:
+            logs.append(p.communicate(timeout=max(1.0, deadline - time.monotonic()))[0].decode(errors="replace"))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail(f"a rank did not finish within {limit} s")
+        codes.append(p.returncode)
+    for r, (code, log) in enumerate(zip(codes, logs)):
+        if code not in (0, 2, 3):
+            print(f"rank {r} exited with {code}:\n{log[-4000:]}")
+    results = []
+    for r in range(spec["world"]):
+        path = tmp_path / f"rank{r}.npz"
+        results.append(dict(np.load(path, allow_pickle=False)) if path.exists() else {})
+    return results, codes
+
+
+def _one_process(spec: dict):
+    learner = build(spec, spec["streams"])
+    X, Y = data(spec)
+    return learner, drive(learner, X, Y, spec)
+
+
+CASES = {
+    "fully-recurrent-teacher-forcing-adam": dict(model="fully_recurrent", learner="rtrl", optimizer="adam"),
+    "lstm-sgd": dict(model="lstm", learner="rtrl", optimizer="sgd"),
+    "stacked-gru-adam-clipped": dict(model="gru", layers=2, learner="rtrl", optimizer="adam", clip=0.05),
+    "lstm-epoch": dict(model="lstm", learner="rtrl", optimizer="adam", update="epoch"),
+    "gru-bptt": dict(model="gru", learner="bptt", optimizer="adam"),
+}
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_stream_parallel_equals_one_process_with_all_streams(case, world, tmp_path):
+    spec = dict(CASES[case], world=world, streams=2 * world, steps=10, inputs=3, outputs=2)
+    results, codes = _launch(spec, tmp_path)
+    assert codes == [0] * world, [r.get("error") for r in results]
+    reference, outputs = _one_process(spec)
+    share = spec["streams"] // world
+    for rank, r in enumerate(results):
+        np.testing.assert_allclose(r["outputs"], outputs[:, rank * share:(rank + 1) * share], rtol=1e-12, atol=1e-13)
+        for k, v in reference.model.parameters().items():
+            np.testing.assert_allclose(r[f"param_{k}"], v, rtol=1e-12, atol=1e-13, err_msg=k)
+    for k in reference.model.parameters():  # every rank holds the same bits
+        for r in results[1:]:
+            np.testing.assert_array_equal(r[f"param_{k}"], results[0][f"param_{k}"])
+
+
+SHARDED = {
+    "teacher-forcing-adam": dict(optimizer="adam"),
+    "sgd-clipped": dict(optimizer="sgd", clip=0.05),
+    "epoch": dict(optimizer="adam", update="epoch"),
+}
+
+
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("case", sorted(SHARDED))
+def test_column_sharded_rtrl_is_bit_identical_to_one_process(case, world, tmp_path):
+    spec = dict(SHARDED[case], model="fully_recurrent", learner="rtrl", sharded=True, world=world, streams=3,
+                steps=10, inputs=3, outputs=2)
+    results, codes = _launch(spec, tmp_path)
+    assert codes == [0] * world, [r.get("error") for r in results]
+    reference, outputs = _one_process(spec)
+    for r in results:
+        np.testing.assert_array_equal(r["outputs"], outputs)
+        for k, v in reference.model.parameters().items():
+            np.testing.assert_array_equal(r[f"param_{k}"], v, err_msg=k)
+
+
+def test_a_shard_carries_its_rows_only():
+    from rtrl.distributed import shard_rows
+
+    assert [shard_rows(5, 2, r) for r in range(2)] == [(0, 3), (3, 2)]
+    assert [shard_rows(7, 3, r) for r in range(3)] == [(0, 3), (3, 2), (5, 2)]
+    full = rtrl.memory.estimate("fully_recurrent", 3, 64, 1, batch_size=2)
+    half = rtrl.memory.estimate("fully_recurrent", 3, 64, 1, batch_size=2, weight_rows=32)
+    assert half["sensitivities"] * 2 == full["sensitivities"]
+
+
+def test_a_step_not_finite_on_one_rank_is_dropped_on_all(tmp_path):
+    spec = dict(model="lstm", learner="rtrl", optimizer="adam", world=2, streams=4, steps=10, inputs=3,
+                outputs=2, inf_at=[4, 3], on_nonfinite="skip")
+    results, codes = _launch(spec, tmp_path)
+    assert codes == [0, 0], [r.get("error") for r in results]
+    reference, outputs = _one_process(spec)
+    assert reference.stats["skipped_steps"] == 1
+    assert [int(r["skipped"]) for r in results] == [1, 1]
+    assert [int(r["resets"]) for r in results] == [0, 1]  # the stream with inf input is rank 1's
+    for k, v in reference.model.parameters().items():
+        np.testing.assert_allclose(results[0][f"param_{k}"], v, rtol=1e-12, atol=1e-13, err_msg=k)
+    finite = np.isfinite(outputs)
+    np.testing.assert_allclose(results[0]["outputs"], outputs[:, :2], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(results[1]["outputs"][finite[:, 2:]], outputs[:, 2:][finite[:, 2:]],
+                               rtol=1e-12, atol=1e-13)
+
+
+def test_save_and_load_on_each_rank_resumes_exactly(tmp_path):
+    spec = dict(model="gru", learner="rtrl", optimizer="adam", world=2, streams=4, steps=10, inputs=3,
+                outputs=2, save_path=str(tmp_path / "ckpt-{rank}.npz"))
+    results, codes = _launch(spec, tmp_path)
+    assert codes == [0, 0], [r.get("error") for r in results]
+    assert (tmp_path / "ckpt-0.npz").exists() and (tmp_path / "ckpt-1.npz").exists()
+    reference, outputs = _one_process({**spec, "save_path": None})
+    for k, v in reference.model.parameters().items():
+        np.testing.assert_allclose(results[1][f"param_{k}"], v, rtol=1e-12, atol=1e-13, err_msg=k)
+    np.testing.assert_allclose(results[1]["outputs"], outputs[:, 2:], rtol=1e-12, atol=1e-13)
+
+
+def test_ranks_with_different_models_are_refused_on_every_rank(tmp_path):
+    spec = dict(model="lstm", learner="rtrl", optimizer="sgd", world=2, streams=4, steps=4, inputs=3, outputs=2,
+                mismatch_rank=1)
+    results, codes = _launch(spec, tmp_path)
+    assert codes == [2, 2]
+    for r in results:
+        assert str(r["error"]).startswith("ValueError") and "ranks [1]" in str(r["error"])
+
+
+def test_a_rank_that_dies_makes_the_others_fail_within_the_timeout(tmp_path):
+    spec = dict(model="lstm", learner="rtrl", optimizer="sgd", world=2, streams=4, steps=4, inputs=3, outputs=2,
+                die=1, timeout=5)
+    start = time.monotonic()
+    results, codes = _launch(spec, tmp_path, limit=90)
+    assert codes[1] == 3 and codes[0] == 2, codes
+    assert "error" in results[0] and time.monotonic() - start < 90
+
+
+def test_without_a_process_group_or_with_a_gpu_learner_it_says_so():
+    learner = rtrl.RTRL(rtrl.RecurrentNet("rnn", 2, 3, 1, device="cpu"), lr=0.1)
+    if not dist.is_initialized():
+        with pytest.raises(RuntimeError, match="init_process_group"):
+            rtrl.distributed.StreamParallel(learner)
+    with pytest.raises(TypeError, match="learner"):
+        rtrl.distributed.StreamParallel(learner.model)
