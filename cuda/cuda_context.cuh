@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "cuda_check.cuh"
+#include "device_info.hpp"
 #include "workspace.hpp"
 #include "rtrl/common.hpp"
 #include "rtrl/gemm_layout.hpp"
@@ -204,7 +205,7 @@ class CudaContext {
   void for_product_blocks(index_t M, index_t ncols, const T* A, index_t lda,
                           const ProductSlabs<T>& B, const Body& body) {
     const index_t per_col = std::max<index_t>(1, M * index_t(sizeof(T)));
-    const index_t cols_per_block = std::max<index_t>(1, std::min(ncols, kScratchBytes / per_col));
+    const index_t cols_per_block = std::max<index_t>(1, std::min(ncols, cuda_scratch_bytes() / per_col));
     const index_t words = (cols_per_block * M * index_t(sizeof(T)) + 7) / 8;
     if (scratch_.size() < words) scratch_ = DeviceBuffer<double>(words, stream_);
     T* Q = reinterpret_cast<T*>(scratch_.data());
@@ -219,7 +220,6 @@ class CudaContext {
 
  private:
   static constexpr int kThreads = 256;
-  static constexpr index_t kScratchBytes = index_t(256) << 20;
 
   static cublasOperation_t op(bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
   static unsigned grid(index_t count) {

@@ -40,4 +40,8 @@ void cuda_stream_wait(std::uintptr_t consumer, std::uintptr_t producer);
 // synchronisation and an error check, so that a fault is reported at the launch that caused it.
 bool cuda_sync_check();
 
+// Bytes of product scratch a block of CudaContext::for_product_blocks may use (256 MiB; a test hook,
+// set small to take the multi-block paths).
+std::int64_t& cuda_scratch_bytes();
+
 }  // namespace rtrl

@@ -110,6 +110,11 @@ bool cuda_sync_check() {
 
 // One cuBLAS handle per device for each host thread, created with that device current (a handle
 // belongs to the device current at cublasCreate).
+std::int64_t& cuda_scratch_bytes() {
+  static std::int64_t bytes = std::int64_t(256) << 20;
+  return bytes;
+}
+
 cublasHandle_t cublas_handle(int device) {
   struct Handle {
     cublasHandle_t h = nullptr;

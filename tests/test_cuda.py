@@ -265,3 +265,22 @@ def test_sync_check_mode_gives_the_same_results():
     net = rtrl.RecurrentNet("lstm", 3, 6, 2, seed=0, dtype="float64", device="cuda")
     out = rtrl.RTRL(net, lr=0.1).run(np.ones((5, 3))).outputs
     np.testing.assert_array_equal(to_numpy(out), checked)
+
+
+@pytest.mark.parametrize("limit", [680, 56])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_multi_block_products_equal_the_cpu(cell, limit):
+    """The CUDA product's multi-block path (blocks starting mid-stream), taken by a small scratch."""
+    from rtrl import _rtrl_cuda
+
+    X, D = sequence(3, 2, "float64", seed=5)
+    previous = _rtrl_cuda._set_product_scratch_bytes(limit)
+    try:
+        r = run_both(lambda dev: rtrl.RecurrentNet(cell, 3, 4, 2, num_layers=2, seed=5, dtype="float64", device=dev),
+                     lambda m: rtrl.RTRL(m, optimizer=rtrl.optim.Adam(0.05), batch_size=B), X, D)
+    finally:
+        _rtrl_cuda._set_product_scratch_bytes(previous)
+    (m_cpu, _, r_cpu), (m_gpu, _, r_gpu) = r["cpu"], r["cuda"]
+    close(r_gpu.outputs, r_cpu.outputs, "float64", "outputs")
+    for name, value in m_cpu.parameters().items():
+        close(m_gpu.parameters()[name], value, "float64", f"{name} after the run")

@@ -98,6 +98,14 @@ PYBIND11_MODULE(_rtrl_cuda, m) {
         "when the build named them symbolically.");
   m.def("sync_check", &cuda_sync_check,
         "Whether RTRL_CUDA_SYNC_CHECK=1 is on: every launch followed by a synchronisation and check.");
+  m.def("_set_product_scratch_bytes", [](index_t bytes) {
+    RTRL_CHECK(bytes >= 1, "bytes: expected a positive integer");
+    const index_t previous = cuda_scratch_bytes();
+    cuda_scratch_bytes() = bytes;
+    return previous;
+  }, py::arg("bytes"),
+     "Sets the bytes of product scratch a block may use (256 MiB by default); returns the previous "
+     "value. Small values take the multi-block paths.");
   m.def("_workspaces_in_use", []() { return live_workspaces().size(); },
         "Number of CuPy blocks the backend holds as workspaces now (0 between calls).");
 }

@@ -1,6 +1,7 @@
 // The entry points each backend module provides, declared for the bindings (which are compiled by the
 // host compiler for both modules) and defined by the backend: cpp/src/cpu_backend.cpp and
-// cuda/cuda_backend.cu. `stream` is the CUDA stream to run on (ignored on the CPU).
+// cuda/cuda_backend.cu (and, for the tests, cpp/src/simt_backend.cpp). `stream` is the CUDA stream to
+// run on (ignored on the CPU).
 //
 // Every pointer is to memory of the backend's device, laid out as documented in the algorithm headers.
 #pragma once
@@ -82,6 +83,7 @@ namespace rtrl {
 
 RTRL_DECLARE_BACKEND(CpuBackend)
 RTRL_DECLARE_BACKEND(CudaBackend)
+RTRL_DECLARE_BACKEND(SimtBackend)  // the CPU backend's source on the SIMT host context (tests)
 
 #undef RTRL_DECLARE_BACKEND
 

@@ -1,0 +1,114 @@
+// A host context with the CUDA backend's semantics (cuda/cuda_context.cuh), so that the CPU test-suite
+// exercises the partitioning the GPU runs: for_product_blocks takes the product in blocks of as many
+// columns as a scratch limit holds (blocks start anywhere, mid-stream included), for_each_serial_k is one
+// logical thread per column looping over k, a packed operand is read in place. Everything runs on the
+// calling thread, in host memory; the GEMMs are single OpenBLAS calls, as cuBLAS's are single calls.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu_context.hpp"
+#include "rtrl/common.hpp"
+#include "rtrl/row_functor.hpp"
+
+namespace rtrl {
+
+// Bytes of product scratch a block may use (the CUDA context's limit; a test hook, set small to take
+// the multi-block paths).
+index_t& simt_scratch_bytes();
+// Product blocks taken since the module loaded (a test hook: shows the multi-block paths were run).
+index_t& simt_blocks_taken();
+
+class SimtContext {
+ public:
+  template <class T>
+  HostBuffer<T> alloc(index_t count) {
+    return HostBuffer<T>(count);
+  }
+
+  template <class T>
+  void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, const T* A,
+            index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
+    if (M == 0 || N == 0) return;
+    cpu_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+
+  template <class T>
+  struct PackedOperand {
+    index_t K, N;
+    bool trans;
+    const T* B;
+    index_t ldb;
+  };
+  template <class T>
+  PackedOperand<T> pack_operand(bool trans_b, index_t K, index_t N, const T* B, index_t ldb, index_t) {
+    return PackedOperand<T>{K, N, trans_b, B, ldb};
+  }
+  template <class T>
+  void gemm_packed(index_t M, const T* A, index_t lda, const PackedOperand<T>& B, bool accumulate,
+                   T* C, index_t ldc) {
+    gemm(false, B.trans, M, B.N, B.K, T(1), A, lda, B.B, B.ldb, T(accumulate ? 1 : 0), C, ldc);
+  }
+
+  template <class F>
+  void for_each(index_t count, const F& f) {
+    for (index_t i = 0; i < count; ++i) f(i);
+  }
+
+  template <class F>
+  void for_each_2d(index_t rows, index_t cols, const F& f) {
+    for (index_t i = 0; i < rows * cols; ++i) f(i / cols, i % cols);
+  }
+
+  // One logical thread per column q in [q0, q1) (q = s * width + c), looping over k in order.
+  template <class F>
+  void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
+    for (index_t q = q0; q < q1; ++q) {
+      const index_t s = q / width, c = q % width;
+      for (index_t k = 0; k < depth; ++k) {
+        if constexpr (HasRow<F>::value) f(f.row(s, k), s, k, c);
+        else f(s, k, c);
+      }
+    }
+  }
+
+  template <class T, class Ranges>
+  bool all_finite(const Ranges& ranges) {
+    for (const auto& r : ranges)
+      for (index_t i = 0; i < r.second; ++i)
+        if (!(r.first[i] - r.first[i] == T(0))) return false;
+    return true;
+  }
+
+  template <class T>
+  void copy_to_host(T* host, const T* data, index_t count) {
+    if (count > 0) std::memcpy(host, data, size_t(count) * sizeof(T));
+  }
+
+  template <class T, class Body>
+  void for_product_blocks(index_t M, index_t K, index_t ncols, const T* A, index_t lda, const T* B,
+                          index_t ldb, const Body& body) {
+    for_product_blocks(M, ncols, A, lda, ProductSlabs<T>{B, ldb, K}, body);
+  }
+
+  // As CudaContext: blocks of as many columns as simt_scratch_bytes() holds, each product one GEMM
+  // per slab into the block's scratch, then body(q0, cols, Q, ldq).
+  template <class T, class Body>
+  void for_product_blocks(index_t M, index_t ncols, const T* A, index_t lda, const ProductSlabs<T>& B,
+                          const Body& body) {
+    const index_t per_col = std::max<index_t>(1, M * index_t(sizeof(T)));
+    const index_t cols_per_block = std::max<index_t>(1, std::min(ncols, simt_scratch_bytes() / per_col));
+    HostBuffer<T> scratch(cols_per_block * M);
+    T* Q = scratch.data();
+    for (index_t q0 = 0; q0 < ncols; q0 += cols_per_block) {
+      const index_t cols = std::min(cols_per_block, ncols - q0);
+      ++simt_blocks_taken();
+      gemm(false, false, M, cols, B.K1, T(1), A, lda, B.B1 + q0, B.ldb1, T(0), Q, cols);
+      if (B.K2 > 0) gemm(false, false, M, cols, B.K2, T(1), A + B.K1, lda, B.B2 + q0, B.ldb2, T(1), Q, cols);
+      body(q0, cols, Q, cols);
+    }
+  }
+};
+
+}  // namespace rtrl
