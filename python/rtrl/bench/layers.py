@@ -8,6 +8,10 @@ For LSTM and GRU, one layer, float32, input size I = hidden size H, at (T, B, H)
   computes dL/dx as ours always does; the parameter gradients are reset to None before each call)
   against ``out, _ = layer(x); layer.backward(g)``;
 
+* forward + backward inside torch: ``rtrl.torch.LSTM`` (``GRU``) in torch autograd, ``out, _ = module(x);
+  out.backward(g)`` as for torch's module, against ``rtrl.nn``'s figure (the bridge's cost: the target is
+  within 1.1x of it); on the device rtrl runs on (CPU tensors, or CUDA tensors when torch has CUDA);
+
 and one cell step from Python at B = 1, H = I = 64: ``torch.nn.LSTMCell`` (under ``no_grad``) against
 ``rtrl.nn.LSTMCell``, feeding the state back, in µs per call.
 
@@ -78,7 +82,8 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
     x_ours, g_ours = to_device(x, device), to_device(g, device)
 
     measurements: dict[str, Callable[[int], float]] = {}
-    check: dict[str, Optional[float]] = {"output_rel_diff": None, "grad_rel_diff": None}
+    check: dict[str, Optional[float]] = {"output_rel_diff": None, "grad_rel_diff": None,
+                                         "bridge_rel_diff": None}
     if torch is not None:
         torch.manual_seed(0)
         theirs = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, H)
@@ -107,6 +112,12 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
             [_rel(to_host(dx_o), xg.grad.numpy())]
             + [_rel(to_host(ours.grads[k]), p.grad.numpy()) for k, p in theirs.named_parameters()])
         measurements["torch_fwd"] = per_call_timer(torch_forward)
+        bridge = _bridge_train(torch, cell, theirs, x, g, device)
+        if bridge is not None:
+            train, grads = bridge
+            train()
+            check["bridge_rel_diff"] = max(_rel(grads()[k], to_host(v)) for k, v in ours.grads.items())
+            measurements["bridge_fb"] = per_call_timer(train)
 
     def ours_forward() -> None:
         ours(x_ours)
@@ -137,6 +148,7 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
         "ours_fwd_ms": best("ours_fwd") * 1e3,
         "torch_fb_ms": None if best("torch_fb") is None else best("torch_fb") * 1e3,
         "ours_fb_ms": best("ours_fb") * 1e3,
+        "bridge_fb_ms": None if best("bridge_fb") is None else best("bridge_fb") * 1e3,
         "ours_fwd_gflops": flops / best("ours_fwd") / 1e9,
         "ours_fb_gflops": 3 * flops / best("ours_fb") / 1e9,
         "repeats": repeats,
@@ -148,9 +160,39 @@ def measure_layer(cell: str, T: int, B: int, H: int, *, repeats: int, min_time: 
     }
     row["fwd_ratio"] = None if torch is None else row["ours_fwd_ms"] / row["torch_fwd_ms"]
     row["fb_ratio"] = None if torch is None else row["ours_fb_ms"] / row["torch_fb_ms"]
+    row["bridge_ratio"] = None if row["bridge_fb_ms"] is None else row["bridge_fb_ms"] / row["ours_fb_ms"]
     del ours, measurements
     gc.collect()
     return row
+
+
+def _bridge_train(torch, cell: str, theirs, x: np.ndarray, g: np.ndarray, device: str):
+    """``(train, grads)`` for ``rtrl.torch``'s module with ``theirs``' weights on ``device``: ``train()``
+    runs forward + backward in torch autograd (as torch's own module is timed), ``grads()`` the
+    parameter gradients as NumPy arrays; None when torch cannot put tensors on ``device``."""
+    import rtrl.torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        return None
+    dev = torch.device(device)
+    module = {"lstm": rtrl.torch.LSTM, "gru": rtrl.torch.GRU}[cell](theirs.input_size, theirs.hidden_size,
+                                                                    device=dev)
+    module.load_state_dict(theirs.state_dict())
+    xg = torch.from_numpy(x).to(dev).requires_grad_(True)
+    gt = torch.from_numpy(g).to(dev)
+
+    def train() -> None:
+        module.zero_grad(set_to_none=True)
+        xg.grad = None
+        out, _ = module(xg)
+        out.backward(gt)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def grads() -> dict[str, np.ndarray]:
+        return {k: p.grad.cpu().numpy() for k, p in module.named_parameters()}
+
+    return train, grads
 
 
 def measure_cell(B: int, H: int, *, repeats: int, min_time: float, settle: float,
@@ -267,6 +309,8 @@ _LAYER_COLUMNS = (  # header, width, format
     ("f+b torch ms", 12, lambda r: _f(r["torch_fb_ms"], ".3f")),
     ("ours ms", 9, lambda r: _f(r["ours_fb_ms"], ".3f")),
     ("ours/torch", 10, lambda r: _f(r["fb_ratio"], ".2f")),
+    ("rtrl.torch ms", 13, lambda r: _f(r.get("bridge_fb_ms"), ".3f")),
+    ("/ours", 5, lambda r: _f(r.get("bridge_ratio"), ".2f")),
     ("f+b GF/s", 8, lambda r: f'{r["ours_fb_gflops"]:.1f}'),
     ("med/min", 7, lambda r: f'{r["med_over_min"]:.2f}'),
     ("other%", 6, _other),
@@ -298,7 +342,8 @@ def format_table(rows: list[dict]) -> str:
     if cells:
         lines += [""] + table_lines(_CELL_COLUMNS, cells)
     for r in layers + cells:
-        diffs = [d for d in (r.get("output_rel_diff"), r.get("grad_rel_diff")) if d is not None]
+        diffs = [d for d in (r.get("output_rel_diff"), r.get("grad_rel_diff"), r.get("bridge_rel_diff"))
+                 if d is not None]
         if diffs and max(diffs) > 1e-3:
             lines.append(f'warning: {r["cell"]} T={r.get("T")} B={r["B"]} H={r["H"]}: ours and torch differ '
                          f"(relative difference {max(diffs):.1e}); the comparison is not like for like")
@@ -310,6 +355,8 @@ ms, us: min over interleaved repeats (torch, ours, torch, ours, ...) of the time
 layer, I = H, torch's weights loaded into ours, torch intra-op threads = rtrl's OpenMP threads.
 fwd: forward only (torch under no_grad).  f+b: forward + backward of out*g, all parameter gradients and
 dL/dx on both sides (torch's x requires grad).  ours/torch < 1: ours faster.
+rtrl.torch ms: f+b of rtrl.torch.LSTM/GRU (ours, inside torch autograd, timed as torch's module);
+/ours: that over ours (rtrl.nn's explicit backward), the bridge's cost (target <= 1.10).
 f+b GF/s: ours, 3 x forward GEMM flops (2 T B (I+H) G H, G = 4 LSTM / 3 GRU) / f+b time.
 cell step: one LSTMCell call from Python, state fed back (torch under no_grad).
 med/min: worst median/min of the row's measurements (noise, 1.00 = quiet).  other%: share of all CPUs

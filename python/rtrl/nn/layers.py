@@ -11,6 +11,7 @@ from .._arrays import array_library, as_device_array, as_flag, like_input, resol
 from .._backend import backend
 from .._cells import GATES
 from .._locking import locked
+from .stack import StackSpec, stack_backward, stack_forward
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -76,6 +77,10 @@ class _RecurrentLayer:
     # -- parameters --------------------------------------------------------------------------------
     def _suffixes(self, layer: int) -> list[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][: self._directions]
+
+    @property
+    def _spec(self) -> StackSpec:
+        return StackSpec(self._cell, self.nonlinearity, self.num_layers, self._directions, self.hidden_size)
 
     @property
     def device(self) -> str:
@@ -184,43 +189,17 @@ class _RecurrentLayer:
 
     @locked
     def _forward(self, x: Any, h0: Any, c0: Any) -> tuple[Any, Any, Any, bool]:
-        xp, core, H = self._be.xp, self._be.core, self.hidden_size
         x, unbatched = self._input(x)
-        T, B = x.shape[0], x.shape[1]
+        B = x.shape[1]
         h0 = self._initial(h0, "h0", B, unbatched)
         c0 = self._initial(c0, "c0", B, unbatched) if self._cell == "lstm" else None
-        lstm, gru, D = self._cell == "lstm", self._cell == "gru", self._directions
-        gh = GATES[self._cell] * H
-        h_n = xp.empty(self._state_shape(B), dtype=self._dtype)
-        c_n = xp.empty(self._state_shape(B), dtype=self._dtype) if lstm else None
-        saved = {"inputs": [], "outputs": [], "runs": [], "unbatched": unbatched, "h0": h0, "c0": c0}
-        layer_in = x
-        for layer in range(self.num_layers):
-            y = xp.empty((T, B, D * H), dtype=self._dtype)
-            for direction, suffix in enumerate(self._suffixes(layer)):
-                k = layer * D + direction
-                run = {
-                    "gates": xp.empty((T, B, gh), dtype=self._dtype),
-                    "cells": xp.empty((T, B, H), dtype=self._dtype) if lstm else None,
-                    "aux": xp.empty((T, B, H), dtype=self._dtype) if gru else None,
-                    "suffix": suffix, "k": k, "reverse": direction == 1,
-                }
-                p = self._params
-                core.layer_forward(
-                    self._cell, self.nonlinearity, direction == 1, p[f"weight_ih{suffix}"],
-                    p[f"weight_hh{suffix}"], p.get(f"bias_ih{suffix}"), p.get(f"bias_hh{suffix}"),
-                    layer_in, None if h0 is None else h0[k], None if c0 is None else c0[k], y,
-                    direction * H, h_n[k], None if c_n is None else c_n[k], run["gates"],
-                    run["cells"], run["aux"], self._be.stream())
-                saved["runs"].append(run)
-            saved["inputs"].append(layer_in)
-            saved["outputs"].append(y)
-            layer_in = y
+        y, h_n, c_n, saved = stack_forward(self._spec, self._be, self._params, x, h0, c0)
+        saved["unbatched"] = unbatched
         self._saved = saved
         if unbatched:
             h_n = h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]
-        return self._output(layer_in, unbatched), h_n, c_n, unbatched
+        return self._output(y, unbatched), h_n, c_n, unbatched
 
     # -- backward ------------------------------------------------------------------------------------
     @locked
@@ -228,7 +207,7 @@ class _RecurrentLayer:
         if self._saved is None:
             raise RuntimeError("backward() needs a forward call first (and each forward allows one backward)")
         s = self._saved
-        xp, core, H, D = self._be.xp, self._be.core, self.hidden_size, self._directions
+        xp, H, D = self._be.xp, self.hidden_size, self._directions
         unbatched = s["unbatched"]
         y_top = s["outputs"][-1]
         T, B = y_top.shape[0], y_top.shape[1]
@@ -239,28 +218,8 @@ class _RecurrentLayer:
         dy = dy[:, None, :] if unbatched else (xp.ascontiguousarray(dy.transpose(1, 0, 2)) if self.batch_first else dy)
         dh_n = self._initial(dh_n, "dh_n", B, unbatched)
         dc_n = self._initial(dc_n, "dc_n", B, unbatched) if self._cell == "lstm" else None
-        lstm = self._cell == "lstm"
         grads = {k: xp.zeros_like(v) for k, v in self._params.items()}
-        dh0 = xp.empty(self._state_shape(B), dtype=self._dtype)
-        dc0 = xp.empty(self._state_shape(B), dtype=self._dtype) if lstm else None
-        p = self._params
-        for layer in reversed(range(self.num_layers)):
-            layer_in, y = s["inputs"][layer], s["outputs"][layer]
-            dx = xp.empty(layer_in.shape, dtype=self._dtype)
-            for direction in range(D):
-                run = s["runs"][layer * D + direction]
-                suffix, k = run["suffix"], run["k"]
-                core.layer_backward(
-                    self._cell, self.nonlinearity, run["reverse"], p[f"weight_ih{suffix}"],
-                    p[f"weight_hh{suffix}"], p.get(f"bias_ih{suffix}"), p.get(f"bias_hh{suffix}"),
-                    layer_in, None if s["h0"] is None else s["h0"][k],
-                    None if s["c0"] is None else s["c0"][k], y, direction * H, run["gates"],
-                    run["cells"], run["aux"], dy, direction * H,
-                    None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k], dx,
-                    direction == 1, dh0[k], None if dc0 is None else dc0[k],
-                    grads[f"weight_ih{suffix}"], grads[f"weight_hh{suffix}"],
-                    grads.get(f"bias_ih{suffix}"), grads.get(f"bias_hh{suffix}"), self._be.stream())
-            dy = dx
+        dy, dh0, dc0 = stack_backward(self._spec, self._be, self._params, s, dy, dh_n, dc_n, grads)
         self.grads = grads
         self._saved = None
         if unbatched:
