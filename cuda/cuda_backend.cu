@@ -9,6 +9,8 @@
 #include "rtrl/algo/recurrent_layer.hpp"
 #include "rtrl/algo/recurrent_layer_dispatch.hpp"
 #include "rtrl/algo/cell_rtrl.hpp"
+#include "rtrl/algo/cell_traces.hpp"
+#include "rtrl/algo/fully_recurrent_traces.hpp"
 #include "rtrl/algo/readout.hpp"
 #include "rtrl/backend.hpp"
 
@@ -77,6 +79,31 @@ std::int64_t CudaBackend::cell_net_rtrl(std::uintptr_t stream, const CellNetDims
   std::int64_t updates = 0;
   with_cell(d.cell, [&](auto cell) {
     updates = rtrl::cell_net_rtrl<decltype(cell)>(ctx, d, state, seq, options, events);
+  });
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  return updates;
+}
+
+template <class T>
+std::int64_t CudaBackend::fully_recurrent_traces(std::uintptr_t stream, const FullyRecurrentDims& d,
+                                             const FullyRecurrentState<T>& state,
+                                             const FullyRecurrentSequence<T>& seq,
+                                             const FullyRecurrentOptions& options, TraceRule rule,
+                                             NonfiniteEvents& events) {
+  CudaContext ctx(stream);
+  const std::int64_t updates = rtrl::fully_recurrent_traces(ctx, d, state, seq, options, rule, events);
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  return updates;
+}
+
+template <class T>
+std::int64_t CudaBackend::cell_net_traces(std::uintptr_t stream, const CellNetDims& d, const CellNetState<T>& state,
+                                      const CellNetSequence<T>& seq, const CellNetOptions& options,
+                                      TraceRule rule, const T* feedback, NonfiniteEvents& events) {
+  CudaContext ctx(stream);
+  std::int64_t updates = 0;
+  with_cell(d.cell, [&](auto cell) {
+    updates = rtrl::cell_net_traces<decltype(cell)>(ctx, d, state, seq, options, rule, feedback, events);
   });
   RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
   return updates;
@@ -164,6 +191,19 @@ OnlineLayout CudaBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update
   return l;
 }
 
+OnlineLayout CudaBackend::fully_recurrent_traces_layout(const FullyRecurrentDims& d, bool update,
+                                                   index_t state_rows) {
+  return rtrl::fully_recurrent_traces_layout<CudaContext, float>(d, update, state_rows);
+}
+
+OnlineLayout CudaBackend::cell_net_traces_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  with_cell(d.cell, [&](auto cell) {
+    l = rtrl::cell_net_traces_layout<decltype(cell), CudaContext, float>(d, update, state_rows);
+  });
+  return l;
+}
+
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CudaBackend::fully_recurrent_rtrl<T>(                                   \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
@@ -190,6 +230,14 @@ OnlineLayout CudaBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update
   template void CudaBackend::cell_net_bptt<T>(std::uintptr_t, const CellNetDims&,                        \
                                           const CellNetBpttState<T>&, const CellNetSequence<T>&,   \
                                           LossKind, double, NonfinitePolicy, NonfiniteEvents&);    \
+  template std::int64_t CudaBackend::fully_recurrent_traces<T>(                                  \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, TraceRule,                \
+      NonfiniteEvents&);                                                                        \
+  template std::int64_t CudaBackend::cell_net_traces<T>(std::uintptr_t, const CellNetDims&,             \
+                                                const CellNetState<T>&, const CellNetSequence<T>&,\
+                                                const CellNetOptions&, TraceRule, const T*,     \
+                                                NonfiniteEvents&);                              \
   template void CudaBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)

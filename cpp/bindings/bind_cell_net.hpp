@@ -104,12 +104,29 @@ struct CellNetBindings {
     return out;
   }
 
+  // The unit-diagonal traces: one array per layer, [B, N_l] (diagonal_traces.hpp).
+  template <class T>
+  static std::vector<T*> traces(const CellNetDims& d, py::object obj, const char* name) {
+    RTRL_CHECK(py::isinstance<py::sequence>(obj) && py::len(obj) == size_t(d.layers),
+               std::string(name) + ": expected a sequence of " + std::to_string(d.layers) +
+                   " arrays, one per layer");
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    std::vector<T*> out;
+    for (index_t l = 0; l < d.layers; ++l) {
+      const std::string what = std::string(name) + "[" + std::to_string(l) + "]";
+      out.push_back(checked<T>(Reader::read(seq[size_t(l)], what.c_str()), what.c_str(),
+                               {d.batch, d.layer(l).n_theta()}, "(streams, layer parameters)", true));
+    }
+    return out;
+  }
+
   template <class T>
   static py::dict rtrl(const CellNetConfig& c, py::object params, py::object h, py::object cc,
                        py::object P_h, py::object P_c, py::object grad, py::object opt_state,
                        py::object X, py::object target_obj, py::object outputs, py::object loss,
                        const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
-                       NonfinitePolicy policy, std::uintptr_t stream) {
+                       NonfinitePolicy policy, OnlineAlgorithm algorithm, py::object feedback_obj,
+                       std::uintptr_t stream) {
     const bool allow_nonfinite = policy == NonfinitePolicy::skip;
     const CellNetDims& d = c.dims;
     const index_t B = d.batch, NP = d.n_params();
@@ -119,8 +136,16 @@ struct CellNetBindings {
     st.params = checked<T>(Reader::read(params, "params"), "params", {NP}, "(n_params,)", true);
     st.h = state<T>(d, h, "state_h");
     st.c = lstm ? state<T>(d, cc, "state_c") : nullptr;
-    std::vector<T*> p_h = sensitivities<T>(d, P_h, "sensitivities_h");
-    std::vector<T*> p_c = lstm ? sensitivities<T>(d, P_c, "sensitivities_c") : std::vector<T*>();
+    const bool exact = algorithm == OnlineAlgorithm::exact;
+    std::vector<T*> p_h = exact ? sensitivities<T>(d, P_h, "sensitivities_h") : traces<T>(d, P_h, "traces_h");
+    std::vector<T*> p_c;
+    if (lstm) p_c = exact ? sensitivities<T>(d, P_c, "sensitivities_c") : traces<T>(d, P_c, "traces_c");
+    const T* feedback = nullptr;
+    if (!feedback_obj.is_none()) {
+      RTRL_CHECK(!exact, "feedback: only e-prop takes a feedback matrix");
+      feedback = checked<T>(Reader::read(feedback_obj, "feedback"), "feedback", {d.outputs, d.hidden},
+                            "(outputs, hidden)", false);
+    }
     st.P_h = p_h.data();
     st.P_c = lstm ? p_c.data() : nullptr;
     st.grad = checked<T>(Reader::read(grad, "grad"), "grad", {NP}, "(n_params,)", true);
@@ -136,7 +161,9 @@ struct CellNetBindings {
     o.optimizer_step = opt_step;
     o.on_nonfinite = policy;
     return run_rtrl([&](NonfiniteEvents& events) {
-      return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
+      if (exact) return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
+      return Backend::template cell_net_traces<T>(stream, d, st, seq, o, trace_rule(algorithm),
+                                                  feedback, events);
     });
   }
 
@@ -260,6 +287,16 @@ struct CellNetBindings {
         }, py::arg("update_each_step"), py::arg("optimizer_rows"),
            "What exact RTRL holds and needs, in elements: state, sensitivities, workspace per call "
            "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.")
+        .def("traces_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::cell_net_traces_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_params());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What SnAp-1 and e-prop hold and need, in elements, as rtrl_layout.")
+        .def_property_readonly("layer_theta", [](const CellNetConfig& c) {
+          std::vector<index_t> n;
+          for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.layer(l).n_theta());
+          return n;
+        }, "N_l for each layer l: its own parameter columns (a trace's width per stream)")
         .def_property_readonly("width", [](const CellNetConfig& c) { return c.dims.width(); })
         .def_property_readonly("offsets", [](const CellNetConfig& c) {
           const CellNetDims& d = c.dims;
@@ -270,13 +307,16 @@ struct CellNetBindings {
           [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object P_h,
              py::object P_c, py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
-             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream,
+             const std::string& algorithm, py::object feedback) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
+            const OnlineAlgorithm algo = parse_online_algorithm(algorithm);
             const ArrayRef p = Reader::read(params, "params");
             return FR::by_dtype(p, "params", [&](auto tag) {
               return rtrl<decltype(tag)>(c, params, h, cc, P_h, P_c, grad, opt_state, X, targets,
-                                         outputs, loss, opt, step, update_each_step, policy, stream);
+                                         outputs, loss, opt, step, update_each_step, policy, algo,
+                                         feedback, stream);
             });
           },
           py::arg("config"), py::arg("params"), py::arg("state_h"), py::arg("state_c"),
@@ -284,8 +324,12 @@ struct CellNetBindings {
           py::arg("optimizer_state"), py::arg("X"), py::arg("targets"), py::arg("outputs"),
           py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
           py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
-          "Runs exact RTRL for RecurrentNet over X; returns a dict: the optimizer's update count "
-          "('updates') and what the non-finite check saw.");
+          py::arg("algorithm") = "exact", py::arg("feedback") = py::none(),
+          "Runs exact RTRL for RecurrentNet over X (algorithm 'exact'), or SnAp-1 ('snap1') or "
+          "e-prop ('eprop') with one trace array per layer (streams, N_l) in the sensitivities' "
+          "place and, for e-prop, an optional feedback matrix (outputs, hidden) in weight_out's "
+          "place; returns a dict: the optimizer's update count ('updates') and what the "
+          "non-finite check saw.");
     m.def("cell_net_bptt",
           [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object grad,
              py::object X, py::object targets, py::object outputs, py::object loss,

@@ -63,6 +63,20 @@ inline OptimizerConfig make_optimizer_config(const std::string& kind, double lr,
   return o;
 }
 
+// The algorithm an online call runs: exact RTRL, or one with unit-diagonal traces.
+enum class OnlineAlgorithm { exact, snap1, eprop };
+
+inline OnlineAlgorithm parse_online_algorithm(const std::string& name) {
+  if (name == "exact") return OnlineAlgorithm::exact;
+  if (name == "snap1") return OnlineAlgorithm::snap1;
+  if (name == "eprop") return OnlineAlgorithm::eprop;
+  throw std::invalid_argument("algorithm: expected 'exact', 'snap1' or 'eprop', got '" + name + "'");
+}
+
+inline TraceRule trace_rule(OnlineAlgorithm a) {
+  return a == OnlineAlgorithm::snap1 ? TraceRule::snap1 : TraceRule::eprop;
+}
+
 inline NonfinitePolicy parse_nonfinite_policy(const std::string& policy) {
   if (policy == "raise") return NonfinitePolicy::raise;
   if (policy == "skip") return NonfinitePolicy::skip;
@@ -165,7 +179,7 @@ struct FullyRecurrentBindings {
                        const ArrayRef& P, const ArrayRef& grad, py::object opt_state,
                        const ArrayRef& X, py::object targets, py::object outputs, py::object loss,
                        const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
-                       NonfinitePolicy policy, std::uintptr_t stream) {
+                       NonfinitePolicy policy, OnlineAlgorithm algorithm, std::uintptr_t stream) {
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
     FullyRecurrentSequence<T> seq =
@@ -174,7 +188,10 @@ struct FullyRecurrentBindings {
     FullyRecurrentState<T> st{};
     st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", true);
     st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
-    st.P = checked<T>(P, "sensitivities", {n, B, n, L}, "(units, streams, units, inputs + bias + units)", true);
+    if (algorithm == OnlineAlgorithm::exact)
+      st.P = checked<T>(P, "sensitivities", {n, B, n, L}, "(units, streams, units, inputs + bias + units)", true);
+    else
+      st.P = checked<T>(P, "traces", {B, n, L}, "(streams, units, inputs + bias + units)", true);
     st.grad = checked<T>(grad, "grad", {n, L}, "(units, inputs + bias + units)", true);
     st.opt_state = nullptr;
     if (opt.state_rows() > 0)
@@ -190,7 +207,10 @@ struct FullyRecurrentBindings {
     o.optimizer_step = opt_step;
     o.on_nonfinite = policy;
     return run_rtrl([&](NonfiniteEvents& events) {
-      return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
+      if (algorithm == OnlineAlgorithm::exact)
+        return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
+      return Backend::template fully_recurrent_traces<T>(stream, d, st, seq, o, trace_rule(algorithm),
+                                                         events);
     });
   }
 
@@ -253,7 +273,12 @@ struct FullyRecurrentBindings {
                              c.dims.n_weights());
         }, py::arg("update_each_step"), py::arg("optimizer_rows"),
            "What exact RTRL holds and needs, in elements: state, sensitivities, workspace per call "
-           "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.");
+           "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.")
+        .def("traces_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::fully_recurrent_traces_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_weights());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What SnAp-1 and e-prop hold and need, in elements, as rtrl_layout.");
     py::class_<OptimizerConfig>(m, "OptimizerConfig", py::module_local())
         .def(py::init(&make_optimizer_config), py::arg("kind"), py::arg("lr"),
              py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
@@ -264,23 +289,28 @@ struct FullyRecurrentBindings {
           [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object P,
              py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
-             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream) {
+             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream,
+             const std::string& algorithm) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
+            const OnlineAlgorithm algo = parse_online_algorithm(algorithm);
             const ArrayRef w = Reader::read(weight, "weight");
             const ArrayRef x = Reader::read(X, "X");
             return by_dtype(w, "weight", [&](auto tag) {
               using T = decltype(tag);
               return rtrl<T>(c, w, Reader::read(y, "state"), Reader::read(P, "sensitivities"),
                              Reader::read(grad, "grad"), opt_state, x, targets, outputs, loss, opt,
-                             step, update_each_step, policy, stream);
+                             step, update_each_step, policy, algo, stream);
             });
           },
           py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("sensitivities"),
           py::arg("grad"), py::arg("optimizer_state"), py::arg("X"), py::arg("targets"),
           py::arg("outputs"), py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
           py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
-          "Runs exact RTRL over X; returns a dict: the optimizer's update count after the call "
+          py::arg("algorithm") = "exact",
+          "Runs exact RTRL over X (algorithm 'exact'; sensitivities (units, streams, units, width)), "
+          "or SnAp-1 ('snap1') or e-prop ('eprop') with their traces (streams, units, width) in "
+          "sensitivities' place; returns a dict: the optimizer's update count after the call "
           "('updates') and what the non-finite check saw.");
 
     m.def("fully_recurrent_bptt",

@@ -11,6 +11,8 @@
 #include "rtrl/algo/recurrent_layer.hpp"
 #include "rtrl/algo/recurrent_layer_dispatch.hpp"
 #include "rtrl/algo/cell_rtrl.hpp"
+#include "rtrl/algo/cell_traces.hpp"
+#include "rtrl/algo/fully_recurrent_traces.hpp"
 #include "rtrl/algo/readout.hpp"
 
 namespace rtrl {
@@ -75,6 +77,29 @@ std::int64_t CpuBackend::cell_net_rtrl(std::uintptr_t, const CellNetDims& d, con
 }
 
 template <class T>
+std::int64_t CpuBackend::fully_recurrent_traces(std::uintptr_t, const FullyRecurrentDims& d,
+                                             const FullyRecurrentState<T>& state,
+                                             const FullyRecurrentSequence<T>& seq,
+                                             const FullyRecurrentOptions& options, TraceRule rule,
+                                             NonfiniteEvents& events) {
+  CpuContext ctx;
+  const std::int64_t updates = rtrl::fully_recurrent_traces(ctx, d, state, seq, options, rule, events);
+  return updates;
+}
+
+template <class T>
+std::int64_t CpuBackend::cell_net_traces(std::uintptr_t, const CellNetDims& d, const CellNetState<T>& state,
+                                      const CellNetSequence<T>& seq, const CellNetOptions& options,
+                                      TraceRule rule, const T* feedback, NonfiniteEvents& events) {
+  CpuContext ctx;
+  std::int64_t updates = 0;
+  with_cell(d.cell, [&](auto cell) {
+    updates = rtrl::cell_net_traces<decltype(cell)>(ctx, d, state, seq, options, rule, feedback, events);
+  });
+  return updates;
+}
+
+template <class T>
 void CpuBackend::cell_net_bptt(std::uintptr_t, const CellNetDims& d, const CellNetBpttState<T>& state,
                             const CellNetSequence<T>& seq, LossKind loss, double loss_scale,
                             NonfinitePolicy policy, NonfiniteEvents& events) {
@@ -119,6 +144,19 @@ OnlineLayout CpuBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update,
   return l;
 }
 
+OnlineLayout CpuBackend::fully_recurrent_traces_layout(const FullyRecurrentDims& d, bool update,
+                                                   index_t state_rows) {
+  return rtrl::fully_recurrent_traces_layout<CpuContext, float>(d, update, state_rows);
+}
+
+OnlineLayout CpuBackend::cell_net_traces_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  with_cell(d.cell, [&](auto cell) {
+    l = rtrl::cell_net_traces_layout<decltype(cell), CpuContext, float>(d, update, state_rows);
+  });
+  return l;
+}
+
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CpuBackend::fully_recurrent_rtrl<T>(                                    \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
@@ -145,6 +183,14 @@ OnlineLayout CpuBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update,
   template void CpuBackend::cell_net_bptt<T>(std::uintptr_t, const CellNetDims&,                        \
                                           const CellNetBpttState<T>&, const CellNetSequence<T>&,   \
                                           LossKind, double, NonfinitePolicy, NonfiniteEvents&);    \
+  template std::int64_t CpuBackend::fully_recurrent_traces<T>(                                  \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, TraceRule,                \
+      NonfiniteEvents&);                                                                        \
+  template std::int64_t CpuBackend::cell_net_traces<T>(std::uintptr_t, const CellNetDims&,             \
+                                                const CellNetState<T>&, const CellNetSequence<T>&,\
+                                                const CellNetOptions&, TraceRule, const T*,     \
+                                                NonfiniteEvents&);                              \
   template void CpuBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)

@@ -9,9 +9,10 @@ from .models import FullyRecurrent, RecurrentNet
 
 
 class FullyRecurrentKernels:
-    """Williams-Zipser network: state y (B, n); sensitivities (n, B, n, width)."""
+    """Williams-Zipser network: state y (B, n); exact RTRL's sensitivities (n, B, n, width), or the
+    unit-diagonal traces of SnAp-1 and e-prop (B, n, width) (diagonal_traces.hpp)."""
 
-    def __init__(self, learner: Any, sensitivities: bool) -> None:
+    def __init__(self, learner: Any, algorithm: str | None) -> None:
         m, xp, B = learner.model, learner._xp, learner.batch_size
         self.learner, self.model = learner, m
         self.core, self.stream = learner._core, learner._be.stream
@@ -19,9 +20,14 @@ class FullyRecurrentKernels:
             m.n_units, m.n_inputs, m.bias, m.n_outputs, B, m.activation, learner.teacher_forcing,
             learner.reduction)
         self.arrays = {"state": zeros_touched(xp, (B, m.n_units), dtype=m.dtype)}
-        if sensitivities:
+        self.algorithm = algorithm
+        self.stream_axis = {"state": 0}
+        if algorithm == "exact":
             self.arrays["sensitivities"] = zeros_touched(xp, (m.n_units, B, m.n_units, m.width), dtype=m.dtype)
-        self.stream_axis = {"state": 0, "sensitivities": 1}
+            self.stream_axis["sensitivities"] = 1
+        elif algorithm is not None:
+            self.arrays["traces"] = zeros_touched(xp, (B, m.n_units, m.width), dtype=m.dtype)
+            self.stream_axis["traces"] = 0
 
     def stream_views(self) -> list:
         """(array view, stream axis) pairs covering the state and the sensitivities."""
@@ -39,10 +45,12 @@ class FullyRecurrentKernels:
         opt_state = lr._optimizer_state
         if opt_state is not None:
             opt_state = opt_state.reshape((opt_state.shape[0],) + shape)
+        P = self.arrays["sensitivities" if self.algorithm == "exact" else "traces"]
         return self.core.fully_recurrent_rtrl(
-            self.config, self.model.weight, self.arrays["state"], self.arrays["sensitivities"],
+            self.config, self.model.weight, self.arrays["state"], P,
             self._grad(), opt_state, X, targets, outputs, loss, lr._native_optimizer,
-            lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, stream=self.stream())
+            lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, stream=self.stream(),
+            algorithm=self.algorithm)
 
     def validate(self, X: Any, targets: Any) -> None:
         self.core.validate_sequence(self.config, X, targets, self.stream())
@@ -56,9 +64,11 @@ class FullyRecurrentKernels:
 class RecurrentNetKernels:
     """A stack of RNN/LSTM/GRU layers and a readout: state h (B, H) [and c] for one layer, (L, B, H)
     for more; sensitivities (H, B, n_theta) for one layer, (H, B N_<=l) for layer l of more (their
-    columns grouped by layer, then stream: cell_rtrl.hpp)."""
+    columns grouped by layer, then stream: cell_rtrl.hpp); or SnAp-1's and e-prop's traces, one
+    (B, N_l) array per layer and state part, ``traces_h`` (``traces_h_l{l}`` with more layers), and
+    e-prop's random ``feedback`` (O, H) (diagonal_traces.hpp)."""
 
-    def __init__(self, learner: Any, sensitivities: bool) -> None:
+    def __init__(self, learner: Any, algorithm: str | None, feedback: Any = None) -> None:
         m, xp, B = learner.model, learner._xp, learner.batch_size
         self.learner, self.model, self.xp = learner, m, xp
         self.core, self.stream = learner._core, learner._be.stream
@@ -72,6 +82,18 @@ class RecurrentNetKernels:
         self.stream_axis = {f"state_{p}": 0 if L == 1 else 1 for p in parts}
         self._stream_views = [(self.arrays[f"state_{p}"], self.stream_axis[f"state_{p}"]) for p in parts]
         self.sensitivity_names: dict[str, list[str]] = {p: [] for p in parts}
+        self.algorithm, self.feedback = algorithm, None
+        sensitivities = algorithm == "exact"
+        if algorithm not in (None, "exact"):
+            for p in parts:
+                for l, n in enumerate(self.config.layer_theta):
+                    name = f"traces_{p}" + ("" if L == 1 else f"_l{l}")
+                    self.arrays[name] = zeros_touched(xp, (B, n), dtype=m.dtype)
+                    self.stream_axis[name] = 0
+                    self._stream_views.append((self.arrays[name], 0))
+                    self.sensitivity_names[p].append(name)
+            if feedback is not None:
+                self.arrays["feedback"] = self.feedback = xp.asarray(feedback, dtype=m.dtype)
         if sensitivities and L == 1:
             for p in parts:
                 name = f"sensitivities_{p}"
@@ -105,7 +127,7 @@ class RecurrentNetKernels:
             self.config, self.model._flat, a["state_h"], a.get("state_c"),
             [a[n] for n in self.sensitivity_names["h"]], P_c or None, lr._grad, lr._optimizer_state, X, targets, outputs, loss,
             lr._native_optimizer, lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite,
-            stream=self.stream())
+            stream=self.stream(), algorithm=self.algorithm, feedback=self.feedback)
 
     def validate(self, X: Any, targets: Any) -> None:
         xp = self.xp
@@ -124,9 +146,11 @@ class RecurrentNetKernels:
                                        lr._grad, X, targets, outputs, loss, on_nonfinite=lr.on_nonfinite,
                                        stream=self.stream())
 
-def kernels_for(learner: Any, sensitivities: bool) -> Any:
+def kernels_for(learner: Any, algorithm: str | None, feedback: Any = None) -> Any:
+    """The kernels of ``learner``'s model for ``algorithm``: None (BPTT), "exact" (RTRL), "snap1" or
+    "eprop" (with e-prop's ``feedback`` matrix (O, H) on RecurrentNet, or None)."""
     if isinstance(learner.model, FullyRecurrent):
-        return FullyRecurrentKernels(learner, sensitivities)
+        return FullyRecurrentKernels(learner, algorithm)
     if isinstance(learner.model, RecurrentNet):
-        return RecurrentNetKernels(learner, sensitivities)
+        return RecurrentNetKernels(learner, algorithm, feedback)
     raise TypeError(f"model: expected an rtrl.FullyRecurrent or rtrl.RecurrentNet, got {type(learner.model).__name__}")

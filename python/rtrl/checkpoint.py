@@ -88,11 +88,12 @@ def load(path: Any, *, device: str | None = None) -> Any:
 
 
 def _rebuild(header: dict, arrays: dict, device: str | None) -> Any:
-    from . import learners, models, optim
+    from . import learners, models, optim, traces
 
     model_cls = {"FullyRecurrent": models.FullyRecurrent,
                  "RecurrentNet": models.RecurrentNet}.get(header["model"]["class"])
-    learner_cls = {"RTRL": learners.RTRL, "BPTT": learners.BPTT}.get(header["learner"]["class"])
+    learner_cls = {"RTRL": learners.RTRL, "BPTT": learners.BPTT, "SnAp": traces.SnAp,
+                   }.get(header["learner"]["class"])
     if model_cls is None or learner_cls is None:
         raise ValueError("unknown model or learner class in checkpoint")
     model_config = dict(header["model"]["config"])

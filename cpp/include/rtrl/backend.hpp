@@ -14,6 +14,7 @@
 #include "rtrl/cell_rtrl.hpp"
 #include "rtrl/readout.hpp"
 #include "rtrl/algo/layout.hpp"
+#include "rtrl/diagonal_traces.hpp"
 
 namespace rtrl {
 
@@ -55,6 +56,20 @@ namespace rtrl {
                                        const CellNetSequence<T>& seq,                             \
                                        const CellNetOptions& options,                             \
                                        NonfiniteEvents& events);                                  \
+    /* SnAp-1 or e-prop (diagonal_traces.hpp): state.P holds the traces [B, n, L], for      */ \
+    /* RecurrentNet state.P_h[l] (and P_c[l]) layer l's [B, N_l]; feedback: [O, H] or null.   */ \
+    template <class T>                                                                            \
+    static std::int64_t fully_recurrent_traces(std::uintptr_t stream, const FullyRecurrentDims& d,\
+                                               const FullyRecurrentState<T>& state,               \
+                                               const FullyRecurrentSequence<T>& seq,              \
+                                               const FullyRecurrentOptions& options,              \
+                                               TraceRule rule, NonfiniteEvents& events);          \
+    template <class T>                                                                            \
+    static std::int64_t cell_net_traces(std::uintptr_t stream, const CellNetDims& d,              \
+                                        const CellNetState<T>& state,                             \
+                                        const CellNetSequence<T>& seq,                            \
+                                        const CellNetOptions& options, TraceRule rule,            \
+                                        const T* feedback, NonfiniteEvents& events);              \
     /* BPTT for RecurrentNet over one chunk (algo/cell_net_bptt.hpp).                          */ \
     template <class T>                                                                            \
     static void cell_net_bptt(std::uintptr_t stream, const CellNetDims& d,                        \
@@ -66,6 +81,10 @@ namespace rtrl {
                                                     index_t state_rows);                          \
     static OnlineLayout cell_net_rtrl_layout(const CellNetDims& d, bool update,                   \
                                              index_t state_rows);                                 \
+    static OnlineLayout fully_recurrent_traces_layout(const FullyRecurrentDims& d, bool update,   \
+                                                      index_t state_rows);                        \
+    static OnlineLayout cell_net_traces_layout(const CellNetDims& d, bool update,                 \
+                                               index_t state_rows);                               \
     /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
     template <class T>                                                                            \
     static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \

@@ -82,6 +82,8 @@ class CellStackModel {
   const CellLayerStep<T>& step(index_t l) const { return steps_[size_t(l)]; }
   const T* top_delta() const { return steps_.back().delta_h; }
   bool has_cell_state() const { return st_.c != nullptr; }
+  // feedback: [O, H] in w_out's place for the top layer's dL/dh (random feedback), or null.
+  void use_feedback(const T* feedback) { feedback_ = feedback; }
 
   void begin(Ctx&) {}
 
@@ -127,6 +129,7 @@ class CellStackModel {
     ra.grad_b_out = step_grad + d.off_b_out();
     ra.accumulate = false;
     ra.scratch = readout_scratch_;
+    ra.feedback = feedback_;
     readout_forward_backward(ctx, ra);
 
     for (index_t l = 0; l < d.layers; ++l) {
@@ -172,6 +175,7 @@ class CellStackModel {
   decltype(std::declval<Ctx&>().template alloc<T>(0)) buf_;
   std::vector<CellLayerStep<T>> steps_;
   T* readout_scratch_;
+  const T* feedback_ = nullptr;
 };
 
 // Exact RTRL's sensitivities over a stack: P_h^l [H, B N_<=l] (and P_c^l) per layer.
