@@ -13,6 +13,7 @@
 
 #include "rtrl/cell_rtrl.hpp"
 #include "rtrl/fully_recurrent.hpp"
+#include "rtrl/item_cost.hpp"
 
 namespace rtrl {
 
@@ -24,6 +25,7 @@ enum class TraceRule : int { snap1 = 0, eprop = 1 };
 // Called as f(k, j).   W: [n, L]   z: [B, L]   slope, error, keep: [B, n]   J: [B, n, L]   G: [n, L]
 template <class T>
 struct FullyRecurrentTraceStep {
+  static constexpr index_t kItemCost = 2;  // a loop over the streams
   FullyRecurrentDims d;
   bool recurrent;  // SnAp-1: D^kk = f'_k w_kk; e-prop: the unit has no own memory
   T error_scale;   // -scale: dL/dy = -scale e
@@ -68,6 +70,7 @@ struct TraceRows {
 //   w_hh: [G H, H]   coef: [K, B, H]   v: [B, W]   delta: [B, H]   J_h, J_c: [B, G H, W]   G: [G H, W]
 template <class Cell, class T, bool kLeaky>
 struct CellTraceStep {
+  static constexpr index_t kItemCost = 4;  // the cell's pass for each stream
   CellLayerDims d;
   bool recurrent;
   const T* w_hh;
