@@ -18,7 +18,7 @@ from reference.optimizers import NumpyAdam, NumpySGD, clip_like_torch
 import rtrl
 
 CELLS = [("rnn", "tanh", 1.0), ("rnn", "relu", 1.0), ("rnn", "tanh", 0.4), ("lstm", "tanh", 1.0),
-         ("gru", "tanh", 1.0)]
+         ("gru", "tanh", 1.0), ("elstm", "tanh", 1.0)]
 CELL_IDS = [f"{c}-{nl}-a{a}" for c, nl, a in CELLS]
 LEARNERS = {"snap": (rtrl.SnAp, "snap1", {}), "eprop": (rtrl.EProp, "eprop", {}),
             "eprop-random": (rtrl.EProp, "eprop", {"feedback": "random", "seed": 7})}
@@ -39,7 +39,7 @@ def _diagonal_net(cell, nonlinearity, alpha, H=4):
                             device="cpu")
     p = net.parameters()
     w = p["weight_hh"].copy()
-    for g in range(net.gates):
+    for g in range(net.gates if w.ndim == 2 else 0):  # the eLSTM's is element-wise already
         w[g * H:(g + 1) * H] = np.diag(np.diag(w[g * H:(g + 1) * H])) * 2.0
     p["weight_hh"] = w
     net.load_parameters(p)
@@ -124,7 +124,7 @@ def test_realtime_adam_equals_the_reference(learner, cell, nonlinearity, alpha, 
 
 
 @pytest.mark.parametrize("learner", list(LEARNERS))
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "elstm"])
 def test_stacked_epoch_gradient_and_clipped_sgd_equal_the_reference(learner, cell):
     cls, rule, extra = LEARNERS[learner]
     rng = np.random.default_rng(5)
@@ -291,7 +291,7 @@ def test_fully_recurrent_learns_a_one_step_recall(cls):
 
 
 @pytest.mark.parametrize("kind", list(LEARNERS))
-@pytest.mark.parametrize("model", ["fully_recurrent", "lstm", "gru"])
+@pytest.mark.parametrize("model", ["fully_recurrent", "lstm", "gru", "elstm"])
 @pytest.mark.parametrize("optimizer,update", [("adam", "realtime"), ("sgd", "epoch"), ("none", "epoch")])
 def test_memory_bytes_is_the_estimate_of_the_declared_layout(kind, model, optimizer, update):
     if kind == "eprop-random" and model == "fully_recurrent":
@@ -310,8 +310,8 @@ def test_memory_bytes_is_the_estimate_of_the_declared_layout(kind, model, optimi
     if model == "fully_recurrent":
         n = net._flat.size
     else:  # a trace column per weight and one per bias (two for the GRU, whose b_hn sits inside r)
-        G, nb = net.gates, 2 if model == "gru" else 1
-        n = G * 7 * (3 + 7 + nb) + G * 7 * (7 + 7 + nb)
+        G, nb, R = net.gates, 2 if model == "gru" else 1, 1 if model == "elstm" else 7
+        n = G * 7 * (3 + R + nb) + G * 7 * (7 + R + nb)
     assert est["sensitivities"] == parts * 3 * n * 4
     exact = rtrl.memory.of_learner(net, "rtrl", 3, None, update=update)
     assert est["sensitivities"] < exact["sensitivities"] / 3

@@ -13,6 +13,13 @@
 
 namespace rtrl {
 
+// RecurrentNet's cells: the layers' (rnn, lstm, gru) and the eLSTM.
+inline CellKind parse_net_cell(const std::string& cell) {
+  if (cell == "elstm") return CellKind::elstm;
+  if (cell == "rnn" || cell == "lstm" || cell == "gru") return parse_cell(cell);
+  throw std::invalid_argument("cell: expected 'rnn', 'lstm', 'gru' or 'elstm', got '" + cell + "'");
+}
+
 struct CellNetConfig {
   CellNetDims dims;
   LossKind loss = LossKind::mse;
@@ -32,7 +39,7 @@ inline CellNetConfig make_cell_net_config(const std::string& cell, const std::st
   RTRL_CHECK(alpha > 0.0 && alpha <= 1.0,
              "alpha: expected a number in (0, 1], got " + std::to_string(alpha));
   CellNetConfig c;
-  c.dims = CellNetDims{parse_cell(cell), parse_nonlinearity(nonlinearity), inputs, hidden, outputs,
+  c.dims = CellNetDims{parse_net_cell(cell), parse_nonlinearity(nonlinearity), inputs, hidden, outputs,
                        batch, layers, alpha};
   RTRL_CHECK(alpha == 1.0 || c.dims.cell == CellKind::rnn,
              "alpha: the leaky cell is an rnn; cell '" + cell + "' takes alpha=1 only");
@@ -44,7 +51,8 @@ inline CellNetConfig make_cell_net_config(const std::string& cell, const std::st
   else throw std::invalid_argument("reduction: expected 'mean' or 'sum', got '" + reduction + "'");
   // Sizes in double first: the index arithmetic must not overflow for any accepted config.
   const double G = double(c.dims.gates()), H = double(hidden), nb = double(c.dims.bias_cols());
-  const double theta = G * H * (double(inputs) + H + nb) + double(layers - 1) * G * H * (2 * H + nb);
+  const double R = c.dims.cell == CellKind::elstm ? 1.0 : H;  // w_hh's columns per row
+  const double theta = G * H * (double(inputs) + R + nb) + double(layers - 1) * G * H * (H + R + nb);
   const double width = double(batch) * theta;
   RTRL_CHECK(width < 2147483647.0,
              "batch_size * gates * hidden_size * (input_size + hidden_size + biases) summed over the "
@@ -252,6 +260,7 @@ struct CellNetBindings {
     d["state_parts"] = Cell::kHasCellState ? 2 : 1;
     d["bias_columns"] = Cell::kBiasColumns;
     d["coefficients"] = Cell::kCoefficients;
+    d["elementwise"] = Cell::kElementwiseRecurrence;
     return d;
   }
 
@@ -261,6 +270,7 @@ struct CellNetBindings {
       d["rnn"] = describe<RnnCell>();
       d["lstm"] = describe<LstmCell>();
       d["gru"] = describe<GruCell>();
+      d["elstm"] = describe<ElstmCell>();
       return d;
     }, "Each cell's gate count, state parts (h, or h and c), bias columns of its sensitivities "
        "and RTRL coefficients.");

@@ -65,9 +65,11 @@ struct TraceRows {
 // g' = g H + u and column c, each pre-activation row x of unit u sees
 //   dA_x = w_hh[x H + u, u] J_h(t-1)[s, g', c] (SnAp-1; e-prop: 0) + [x = row of (g', c)] v[s, c]
 // and the cell's own pass (Cell::propagate, the rows below a layer's form) gives J_h(t) (and J_c(t))
-// from them, its coefficients and J(t-1); G[g', c] = sum_s delta[s, u] J_h(t)[s, g', c].
+// from them, its coefficients and J(t-1); G[g', c] = sum_s delta[s, u] J_h(t)[s, g', c]. The eLSTM's
+// w_hh [G H] is its diagonal, and its w_hh column takes h_prev[s, u]: there SnAp-1 is exact RTRL.
 // Called as f(g', c).
-//   w_hh: [G H, H]   coef: [K, B, H]   v: [B, W]   delta: [B, H]   J_h, J_c: [B, G H, W]   G: [G H, W]
+//   w_hh: [G H, H] (eLSTM [G H])   coef: [K, B, H]   v: [B, W]   h_prev, delta: [B, H]
+//   J_h, J_c: [B, G H, W]   G: [G H, W]
 template <class Cell, class T, bool kLeaky>
 struct CellTraceStep {
   static constexpr index_t kItemCost = 4;  // the cell's pass for each stream
@@ -76,6 +78,7 @@ struct CellTraceStep {
   const T* w_hh;
   const T* coef;
   const T* v;
+  const T* h_prev;
   const T* delta;
   T* J_h;
   T* J_c;
@@ -86,19 +89,22 @@ struct CellTraceStep {
     const index_t N = d.n_theta(), u = r % H;
     const int gate = int(r / H);
     T diag[kRows];
-    for (int x = 0; x < kRows; ++x)
-      diag[x] = recurrent && x < Cell::kGates ? w_hh[(x * H + u) * H + u] : T(0);
+    for (int x = 0; x < kRows; ++x) {
+      const index_t at = Cell::kElementwiseRecurrence ? x * H + u : (x * H + u) * H + u;
+      diag[x] = recurrent && x < Cell::kGates ? w_hh[at] : T(0);
+    }
     // The column's own row: its gate, or (GRU's n gate) the input side for w_in and b_in.
-    const bool input_column = c < I || c == I + H;
+    const bool input_column = c < I || c == I + d.recurrent_cols();
+    const bool own_state = Cell::kElementwiseRecurrence && c == I;
     const int own = input_column ? TraceRows<Cell>::input_side(gate) : gate;
     T acc = T(0);
     for (index_t s = 0; s < B; ++s) {
       const index_t at = s * N + r * W + c;
       T q[kRows];
-      const T h_prev = J_h[at];
-      for (int x = 0; x < kRows; ++x) q[x] = diag[x] * h_prev;
-      q[own] += v[s * W + c];
-      T p_h = h_prev, p_c = J_c ? J_c[at] : T(0);
+      const T before = J_h[at];
+      for (int x = 0; x < kRows; ++x) q[x] = diag[x] * before;
+      q[own] += own_state ? h_prev[s * H + u] : v[s * W + c];
+      T p_h = before, p_c = J_c ? J_c[at] : T(0);
       CellSensitivityRow<T> row{};
       for (int x = 0; x < kRows; ++x) row.q[x] = q + x;
       for (int m = 0; m < Cell::kCoefficients; ++m) row.k[m] = coef[(m * B + s) * H + u];

@@ -72,7 +72,7 @@ class CellStackTraces {
       T* G = packed + dl.theta_at;
       ctx.for_each_2d(GH, dl.width(),
                       CellTraceStep<Cell, T, kLeaky>{dl, recurrent, st_.params + dl.off_w_hh(), s.coef,
-                                                     s.v, delta_of(l), st_.P_h[l],
+                                                     s.v, st_.h + l * BH, delta_of(l), st_.P_h[l],
                                                      st_.P_c ? st_.P_c[l] : nullptr, G});
       ctx.for_each_2d(GH, dl.width(), ScatterThetaGradient<T>{dl, false, G, step_grad});
     }
