@@ -10,6 +10,8 @@
 #include "rtrl/algo/recurrent_layer_dispatch.hpp"
 #include "rtrl/algo/cell_rtrl.hpp"
 #include "rtrl/algo/cell_traces.hpp"
+#include "rtrl/algo/cell_uoro.hpp"
+#include "rtrl/algo/fully_recurrent_uoro.hpp"
 #include "rtrl/algo/fully_recurrent_traces.hpp"
 #include "rtrl/algo/readout.hpp"
 #include "rtrl/backend.hpp"
@@ -110,6 +112,32 @@ std::int64_t CudaBackend::cell_net_traces(std::uintptr_t stream, const CellNetDi
 }
 
 template <class T>
+std::int64_t CudaBackend::fully_recurrent_uoro(std::uintptr_t stream, const FullyRecurrentDims& d,
+                                           const FullyRecurrentState<T>& state, T* tilde,
+                                           const FullyRecurrentSequence<T>& seq,
+                                           const FullyRecurrentOptions& options,
+                                           const RandomStream& random, NonfiniteEvents& events) {
+  CudaContext ctx(stream);
+  const std::int64_t updates = rtrl::fully_recurrent_uoro(ctx, d, state, tilde, seq, options, random, events);
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  return updates;
+}
+
+template <class T>
+std::int64_t CudaBackend::cell_net_uoro(std::uintptr_t stream, const CellNetDims& d, const CellNetState<T>& state,
+                                    T* tangent, const CellNetSequence<T>& seq,
+                                    const CellNetOptions& options, const RandomStream& random,
+                                    NonfiniteEvents& events) {
+  CudaContext ctx(stream);
+  std::int64_t updates = 0;
+  with_cell(d.cell, [&](auto cell) {
+    updates = rtrl::cell_net_uoro<decltype(cell)>(ctx, d, state, tangent, seq, options, random, events);
+  });
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  return updates;
+}
+
+template <class T>
 void CudaBackend::cell_net_bptt(std::uintptr_t stream, const CellNetDims& d, const CellNetBpttState<T>& state,
                             const CellNetSequence<T>& seq, LossKind loss, double loss_scale,
                             NonfinitePolicy policy, NonfiniteEvents& events) {
@@ -204,6 +232,19 @@ OnlineLayout CudaBackend::cell_net_traces_layout(const CellNetDims& d, bool upda
   return l;
 }
 
+OnlineLayout CudaBackend::fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update,
+                                                 index_t state_rows) {
+  return rtrl::fully_recurrent_uoro_layout<CudaContext, float>(d, update, state_rows);
+}
+
+OnlineLayout CudaBackend::cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  with_cell(d.cell, [&](auto cell) {
+    l = rtrl::cell_net_uoro_layout<decltype(cell), CudaContext, float>(d, update, state_rows);
+  });
+  return l;
+}
+
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CudaBackend::fully_recurrent_rtrl<T>(                                   \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
@@ -238,6 +279,14 @@ OnlineLayout CudaBackend::cell_net_traces_layout(const CellNetDims& d, bool upda
                                                 const CellNetState<T>&, const CellNetSequence<T>&,\
                                                 const CellNetOptions&, TraceRule, const T*,     \
                                                 NonfiniteEvents&);                              \
+  template std::int64_t CudaBackend::fully_recurrent_uoro<T>(                                    \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&, T*,             \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, const RandomStream&,      \
+      NonfiniteEvents&);                                                                        \
+  template std::int64_t CudaBackend::cell_net_uoro<T>(std::uintptr_t, const CellNetDims&,               \
+                                              const CellNetState<T>&, T*, const CellNetSequence<T>&,\
+                                              const CellNetOptions&, const RandomStream&,       \
+                                              NonfiniteEvents&);                                \
   template void CudaBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)

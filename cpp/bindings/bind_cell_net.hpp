@@ -134,7 +134,7 @@ struct CellNetBindings {
                        py::object X, py::object target_obj, py::object outputs, py::object loss,
                        const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
                        NonfinitePolicy policy, OnlineAlgorithm algorithm, py::object feedback_obj,
-                       std::uintptr_t stream) {
+                       py::object tangent_obj, const RandomStream& random, std::uintptr_t stream) {
     const bool allow_nonfinite = policy == NonfinitePolicy::skip;
     const CellNetDims& d = c.dims;
     const index_t B = d.batch, NP = d.n_params();
@@ -147,7 +147,12 @@ struct CellNetBindings {
     const bool exact = algorithm == OnlineAlgorithm::exact;
     std::vector<T*> p_h = exact ? sensitivities<T>(d, P_h, "sensitivities_h") : traces<T>(d, P_h, "traces_h");
     std::vector<T*> p_c;
-    if (lstm) p_c = exact ? sensitivities<T>(d, P_c, "sensitivities_c") : traces<T>(d, P_c, "traces_c");
+    if (lstm && algorithm != OnlineAlgorithm::uoro)
+      p_c = exact ? sensitivities<T>(d, P_c, "sensitivities_c") : traces<T>(d, P_c, "traces_c");
+    T* tangent = nullptr;
+    if (algorithm == OnlineAlgorithm::uoro)
+      tangent = checked<T>(Reader::read(tangent_obj, "tangent"), "tangent",
+                           {d.layers, lstm ? 2 : 1, B, d.hidden}, "(layers, state parts, streams, hidden)", true);
     const T* feedback = nullptr;
     if (!feedback_obj.is_none()) {
       RTRL_CHECK(!exact, "feedback: only e-prop takes a feedback matrix");
@@ -155,7 +160,7 @@ struct CellNetBindings {
                             "(outputs, hidden)", false);
     }
     st.P_h = p_h.data();
-    st.P_c = lstm ? p_c.data() : nullptr;
+    st.P_c = lstm && !p_c.empty() ? p_c.data() : nullptr;
     st.grad = checked<T>(Reader::read(grad, "grad"), "grad", {NP}, "(n_params,)", true);
     st.opt_state = nullptr;
     if (opt.state_rows() > 0)
@@ -170,6 +175,8 @@ struct CellNetBindings {
     o.on_nonfinite = policy;
     return run_rtrl([&](NonfiniteEvents& events) {
       if (exact) return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
+      if (algorithm == OnlineAlgorithm::uoro)
+        return Backend::template cell_net_uoro<T>(stream, d, st, tangent, seq, o, random, events);
       return Backend::template cell_net_traces<T>(stream, d, st, seq, o, trace_rule(algorithm),
                                                   feedback, events);
     });
@@ -302,6 +309,11 @@ struct CellNetBindings {
                              c.dims.n_params());
         }, py::arg("update_each_step"), py::arg("optimizer_rows"),
            "What SnAp-1 and e-prop hold and need, in elements, as rtrl_layout.")
+        .def("uoro_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::cell_net_uoro_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_params());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What UORO holds and needs, in elements, as rtrl_layout.")
         .def_property_readonly("layer_theta", [](const CellNetConfig& c) {
           std::vector<index_t> n;
           for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.layer(l).n_theta());
@@ -318,15 +330,17 @@ struct CellNetBindings {
              py::object P_c, py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
              bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream,
-             const std::string& algorithm, py::object feedback) {
+             const std::string& algorithm, py::object feedback, py::object tangent, std::int64_t seed,
+             std::int64_t random_step, double immediate_scale) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const OnlineAlgorithm algo = parse_online_algorithm(algorithm);
+            const RandomStream random = make_random_stream(seed, random_step, immediate_scale);
             const ArrayRef p = Reader::read(params, "params");
             return FR::by_dtype(p, "params", [&](auto tag) {
               return rtrl<decltype(tag)>(c, params, h, cc, P_h, P_c, grad, opt_state, X, targets,
                                          outputs, loss, opt, step, update_each_step, policy, algo,
-                                         feedback, stream);
+                                         feedback, tangent, random, stream);
             });
           },
           py::arg("config"), py::arg("params"), py::arg("state_h"), py::arg("state_c"),
@@ -335,10 +349,14 @@ struct CellNetBindings {
           py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
           py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
           py::arg("algorithm") = "exact", py::arg("feedback") = py::none(),
+          py::arg("tangent") = py::none(), py::arg("seed") = 0, py::arg("random_step") = 0,
+          py::arg("immediate_scale") = 1.0,
           "Runs exact RTRL for RecurrentNet over X (algorithm 'exact'), or SnAp-1 ('snap1') or "
           "e-prop ('eprop') with one trace array per layer (streams, N_l) in the sensitivities' "
           "place and, for e-prop, an optional feedback matrix (outputs, hidden) in weight_out's "
-          "place; returns a dict: the optimizer's update count ('updates') and what the "
+          "place; or UORO ('uoro': theta~ (streams, N_l) per layer there, the state tangent "
+          "(layers, parts, streams, hidden), signs keyed by seed at the learner's step count "
+          "random_step); returns a dict: the optimizer's update count ('updates') and what the "
           "non-finite check saw.");
     m.def("cell_net_bptt",
           [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object grad,

@@ -12,6 +12,8 @@
 #include "rtrl/algo/recurrent_layer_dispatch.hpp"
 #include "rtrl/algo/cell_rtrl.hpp"
 #include "rtrl/algo/cell_traces.hpp"
+#include "rtrl/algo/cell_uoro.hpp"
+#include "rtrl/algo/fully_recurrent_uoro.hpp"
 #include "rtrl/algo/fully_recurrent_traces.hpp"
 #include "rtrl/algo/readout.hpp"
 
@@ -100,6 +102,30 @@ std::int64_t CpuBackend::cell_net_traces(std::uintptr_t, const CellNetDims& d, c
 }
 
 template <class T>
+std::int64_t CpuBackend::fully_recurrent_uoro(std::uintptr_t, const FullyRecurrentDims& d,
+                                           const FullyRecurrentState<T>& state, T* tilde,
+                                           const FullyRecurrentSequence<T>& seq,
+                                           const FullyRecurrentOptions& options,
+                                           const RandomStream& random, NonfiniteEvents& events) {
+  CpuContext ctx;
+  const std::int64_t updates = rtrl::fully_recurrent_uoro(ctx, d, state, tilde, seq, options, random, events);
+  return updates;
+}
+
+template <class T>
+std::int64_t CpuBackend::cell_net_uoro(std::uintptr_t, const CellNetDims& d, const CellNetState<T>& state,
+                                    T* tangent, const CellNetSequence<T>& seq,
+                                    const CellNetOptions& options, const RandomStream& random,
+                                    NonfiniteEvents& events) {
+  CpuContext ctx;
+  std::int64_t updates = 0;
+  with_cell(d.cell, [&](auto cell) {
+    updates = rtrl::cell_net_uoro<decltype(cell)>(ctx, d, state, tangent, seq, options, random, events);
+  });
+  return updates;
+}
+
+template <class T>
 void CpuBackend::cell_net_bptt(std::uintptr_t, const CellNetDims& d, const CellNetBpttState<T>& state,
                             const CellNetSequence<T>& seq, LossKind loss, double loss_scale,
                             NonfinitePolicy policy, NonfiniteEvents& events) {
@@ -157,6 +183,19 @@ OnlineLayout CpuBackend::cell_net_traces_layout(const CellNetDims& d, bool updat
   return l;
 }
 
+OnlineLayout CpuBackend::fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update,
+                                                 index_t state_rows) {
+  return rtrl::fully_recurrent_uoro_layout<CpuContext, float>(d, update, state_rows);
+}
+
+OnlineLayout CpuBackend::cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  with_cell(d.cell, [&](auto cell) {
+    l = rtrl::cell_net_uoro_layout<decltype(cell), CpuContext, float>(d, update, state_rows);
+  });
+  return l;
+}
+
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CpuBackend::fully_recurrent_rtrl<T>(                                    \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
@@ -191,6 +230,14 @@ OnlineLayout CpuBackend::cell_net_traces_layout(const CellNetDims& d, bool updat
                                                 const CellNetState<T>&, const CellNetSequence<T>&,\
                                                 const CellNetOptions&, TraceRule, const T*,     \
                                                 NonfiniteEvents&);                              \
+  template std::int64_t CpuBackend::fully_recurrent_uoro<T>(                                    \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&, T*,             \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, const RandomStream&,      \
+      NonfiniteEvents&);                                                                        \
+  template std::int64_t CpuBackend::cell_net_uoro<T>(std::uintptr_t, const CellNetDims&,               \
+                                              const CellNetState<T>&, T*, const CellNetSequence<T>&,\
+                                              const CellNetOptions&, const RandomStream&,       \
+                                              NonfiniteEvents&);                                \
   template void CpuBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)

@@ -25,6 +25,10 @@ class FullyRecurrentKernels:
         if algorithm == "exact":
             self.arrays["sensitivities"] = zeros_touched(xp, (m.n_units, B, m.n_units, m.width), dtype=m.dtype)
             self.stream_axis["sensitivities"] = 1
+        elif algorithm == "uoro":
+            self.arrays["theta_tangent"] = zeros_touched(xp, (B, m.n_units, m.width), dtype=m.dtype)
+            self.arrays["tangent"] = zeros_touched(xp, (B, m.n_units), dtype=m.dtype)
+            self.stream_axis.update({"theta_tangent": 0, "tangent": 0})
         elif algorithm is not None:
             self.arrays["traces"] = zeros_touched(xp, (B, m.n_units, m.width), dtype=m.dtype)
             self.stream_axis["traces"] = 0
@@ -45,12 +49,12 @@ class FullyRecurrentKernels:
         opt_state = lr._optimizer_state
         if opt_state is not None:
             opt_state = opt_state.reshape((opt_state.shape[0],) + shape)
-        P = self.arrays["sensitivities" if self.algorithm == "exact" else "traces"]
+        P = self.arrays[{"exact": "sensitivities", "uoro": "theta_tangent"}.get(self.algorithm, "traces")]
         return self.core.fully_recurrent_rtrl(
             self.config, self.model.weight, self.arrays["state"], P,
             self._grad(), opt_state, X, targets, outputs, loss, lr._native_optimizer,
             lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, stream=self.stream(),
-            algorithm=self.algorithm)
+            algorithm=self.algorithm, **_random_arguments(lr, self.arrays.get("tangent")))
 
     def validate(self, X: Any, targets: Any) -> None:
         self.core.validate_sequence(self.config, X, targets, self.stream())
@@ -59,6 +63,14 @@ class FullyRecurrentKernels:
         return self.core.fully_recurrent_bptt(self.config, self.model.weight, self.arrays["state"],
                                               self._grad(), X, targets, outputs, loss,
                                               on_nonfinite=self.learner.on_nonfinite, stream=self.stream())
+
+
+def _random_arguments(learner: Any, tangent: Any) -> dict:
+    """A stochastic learner's state tangent and generator (seed, the learner's step count)."""
+    if tangent is None:
+        return {}
+    return {"tangent": tangent, "seed": learner.seed, "random_step": learner.steps,
+            "immediate_scale": learner._immediate_scale}
 
 
 class RecurrentNetKernels:
@@ -84,7 +96,17 @@ class RecurrentNetKernels:
         self.sensitivity_names: dict[str, list[str]] = {p: [] for p in parts}
         self.algorithm, self.feedback = algorithm, None
         sensitivities = algorithm == "exact"
-        if algorithm not in (None, "exact"):
+        if algorithm == "uoro":
+            for l, n in enumerate(self.config.layer_theta):
+                name = "theta_tangent" + ("" if L == 1 else f"_l{l}")
+                self.arrays[name] = zeros_touched(xp, (B, n), dtype=m.dtype)
+                self.stream_axis[name] = 0
+                self._stream_views.append((self.arrays[name], 0))
+                self.sensitivity_names["h"].append(name)
+            self.arrays["tangent"] = zeros_touched(xp, (L, len(parts), B, H), dtype=m.dtype)
+            self.stream_axis["tangent"] = 2
+            self._stream_views.append((self.arrays["tangent"], 2))
+        elif algorithm not in (None, "exact"):
             for p in parts:
                 for l, n in enumerate(self.config.layer_theta):
                     name = f"traces_{p}" + ("" if L == 1 else f"_l{l}")
@@ -127,7 +149,8 @@ class RecurrentNetKernels:
             self.config, self.model._flat, a["state_h"], a.get("state_c"),
             [a[n] for n in self.sensitivity_names["h"]], P_c or None, lr._grad, lr._optimizer_state, X, targets, outputs, loss,
             lr._native_optimizer, lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite,
-            stream=self.stream(), algorithm=self.algorithm, feedback=self.feedback)
+            stream=self.stream(), algorithm=self.algorithm, feedback=self.feedback,
+            **_random_arguments(lr, a.get("tangent")))
 
     def validate(self, X: Any, targets: Any) -> None:
         xp = self.xp

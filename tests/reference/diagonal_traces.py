@@ -107,7 +107,8 @@ def _owner(index, H):
 
 def realtime_traces(kind, params, X, targets, *, layers=1, rule="snap1", optimizer=None,
                     nonlinearity="tanh", alpha=1.0, loss="mse", reduction="mean", feedback=None):
-    """Runs SnAp-1 (rule "snap1") or e-prop ("eprop") over X (T, B, I) with targets (T, B, O) (mse,
+    """Runs SnAp-1 (rule "snap1"), e-prop ("eprop") or per-layer exact RTRL ("layer": each layer's
+    whole state Jacobian, what the stochastic learners estimate on a stack) over X (T, B, I) with targets (T, B, O) (mse,
     NaN = none) or (T, B) classes (cross_entropy, -1 = none). ``optimizer.step(flat, grad)`` is
     applied after every step (real time); without one the weights stay fixed and the gradient is
     summed. ``feedback`` (O, H): e-prop's random matrix in weight_out's place for the top error.
@@ -134,6 +135,9 @@ def realtime_traces(kind, params, X, targets, *, layers=1, rule="snap1", optimiz
     parts = 2 if lstm else 1
     traces = [{k: np.zeros((B, parts) + np.shape(_layer(params, l, layers)[k])) for k in RECURRENT}
               for l in range(layers)]
+    # rule "layer": full[l][name] (B, parts, H, *shape): d s / d theta of the whole layer
+    full = [{k: np.zeros((B, parts, H) + np.shape(_layer(params, l, layers)[k])) for k in RECURRENT}
+            for l in range(layers)]
     outputs, losses = [], []
     total = np.zeros_like(flat)
     for t in range(T):
@@ -167,6 +171,10 @@ def realtime_traces(kind, params, X, targets, *, layers=1, rule="snap1", optimiz
         for l in range(layers):
             lp = _layer(p, l, layers)
             suffix = "" if layers == 1 else f"_l{l}"
+            if rule == "layer":
+                _full_layer_step(kind, lp, inputs[l], h[l], c[l], nonlinearity, alpha, full[l], deltas[l],
+                                 grad, suffix)
+                continue
             # D[s, u]: (parts x parts) unit u's own block, columns d/dh_u (, d/dc_u)
             D = np.zeros((B, H, parts, parts))
             for u in range(H):
@@ -198,6 +206,29 @@ def realtime_traces(kind, params, X, targets, *, layers=1, rule="snap1", optimiz
         if optimizer is not None:
             flat = optimizer.step(flat, g)
     return np.stack(outputs), np.array(losses), unflat(flat), unflat(total)
+
+
+def _full_layer_step(kind, lp, x, h, c, nonlinearity, alpha, J, delta, grad, suffix):
+    """Exact RTRL within one layer (its input taken as given): J <- D J + I with the layer's whole
+    state Jacobian D and immediate term I, by the complex step; adds delta^T J(t) to grad."""
+    B, H = h.shape
+    parts = 1 if c is None else 2
+    D = np.zeros((B, parts, H, parts, H))
+    for col in range(parts):
+        for m in range(H):
+            hp, cp = h.astype(complex), None if c is None else c.astype(complex)
+            (hp if col == 0 else cp)[:, m] += 1j * EPS
+            D[:, :, :, col, m] = _imag(*cell(kind, lp, x, hp, hp, cp, nonlinearity, alpha))
+    for name in RECURRENT:
+        J_new = np.zeros_like(J[name])
+        for idx in np.ndindex(np.shape(lp[name])):
+            pert = {k: v.astype(complex) for k, v in lp.items()}
+            pert[name][idx] += 1j * EPS
+            imm = _imag(*cell(kind, pert, x, h, h, c, nonlinearity, alpha))
+            at = (slice(None),) * 3 + idx
+            J_new[at] = np.einsum("sabcd,scd->sab", D, J[name][at]) + imm
+            grad[name + suffix][idx] = np.sum(delta * J_new[(slice(None), 0, slice(None)) + idx])
+        J[name] = J_new
 
 
 def fully_recurrent_traces(W, X, targets, *, n_outputs, rule="snap1", activation="logistic",

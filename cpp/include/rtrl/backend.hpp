@@ -15,6 +15,7 @@
 #include "rtrl/readout.hpp"
 #include "rtrl/algo/layout.hpp"
 #include "rtrl/diagonal_traces.hpp"
+#include "rtrl/uoro.hpp"
 
 namespace rtrl {
 
@@ -70,6 +71,20 @@ namespace rtrl {
                                         const CellNetSequence<T>& seq,                            \
                                         const CellNetOptions& options, TraceRule rule,            \
                                         const T* feedback, NonfiniteEvents& events);              \
+    /* UORO (uoro.hpp): state.P holds theta~ [B, n, L] and tilde s~ [B, n]; for RecurrentNet */ \
+    /* state.P_h[l] layer l's theta~ [B, N_l] and tangent s~ [L, parts, B, H].                */ \
+    template <class T>                                                                            \
+    static std::int64_t fully_recurrent_uoro(std::uintptr_t stream, const FullyRecurrentDims& d,  \
+                                             const FullyRecurrentState<T>& state, T* tilde,       \
+                                             const FullyRecurrentSequence<T>& seq,                \
+                                             const FullyRecurrentOptions& options,                \
+                                             const RandomStream& random, NonfiniteEvents& events);\
+    template <class T>                                                                            \
+    static std::int64_t cell_net_uoro(std::uintptr_t stream, const CellNetDims& d,                \
+                                      const CellNetState<T>& state, T* tangent,                   \
+                                      const CellNetSequence<T>& seq,                              \
+                                      const CellNetOptions& options, const RandomStream& random,  \
+                                      NonfiniteEvents& events);                                   \
     /* BPTT for RecurrentNet over one chunk (algo/cell_net_bptt.hpp).                          */ \
     template <class T>                                                                            \
     static void cell_net_bptt(std::uintptr_t stream, const CellNetDims& d,                        \
@@ -85,6 +100,9 @@ namespace rtrl {
                                                       index_t state_rows);                        \
     static OnlineLayout cell_net_traces_layout(const CellNetDims& d, bool update,                 \
                                                index_t state_rows);                               \
+    static OnlineLayout fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update,     \
+                                                    index_t state_rows);                          \
+    static OnlineLayout cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows);\
     /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
     template <class T>                                                                            \
     static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \

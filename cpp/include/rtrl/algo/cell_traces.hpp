@@ -15,6 +15,22 @@
 
 namespace rtrl {
 
+// Each layer's error for the step: the top layer's dL/dh from the readout (m.top_delta()), each layer
+// below it the one above's back-propagated through the current step only: D = delta^{l+1} dh'/dA
+// (InputSideError), then delta^l = D W_ih^{l+1}.   below: [L - 1, B, H] out   D: [B, G H] scratch
+template <class Cell, bool kLeaky, class Ctx, class T>
+void spatial_errors(Ctx& ctx, const CellNetDims& d, const CellStackModel<Cell, Ctx, T>& m,
+                    const T* params, T* below, T* D) {
+  const index_t B = d.batch, H = d.hidden, GH = d.gates() * H, BH = B * H, top = d.layers - 1;
+  for (index_t l = top - 1; l >= 0; --l) {
+    const CellLayerDims above = d.layer(l + 1);
+    const T* delta_above = l + 1 == top ? m.top_delta() : below + (l + 1) * BH;
+    ctx.for_each_2d(B, H, InputSideError<Cell, T, kLeaky>{H, B, m.step(l + 1).coef, delta_above, D});
+    ctx.gemm(false, false, B, H, GH, T(1), D, GH, params + above.params_at, above.inputs, T(0),
+             below + l * BH, H);
+  }
+}
+
 template <class Cell, class Ctx, class T>
 class CellStackTraces {
  public:
@@ -59,12 +75,7 @@ class CellStackTraces {
     T* below = packed + d.n_theta();  // [L - 1, B, H]
     T* D = below + top * BH;          // [B, G H]
     auto delta_of = [&](index_t l) -> const T* { return l == top ? m.top_delta() : below + l * BH; };
-    for (index_t l = top - 1; l >= 0; --l) {
-      const CellLayerDims above = d.layer(l + 1);
-      ctx.for_each_2d(B, H, InputSideError<Cell, T, kLeaky>{H, B, m.step(l + 1).coef, delta_of(l + 1), D});
-      ctx.gemm(false, false, B, H, GH, T(1), D, GH, st_.params + above.params_at, above.inputs, T(0),
-               below + l * BH, H);
-    }
+    spatial_errors<Cell, kLeaky>(ctx, d, m, st_.params, below, D);
     const bool recurrent = rule_ == TraceRule::snap1;
     for (index_t l = 0; l < d.layers; ++l) {
       const CellLayerDims dl = d.layer(l);
