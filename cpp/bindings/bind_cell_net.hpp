@@ -128,6 +128,24 @@ struct CellNetBindings {
     return out;
   }
 
+  // KF-RTRL's factors, one array per layer: A [H, B G H] or u [B, W_l] (kf_rtrl.hpp).
+  template <class T>
+  static std::vector<T*> kron_factors(const CellNetDims& d, py::object obj, const char* name, bool u) {
+    RTRL_CHECK(py::isinstance<py::sequence>(obj) && py::len(obj) == size_t(d.layers),
+               std::string(name) + ": expected a sequence of " + std::to_string(d.layers) +
+                   " arrays, one per layer");
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    std::vector<T*> out;
+    const index_t B = d.batch, H = d.hidden, GH = d.gates() * H;
+    for (index_t l = 0; l < d.layers; ++l) {
+      const std::string what = std::string(name) + "[" + std::to_string(l) + "]";
+      const std::vector<index_t> shape = u ? std::vector<index_t>{B, d.layer(l).width()}
+                                           : std::vector<index_t>{H, B * GH};
+      out.push_back(checked<T>(Reader::read(seq[size_t(l)], what.c_str()), what.c_str(), shape, "", true));
+    }
+    return out;
+  }
+
   template <class T>
   static py::dict rtrl(const CellNetConfig& c, py::object params, py::object h, py::object cc,
                        py::object P_h, py::object P_c, py::object grad, py::object opt_state,
@@ -145,10 +163,20 @@ struct CellNetBindings {
     st.h = state<T>(d, h, "state_h");
     st.c = lstm ? state<T>(d, cc, "state_c") : nullptr;
     const bool exact = algorithm == OnlineAlgorithm::exact;
-    std::vector<T*> p_h = exact ? sensitivities<T>(d, P_h, "sensitivities_h") : traces<T>(d, P_h, "traces_h");
+    const bool kf = algorithm == OnlineAlgorithm::kf;
+    std::vector<T*> p_h = exact ? sensitivities<T>(d, P_h, "sensitivities_h")
+                          : kf  ? kron_factors<T>(d, P_h, "kron_A_h", false)
+                                : traces<T>(d, P_h, "traces_h");
     std::vector<T*> p_c;
     if (lstm && algorithm != OnlineAlgorithm::uoro)
-      p_c = exact ? sensitivities<T>(d, P_c, "sensitivities_c") : traces<T>(d, P_c, "traces_c");
+      p_c = exact ? sensitivities<T>(d, P_c, "sensitivities_c")
+            : kf  ? kron_factors<T>(d, P_c, "kron_A_c", false)
+                  : traces<T>(d, P_c, "traces_c");
+    std::vector<T*> kron_u = kf ? kron_factors<T>(d, tangent_obj, "kron_u", true) : std::vector<T*>();
+    if (algorithm == OnlineAlgorithm::kf)
+      RTRL_CHECK(d.cell == CellKind::rnn || d.cell == CellKind::lstm,
+                 "model: KF-RTRL runs on FullyRecurrent and on RecurrentNet('rnn' | 'lstm', ...); the "
+                 "gru's and the elstm's immediate terms are not a Kronecker product");
     T* tangent = nullptr;
     if (algorithm == OnlineAlgorithm::uoro)
       tangent = checked<T>(Reader::read(tangent_obj, "tangent"), "tangent",
@@ -177,6 +205,7 @@ struct CellNetBindings {
       if (exact) return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
       if (algorithm == OnlineAlgorithm::uoro)
         return Backend::template cell_net_uoro<T>(stream, d, st, tangent, seq, o, random, events);
+      if (kf) return Backend::template cell_net_kf<T>(stream, d, st, kron_u.data(), seq, o, random, events);
       return Backend::template cell_net_traces<T>(stream, d, st, seq, o, trace_rule(algorithm),
                                                   feedback, events);
     });
@@ -314,6 +343,13 @@ struct CellNetBindings {
                              c.dims.n_params());
         }, py::arg("update_each_step"), py::arg("optimizer_rows"),
            "What UORO holds and needs, in elements, as rtrl_layout.")
+        .def("kf_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
+          RTRL_CHECK(c.dims.cell == CellKind::rnn || c.dims.cell == CellKind::lstm,
+                     "model: KF-RTRL runs on 'fully_recurrent', 'rnn' and 'lstm'");
+          return layout_dict(Backend::cell_net_kf_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_params());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What KF-RTRL holds and needs, in elements, as rtrl_layout.")
         .def_property_readonly("layer_theta", [](const CellNetConfig& c) {
           std::vector<index_t> n;
           for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.layer(l).n_theta());

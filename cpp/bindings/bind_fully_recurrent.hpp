@@ -64,14 +64,15 @@ inline OptimizerConfig make_optimizer_config(const std::string& kind, double lr,
 }
 
 // The algorithm an online call runs: exact RTRL, or one with unit-diagonal traces.
-enum class OnlineAlgorithm { exact, snap1, eprop, uoro };
+enum class OnlineAlgorithm { exact, snap1, eprop, uoro, kf };
 
 inline OnlineAlgorithm parse_online_algorithm(const std::string& name) {
   if (name == "exact") return OnlineAlgorithm::exact;
   if (name == "snap1") return OnlineAlgorithm::snap1;
   if (name == "eprop") return OnlineAlgorithm::eprop;
   if (name == "uoro") return OnlineAlgorithm::uoro;
-  throw std::invalid_argument("algorithm: expected 'exact', 'snap1', 'eprop' or 'uoro', got '" + name + "'");
+  if (name == "kf") return OnlineAlgorithm::kf;
+  throw std::invalid_argument("algorithm: expected 'exact', 'snap1', 'eprop', 'uoro' or 'kf', got '" + name + "'");
 }
 
 // A stochastic learner's generator (seed, the learner's step count) from Python.
@@ -199,11 +200,15 @@ struct FullyRecurrentBindings {
     st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
     if (algorithm == OnlineAlgorithm::exact)
       st.P = checked<T>(P, "sensitivities", {n, B, n, L}, "(units, streams, units, inputs + bias + units)", true);
+    else if (algorithm == OnlineAlgorithm::kf)
+      st.P = checked<T>(P, "kron_A", {n, B, n}, "(units, streams, weight rows)", true);
     else
       st.P = checked<T>(P, "traces", {B, n, L}, "(streams, units, inputs + bias + units)", true);
     T* tilde = nullptr;
     if (algorithm == OnlineAlgorithm::uoro)
       tilde = checked<T>(Reader::read(tangent, "tangent"), "tangent", {B, n}, "(streams, units)", true);
+    if (algorithm == OnlineAlgorithm::kf)
+      tilde = checked<T>(Reader::read(tangent, "kron_u"), "kron_u", {B, L}, "(streams, inputs + bias + units)", true);
     st.grad = checked<T>(grad, "grad", {n, L}, "(units, inputs + bias + units)", true);
     st.opt_state = nullptr;
     if (opt.state_rows() > 0)
@@ -223,6 +228,8 @@ struct FullyRecurrentBindings {
         return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
       if (algorithm == OnlineAlgorithm::uoro)
         return Backend::template fully_recurrent_uoro<T>(stream, d, st, tilde, seq, o, random, events);
+      if (algorithm == OnlineAlgorithm::kf)
+        return Backend::template fully_recurrent_kf<T>(stream, d, st, tilde, seq, o, random, events);
       return Backend::template fully_recurrent_traces<T>(stream, d, st, seq, o, trace_rule(algorithm),
                                                          events);
     });
@@ -297,7 +304,12 @@ struct FullyRecurrentBindings {
           return layout_dict(Backend::fully_recurrent_uoro_layout(c.dims, update_each_step, optimizer_rows),
                              c.dims.n_weights());
         }, py::arg("update_each_step"), py::arg("optimizer_rows"),
-           "What UORO holds and needs, in elements, as rtrl_layout.");
+           "What UORO holds and needs, in elements, as rtrl_layout.")
+        .def("kf_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::fully_recurrent_kf_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_weights());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What KF-RTRL holds and needs, in elements, as rtrl_layout.");
     py::class_<OptimizerConfig>(m, "OptimizerConfig", py::module_local())
         .def(py::init(&make_optimizer_config), py::arg("kind"), py::arg("lr"),
              py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
@@ -335,7 +347,8 @@ struct FullyRecurrentBindings {
           "sensitivities' place, or UORO ('uoro': theta~ (streams, units, width) there and the state "
           "tangent (streams, units), its signs keyed by seed at the learner's step count "
           "random_step; immediate_scale below 1 gives the deliberately biased estimate the "
-          "unbiasedness tests check against); returns a dict: the optimizer's update count after the call "
+          "unbiasedness tests check against), or KF-RTRL ('kf': A (units, streams, units) there and "
+          "u (streams, width) as tangent); returns a dict: the optimizer's update count after the call "
           "('updates') and what the non-finite check saw.");
 
     m.def("fully_recurrent_bptt",

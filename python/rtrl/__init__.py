@@ -14,9 +14,9 @@ from .checkpoint import load  # noqa: E402
 from .learners import BPTT, RTRL, NonFiniteError, RunResult  # noqa: E402
 from .models import FullyRecurrent, RecurrentNet  # noqa: E402
 from .traces import RFLO, EProp, SnAp  # noqa: E402
-from .uoro import UORO  # noqa: E402
+from .uoro import KFRTRL, UORO  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["BPTT", "FullyRecurrent", "NonFiniteError", "RTRL", "RFLO", "RunResult", "EProp", "SnAp", "UORO", "cuda_available", "info", "load", "memory", "nn",
+__all__ = ["BPTT", "FullyRecurrent", "NonFiniteError", "RTRL", "RFLO", "RunResult", "EProp", "SnAp", "UORO", "KFRTRL", "cuda_available", "info", "load", "memory", "nn",
            "optim", "RecurrentNet", "__version__"]

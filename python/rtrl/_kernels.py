@@ -25,6 +25,10 @@ class FullyRecurrentKernels:
         if algorithm == "exact":
             self.arrays["sensitivities"] = zeros_touched(xp, (m.n_units, B, m.n_units, m.width), dtype=m.dtype)
             self.stream_axis["sensitivities"] = 1
+        elif algorithm == "kf":
+            self.arrays["kron_A"] = zeros_touched(xp, (m.n_units, B, m.n_units), dtype=m.dtype)
+            self.arrays["kron_u"] = zeros_touched(xp, (B, m.width), dtype=m.dtype)
+            self.stream_axis.update({"kron_A": 1, "kron_u": 0})
         elif algorithm == "uoro":
             self.arrays["theta_tangent"] = zeros_touched(xp, (B, m.n_units, m.width), dtype=m.dtype)
             self.arrays["tangent"] = zeros_touched(xp, (B, m.n_units), dtype=m.dtype)
@@ -49,12 +53,14 @@ class FullyRecurrentKernels:
         opt_state = lr._optimizer_state
         if opt_state is not None:
             opt_state = opt_state.reshape((opt_state.shape[0],) + shape)
-        P = self.arrays[{"exact": "sensitivities", "uoro": "theta_tangent"}.get(self.algorithm, "traces")]
+        P = self.arrays[{"exact": "sensitivities", "uoro": "theta_tangent",
+                         "kf": "kron_A"}.get(self.algorithm, "traces")]
         return self.core.fully_recurrent_rtrl(
             self.config, self.model.weight, self.arrays["state"], P,
             self._grad(), opt_state, X, targets, outputs, loss, lr._native_optimizer,
             lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, stream=self.stream(),
-            algorithm=self.algorithm, **_random_arguments(lr, self.arrays.get("tangent")))
+            algorithm=self.algorithm,
+            **_random_arguments(lr, self.arrays.get("tangent", self.arrays.get("kron_u"))))
 
     def validate(self, X: Any, targets: Any) -> None:
         self.core.validate_sequence(self.config, X, targets, self.stream())
@@ -96,7 +102,21 @@ class RecurrentNetKernels:
         self.sensitivity_names: dict[str, list[str]] = {p: [] for p in parts}
         self.algorithm, self.feedback = algorithm, None
         sensitivities = algorithm == "exact"
-        if algorithm == "uoro":
+        self.kron_u: list = []
+        if algorithm == "kf":
+            G, widths = m.gates, [n // (m.gates * H) for n in self.config.layer_theta]
+            for l in range(L):
+                suffix = "" if L == 1 else f"_l{l}"
+                for p in parts:
+                    name = f"kron_A_{p}{suffix}"
+                    A = self.arrays[name] = zeros_touched(xp, (H, B * G * H), dtype=m.dtype)
+                    self.sensitivity_names[p].append(name)
+                    self._stream_views.append((A.reshape(H, B, G * H), 1))
+                u = self.arrays[f"kron_u{suffix}"] = zeros_touched(xp, (B, widths[l]), dtype=m.dtype)
+                self.stream_axis[f"kron_u{suffix}"] = 0
+                self._stream_views.append((u, 0))
+                self.kron_u.append(u)
+        elif algorithm == "uoro":
             for l, n in enumerate(self.config.layer_theta):
                 name = "theta_tangent" + ("" if L == 1 else f"_l{l}")
                 self.arrays[name] = zeros_touched(xp, (B, n), dtype=m.dtype)
@@ -150,7 +170,7 @@ class RecurrentNetKernels:
             [a[n] for n in self.sensitivity_names["h"]], P_c or None, lr._grad, lr._optimizer_state, X, targets, outputs, loss,
             lr._native_optimizer, lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite,
             stream=self.stream(), algorithm=self.algorithm, feedback=self.feedback,
-            **_random_arguments(lr, a.get("tangent")))
+            **_random_arguments(lr, self.kron_u or a.get("tangent")))
 
     def validate(self, X: Any, targets: Any) -> None:
         xp = self.xp

@@ -93,7 +93,8 @@ def _rebuild(header: dict, arrays: dict, device: str | None) -> Any:
     model_cls = {"FullyRecurrent": models.FullyRecurrent,
                  "RecurrentNet": models.RecurrentNet}.get(header["model"]["class"])
     learner_cls = {"RTRL": learners.RTRL, "BPTT": learners.BPTT, "SnAp": traces.SnAp,
-                   "EProp": traces.EProp, "RFLO": traces.RFLO, "UORO": uoro.UORO}.get(header["learner"]["class"])
+                   "EProp": traces.EProp, "RFLO": traces.RFLO, "UORO": uoro.UORO,
+                   "KFRTRL": uoro.KFRTRL}.get(header["learner"]["class"])
     if model_cls is None or learner_cls is None:
         raise ValueError("unknown model or learner class in checkpoint")
     model_config = dict(header["model"]["config"])

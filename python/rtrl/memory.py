@@ -24,7 +24,7 @@ __all__ = ["estimate", "of_learner", "available_bytes", "format_bytes"]
 # CPU context's plan comes from the CPU module itself.
 _CUDA_SCRATCH_BYTES = 256 << 20
 #: what estimate() knows: exact RTRL, BPTT and the learners with unit-diagonal traces
-LEARNERS = ("rtrl", "bptt", "snap", "eprop", "rflo", "uoro")
+LEARNERS = ("rtrl", "bptt", "snap", "eprop", "rflo", "uoro", "kf")
 _TRACES = ("snap", "eprop", "rflo")
 _OPTIMIZER_ROWS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 
@@ -45,10 +45,11 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
     batch_size : int
         Streams B.
     dtype : {"float32", "float64"}
-    learner : {"rtrl", "bptt", "snap", "eprop", "rflo", "uoro"}
+    learner : {"rtrl", "bptt", "snap", "eprop", "rflo", "uoro", "kf"}
         Exact RTRL, BPTT, or SnAp-1 / e-prop / RFLO (their traces: the layers' parameters once per
         stream and state part; e-prop's random feedback matrix is not counted), or UORO (a
-        parameter tangent and a state tangent per stream).
+        parameter tangent and a state tangent per stream), or KF-RTRL ("kf": its Kronecker
+        factors per stream; fully_recurrent, rnn and lstm).
     optimizer : {"none", "sgd", "momentum", "adam"}
         What the optimizer keeps per parameter: nothing, nothing, a velocity, two moments.
     update : {"realtime", "epoch"}
@@ -93,6 +94,8 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
     B, H, I = int(batch_size), int(hidden_size), int(input_size)
     if learner == "rflo" and model != "rnn":
         raise ValueError(f"learner='rflo' runs on model='rnn' only, got {model!r}")
+    if learner == "kf" and model not in ("fully_recurrent", "rnn", "lstm"):
+        raise ValueError(f"learner='kf' runs on model='fully_recurrent', 'rnn' or 'lstm', got {model!r}")
     if model == "fully_recurrent":
         O = H if output_size is None else int(output_size)
         sizes = _fully_recurrent(core, H, I, O, B, bool(bias), learner, steps, item, where, realtime, rows)
@@ -166,6 +169,8 @@ def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, lear
         return _rtrl(config.traces_layout(realtime, rows), item, device)
     if learner == "uoro":
         return _rtrl(config.uoro_layout(realtime, rows), item, device)
+    if learner == "kf":
+        return _rtrl(config.kf_layout(realtime, rows), item, device)
     N, L, T = config.n_weights, config.width, int(steps)
     # fully_recurrent_bptt.hpp: z(0..T), slope/error/keep, pre/sq_error, dL/ds, the recurrent part,
     # and the copy of the gradient the non-finite check restores
@@ -183,6 +188,8 @@ def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str
         return _rtrl(config.traces_layout(realtime, rows), item, device)
     if learner == "uoro":
         return _rtrl(config.uoro_layout(realtime, rows), item, device)
+    if learner == "kf":
+        return _rtrl(config.kf_layout(realtime, rows), item, device)
     info = CELL_INFO[cell]
     GH, T, TBH = info["gates"] * H, int(steps), int(steps) * B * H
     lstm, gru = cell == "lstm", cell == "gru"

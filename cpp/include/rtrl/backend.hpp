@@ -16,6 +16,7 @@
 #include "rtrl/algo/layout.hpp"
 #include "rtrl/diagonal_traces.hpp"
 #include "rtrl/uoro.hpp"
+#include "rtrl/kf_rtrl.hpp"
 
 namespace rtrl {
 
@@ -85,6 +86,19 @@ namespace rtrl {
                                       const CellNetSequence<T>& seq,                              \
                                       const CellNetOptions& options, const RandomStream& random,  \
                                       NonfiniteEvents& events);                                   \
+    /* KF-RTRL (kf_rtrl.hpp): state.P holds A [n, B n], u [B, L]; for RecurrentNet (rnn, lstm)*/ \
+    /* state.P_h[l] (and P_c[l]) layer l's A [H, B G H] and u[l] its u [B, W_l].               */ \
+    template <class T>                                                                            \
+    static std::int64_t fully_recurrent_kf(std::uintptr_t stream, const FullyRecurrentDims& d,    \
+                                           const FullyRecurrentState<T>& state, T* u,             \
+                                           const FullyRecurrentSequence<T>& seq,                  \
+                                           const FullyRecurrentOptions& options,                  \
+                                           const RandomStream& random, NonfiniteEvents& events);  \
+    template <class T>                                                                            \
+    static std::int64_t cell_net_kf(std::uintptr_t stream, const CellNetDims& d,                  \
+                                    const CellNetState<T>& state, T* const* u,                    \
+                                    const CellNetSequence<T>& seq, const CellNetOptions& options, \
+                                    const RandomStream& random, NonfiniteEvents& events);         \
     /* BPTT for RecurrentNet over one chunk (algo/cell_net_bptt.hpp).                          */ \
     template <class T>                                                                            \
     static void cell_net_bptt(std::uintptr_t stream, const CellNetDims& d,                        \
@@ -103,6 +117,9 @@ namespace rtrl {
     static OnlineLayout fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update,     \
                                                     index_t state_rows);                          \
     static OnlineLayout cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows);\
+    static OnlineLayout fully_recurrent_kf_layout(const FullyRecurrentDims& d, bool update,       \
+                                                  index_t state_rows);                            \
+    static OnlineLayout cell_net_kf_layout(const CellNetDims& d, bool update, index_t state_rows);  \
     /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
     template <class T>                                                                            \
     static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \

@@ -1,4 +1,4 @@
-"""UORO (DESIGN §9): unbiased — with the weights fixed, the mean over K seeds of its gradient is within
+"""UORO and KF-RTRL (DESIGN §9): unbiased — with the weights fixed, the mean over K seeds of the gradient is within
 a few standard errors of exact RTRL's (of per-layer exact RTRL with spatial backprop on a stack, from
 tests/reference/diagonal_traces.py), the standard errors taken from batch means because the estimates
 are heavy-tailed, while a deliberately biased variant fails the same test; reproducible bit for bit over
@@ -38,10 +38,10 @@ def _recurrent(grads):
     return np.concatenate([v.ravel() for k, v in sorted(grads.items()) if not k.endswith("_out")])
 
 
-def _estimates(make, X, Y, scale=1.0, **kw):
+def _estimates(make, X, Y, scale=1.0, cls=rtrl.UORO, **kw):
     out = []
     for seed in range(K):
-        learner = rtrl.UORO(make(), update="epoch", seed=seed, batch_size=X.shape[1], **kw)
+        learner = cls(make(), update="epoch", seed=seed, batch_size=X.shape[1], **kw)
         learner._immediate_scale = scale
         learner.run(X, Y)
         out.append(_recurrent(learner.gradients()))
@@ -83,47 +83,63 @@ def _expected(name, X, Y):
     return _recurrent(total)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_uoro_is_unbiased_and_a_biased_variant_is_caught(name):
+KF_MODELS = ("fully_recurrent", "rnn", "rnn-leaky", "lstm", "lstm-stacked")
+CASES = [(rtrl.UORO, name) for name in MODELS] + [(rtrl.KFRTRL, name) for name in KF_MODELS]
+
+
+@pytest.mark.parametrize("cls,name", CASES, ids=[f"{c.__name__}-{n}" for c, n in CASES])
+def test_is_unbiased_and_a_biased_variant_is_caught(cls, name):
     X, Y = _data(name)
     expected = _expected(name, X, Y)
-    z_entry, z_proj = _statistics(_estimates(MODELS[name], X, Y), expected)
+    z_entry, z_proj = _statistics(_estimates(MODELS[name], X, Y, cls=cls), expected)
     assert z_entry < Z_ENTRY and z_proj < Z_PROJECTION, (z_entry, z_proj)
-    z_entry, z_proj = _statistics(_estimates(MODELS[name], X, Y, scale=0.8), expected)
+    z_entry, z_proj = _statistics(_estimates(MODELS[name], X, Y, scale=0.8, cls=cls), expected)
     assert z_entry > Z_ENTRY or z_proj > Z_PROJECTION, (z_entry, z_proj)
 
 
-def test_uoro_with_teacher_forcing_is_unbiased():
+@pytest.mark.parametrize("cls", [rtrl.UORO, rtrl.KFRTRL])
+def test_with_teacher_forcing_is_unbiased(cls):
     X, Y = _data("fully_recurrent")
     net = MODELS["fully_recurrent"]()
     exact = rtrl.RTRL(net, update="epoch", batch_size=2, teacher_forcing=True)
     exact.run(X, Y)
-    z_entry, z_proj = _statistics(_estimates(MODELS["fully_recurrent"], X, Y, teacher_forcing=True),
+    z_entry, z_proj = _statistics(_estimates(MODELS["fully_recurrent"], X, Y, cls=cls, teacher_forcing=True),
                                   _recurrent(exact.gradients()))
     assert z_entry < Z_ENTRY and z_proj < Z_PROJECTION, (z_entry, z_proj)
 
 
-def test_the_estimate_is_not_exact():
+def test_kf_rtrl_has_less_variance_than_uoro():
     X, Y = _data("lstm")
-    a, b = (rtrl.UORO(MODELS["lstm"](), update="epoch", seed=s, batch_size=2) for s in (1, 2))
+    spread = [_estimates(MODELS["lstm"], X, Y, cls=cls)[:200].std(axis=0).mean() for cls in (rtrl.UORO, rtrl.KFRTRL)]
+    assert spread[1] < spread[0]
+
+
+@pytest.mark.parametrize("cls", [rtrl.UORO, rtrl.KFRTRL])
+def test_the_estimate_is_not_exact(cls):
+    X, Y = _data("lstm")
+    a, b = (cls(MODELS["lstm"](), update="epoch", seed=s, batch_size=2) for s in (1, 2))
     a.run(X, Y)
     b.run(X, Y)
     assert np.abs(_recurrent(a.gradients()) - _recurrent(b.gradients())).max() > 1e-3
 
 
-@pytest.mark.parametrize("cell,layers", [("lstm", 2), ("gru", 1), ("elstm", 2), ("rnn", 1)])
-def test_step_equals_run_and_resume_is_bit_identical(tmp_path, cell, layers):
+RESUME = [(rtrl.UORO, "lstm", 2), (rtrl.UORO, "gru", 1), (rtrl.UORO, "elstm", 2), (rtrl.UORO, "rnn", 1),
+          (rtrl.KFRTRL, "lstm", 2), (rtrl.KFRTRL, "rnn", 1)]
+
+
+@pytest.mark.parametrize("cls,cell,layers", RESUME, ids=[f"{c.__name__}-{n}-{l}" for c, n, l in RESUME])
+def test_step_equals_run_and_resume_is_bit_identical(tmp_path, cls, cell, layers):
     rng = np.random.default_rng(8)
     X, Y = rng.standard_normal((9, 2, 3)), rng.standard_normal((9, 2, 2))
-    make = lambda: rtrl.UORO(rtrl.RecurrentNet(cell, 3, 6, 2, num_layers=layers, seed=1, device="cpu"),  # noqa: E731
-                             seed=12, optimizer=rtrl.optim.Adam(1e-2), batch_size=2)
+    make = lambda: cls(rtrl.RecurrentNet(cell, 3, 6, 2, num_layers=layers, seed=1, device="cpu"),  # noqa: E731
+                       seed=12, optimizer=rtrl.optim.Adam(1e-2), batch_size=2)
     whole = make()
     out = whole.run(X, Y).outputs
     stepped = make()
     steps = [stepped.step(X[t], Y[t]) for t in range(4)]
     stepped.save(tmp_path / "u.npz")
     resumed = rtrl.load(tmp_path / "u.npz")
-    assert type(resumed) is rtrl.UORO and resumed.seed == 12 and resumed.steps == 4
+    assert type(resumed) is cls and resumed.seed == 12 and resumed.steps == 4
     rest = resumed.run(X[4:], Y[4:]).outputs
     np.testing.assert_array_equal(np.concatenate([np.stack(steps), rest]), out)
     for k, v in whole.state_dict().items():
@@ -131,11 +147,12 @@ def test_step_equals_run_and_resume_is_bit_identical(tmp_path, cell, layers):
             np.testing.assert_array_equal(resumed.state_dict()[k], v, err_msg=k)
 
 
-def test_fully_recurrent_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("cls", [rtrl.UORO, rtrl.KFRTRL])
+def test_fully_recurrent_resume_is_bit_identical(tmp_path, cls):
     rng = np.random.default_rng(9)
     X, Y = rng.normal(size=(12, 2, 2)), rng.uniform(0.2, 0.8, size=(12, 2, 1))
-    make = lambda: rtrl.UORO(rtrl.FullyRecurrent(6, 2, n_outputs=1, seed=2, device="cpu"), seed=3,  # noqa: E731
-                             optimizer=rtrl.optim.Adam(1e-2), batch_size=2)
+    make = lambda: cls(rtrl.FullyRecurrent(6, 2, n_outputs=1, seed=2, device="cpu"), seed=3,  # noqa: E731
+                       optimizer=rtrl.optim.Adam(1e-2), batch_size=2, teacher_forcing=True)
     whole = make()
     out = whole.run(X, Y).outputs
     first = make()
@@ -162,6 +179,16 @@ for cell in ("lstm", "gru", "rnn", "elstm"):
     rd = learner.run(rng.normal(size=(8, 7, 6)).astype(np.float32), rng.normal(size=(8, 7, 3)).astype(np.float32))
     state = learner.state_dict()
     out += [rd.outputs, rd.loss, net._flat] + [state[k] for k in sorted(state) if "tangent" in k]
+fk = rtrl.KFRTRL(rtrl.FullyRecurrent(150, 4, n_outputs=2, seed=1, device="cpu"), seed=4,
+                 optimizer=rtrl.optim.Adam(1e-3), batch_size=5)
+r = fk.run(rng.normal(size=(10, 5, 4)).astype(np.float32), rng.uniform(size=(10, 5, 2)).astype(np.float32))
+out += [r.outputs, fk.model.weight, fk.state_dict()["kron_A"], fk.state_dict()["kron_u"]]
+for cell in ("lstm", "rnn"):
+    net = rtrl.RecurrentNet(cell, 6, 64, 3, num_layers=2, seed=5, device="cpu")
+    learner = rtrl.KFRTRL(net, seed=9, optimizer=rtrl.optim.Adam(1e-2), batch_size=7)
+    rd = learner.run(rng.normal(size=(8, 7, 6)).astype(np.float32), rng.normal(size=(8, 7, 3)).astype(np.float32))
+    state = learner.state_dict()
+    out += [rd.outputs, rd.loss, net._flat] + [state[k] for k in sorted(state) if "kron" in k]
 print(hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in out)).hexdigest())
 """
 
@@ -179,15 +206,18 @@ def test_the_same_seed_reproduces_on_any_thread_count():
     assert _digest(3) == one
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "elstm"])
-def test_learns_a_delayed_sum(cell):
+LEARNING = [(rtrl.UORO, "lstm"), (rtrl.UORO, "gru"), (rtrl.UORO, "elstm"), (rtrl.KFRTRL, "lstm"), (rtrl.KFRTRL, "rnn")]
+
+
+@pytest.mark.parametrize("cls,cell", LEARNING, ids=[f"{c.__name__}-{n}" for c, n in LEARNING])
+def test_learns_a_delayed_sum(cls, cell):
     rng = np.random.default_rng(10)
     T, B = 4000, 4
     x = rng.normal(size=(T, B, 1))
     y = np.zeros((T, B, 1))
     y[2:] = x[1:-1] + x[:-2]
     net = rtrl.RecurrentNet(cell, 1, 24, 1, seed=3, device="cpu")
-    loss = rtrl.UORO(net, seed=1, optimizer=rtrl.optim.Adam(3e-3), batch_size=B).run(x, y).loss
+    loss = cls(net, seed=1, optimizer=rtrl.optim.Adam(3e-3), batch_size=B).run(x, y).loss
     assert loss[-T // 4:].mean() < 0.7 * loss[:T // 4].mean()
 
 
@@ -207,6 +237,31 @@ def test_memory_bytes_is_the_estimate_of_the_declared_layout(model, optimizer, u
     snap = rtrl.memory.of_learner(net, "snap", 3, None, update=update)
     parts = 2 if model == "lstm" else 1
     assert est["sensitivities"] == snap["sensitivities"] // parts + state * 4
+
+
+@pytest.mark.parametrize("model", ["fully_recurrent", "rnn", "lstm"])
+def test_kf_memory_bytes_is_the_estimate_of_the_declared_layout(model):
+    if model == "fully_recurrent":
+        net = rtrl.FullyRecurrent(7, 3, n_outputs=2, seed=0, device="cpu")
+        factors = 3 * (7 * 7 + 11)
+    else:
+        net = rtrl.RecurrentNet(model, 3, 7, 2, num_layers=2, seed=0, device="cpu")
+        G, parts = net.gates, 2 if model == "lstm" else 1
+        factors = 3 * (2 * parts * 7 * G * 7 + (3 + 8) + (7 + 8))
+    learner = rtrl.KFRTRL(net, seed=0, optimizer=rtrl.optim.Adam(1e-3), batch_size=3)
+    est = rtrl.memory.of_learner(net, "kf", 3, learner._native_optimizer.state_rows)
+    assert learner.memory_bytes() == est["learner"]
+    assert est["sensitivities"] == factors * 4
+
+
+def test_kf_rtrl_refuses_the_gru_and_the_elstm():
+    for cell in ("gru", "elstm"):
+        with pytest.raises(ValueError, match="KF-RTRL runs on FullyRecurrent and on RecurrentNet\\('rnn' \\| 'lstm'"):
+            rtrl.KFRTRL(rtrl.RecurrentNet(cell, 2, 3, 1, device="cpu"))
+        with pytest.raises(ValueError, match="learner='kf'"):
+            rtrl.memory.estimate(cell, 2, 3, 1, learner="kf")
+    with pytest.raises(TypeError, match="seed"):
+        rtrl.KFRTRL(rtrl.FullyRecurrent(3, 1, device="cpu"), seed=2.0)
 
 
 def test_bad_seeds_and_models_are_refused():
