@@ -63,6 +63,7 @@ def test_parameters_have_the_element_wise_shapes():
     assert net._flat.size == 10 * (3 + 3) + 10 * (5 + 3) + 2 * 5 + 2
     with pytest.raises(ValueError, match="alpha"):
         rtrl.RecurrentNet("elstm", 3, 5, 2, alpha=0.5, device="cpu")
+    assert rtrl.RecurrentNet("rnn", 1, 1, 1, device="cpu").weight_hh.shape == (1, 1)  # a matrix still
 
 
 @pytest.mark.parametrize("layers", [1, 2, 3])

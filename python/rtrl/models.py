@@ -268,7 +268,7 @@ class RecurrentNet(Model):
         for l in range(self.num_layers):
             suffix = self._suffix(l)
             inputs = self.input_size if l == 0 else H
-            hh = (GH,) if self._recurrent_columns() == 1 else (GH, H)
+            hh = (GH,) if CELL_INFO[self.cell]["elementwise"] else (GH, H)
             shapes.update({f"weight_ih{suffix}": (GH, inputs), f"weight_hh{suffix}": hh,
                            f"bias_ih{suffix}": (GH,), f"bias_hh{suffix}": (GH,)})
         shapes.update({"weight_out": (O, H), "bias_out": (O,)})
