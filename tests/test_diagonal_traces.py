@@ -208,6 +208,21 @@ def test_step_equals_run_and_resume_is_bit_identical(tmp_path, kind, cell, layer
             np.testing.assert_array_equal(resumed.state_dict()[k], v, err_msg=k)
 
 
+def test_rflo_resume_is_bit_identical(tmp_path):
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((9, 2, 3)), rng.standard_normal((9, 2, 2))
+    make = lambda: rtrl.RFLO(rtrl.RecurrentNet("rnn", 3, 6, 2, alpha=0.3, num_layers=2, seed=1, device="cpu"),  # noqa: E731
+                             seed=5, optimizer=rtrl.optim.Adam(1e-2), batch_size=2)
+    whole = make()
+    out = whole.run(X, Y).outputs
+    first = make()
+    head = first.run(X[:4], Y[:4]).outputs
+    first.save(tmp_path / "r.npz")
+    resumed = rtrl.load(tmp_path / "r.npz")
+    assert type(resumed) is rtrl.RFLO and resumed.feedback == "random" and resumed.seed == 5
+    np.testing.assert_array_equal(np.concatenate([head, resumed.run(X[4:], Y[4:]).outputs]), out)
+
+
 def test_fully_recurrent_resume_is_bit_identical(tmp_path):
     rng = np.random.default_rng(9)
     X, Y = rng.normal(size=(12, 2, 2)), rng.uniform(0.2, 0.8, size=(12, 2, 1))
