@@ -14,6 +14,7 @@
 #include "rtrl/cell_rtrl.hpp"
 #include "rtrl/fully_recurrent.hpp"
 #include "rtrl/item_cost.hpp"
+#include "rtrl/row_functor.hpp"
 
 namespace rtrl {
 
@@ -65,14 +66,30 @@ struct TraceRows {
 // g' = g H + u and column c, each pre-activation row x of unit u sees
 //   dA_x = w_hh[x H + u, u] J_h(t-1)[s, g', c] (SnAp-1; e-prop: 0) + [x = row of (g', c)] v[s, c]
 // and the cell's own pass (Cell::propagate, the rows below a layer's form) gives J_h(t) (and J_c(t))
-// from them, its coefficients and J(t-1); G[g', c] = sum_s delta[s, u] J_h(t)[s, g', c]. The eLSTM's
-// w_hh [G H] is its diagonal, and its w_hh column takes h_prev[s, u]: there SnAp-1 is exact RTRL.
-// Called as f(g', c).
+// from them, its coefficients and J(t-1); G[g', c] = sum_s delta[s, u] J_h(t)[s, g', c]. The pass
+// is linear: row(g', s) takes, from the cell's pass on unit changes, unit u's own 2 x 2 block over
+// (J_h, J_c) and the immediate coefficients of the row's gate and of its input side (the GRU's n
+// gate's w_in, b_in), so that the columns are a few fused multiply-adds. The eLSTM's w_hh [G H] is
+// its diagonal, and its w_hh column takes h_prev[s, u]: there SnAp-1 is exact RTRL.
+// Called through ctx.for_each_serial_k over the columns q = g' W + c with the streams as depth.
 //   w_hh: [G H, H] (eLSTM [G H])   coef: [K, B, H]   v: [B, W]   h_prev, delta: [B, H]
 //   J_h, J_c: [B, G H, W]   G: [G H, W]
+template <class T>
+struct TraceRow {
+  T* j_h;          // J_h[s, g', :]
+  T* j_c;          // J_c[s, g', :] (LSTM)
+  T* g;            // G[g', :]
+  const T* v;      // v[s, :]
+  T m00, m01, m10, m11;  // (J_h, J_c)(t) from (J_h, J_c)(t-1)
+  T a_h, a_c;      // ... from the gate row's immediate term
+  T x_h, x_c;      // ... from the input side's (the GRU's n gate; else the gate's)
+  T h_own;         // the eLSTM's w_hh column value
+  T delta;
+  bool first;
+};
+
 template <class Cell, class T, bool kLeaky>
 struct CellTraceStep {
-  static constexpr index_t kItemCost = 4;  // the cell's pass for each stream
   CellLayerDims d;
   bool recurrent;
   const T* w_hh;
@@ -84,38 +101,65 @@ struct CellTraceStep {
   T* J_c;
   T* G;
   static constexpr int kRows = TraceRows<Cell>::kCount;
-  RTRL_HD void operator()(index_t r, index_t c) const {
-    const index_t H = d.hidden, W = d.width(), I = d.inputs, B = d.batch;
-    const index_t N = d.n_theta(), u = r % H;
-    const int gate = int(r / H);
-    T diag[kRows];
+
+  // The cell's pass on q (one value per row) and previous sensitivities (p_h, p_c).
+  RTRL_HD static void response(CellSensitivityRow<T>& row, const T* q_in, T p_h, T p_c, T& out_h, T& out_c) {
+    T q[kRows];
     for (int x = 0; x < kRows; ++x) {
-      const index_t at = Cell::kElementwiseRecurrence ? x * H + u : (x * H + u) * H + u;
-      diag[x] = recurrent && x < Cell::kGates ? w_hh[at] : T(0);
+      q[x] = q_in[x];
+      row.q[x] = q + x;
     }
-    // The column's own row: its gate, or (GRU's n gate) the input side for w_in and b_in.
+    row.p_h = &p_h;
+    row.p_c = &p_c;
+    out_h = Cell::template propagate<true, kLeaky>(row, 0);
+    out_c = p_c;
+  }
+
+  RTRL_HD TraceRow<T> row(index_t r, index_t s) const {
+    const index_t H = d.hidden, W = d.width(), u = r % H, at = (s * d.gates() * H + r) * W;
+    const int gate = int(r / H);
+    CellSensitivityRow<T> cell{};
+    for (int m = 0; m < Cell::kCoefficients; ++m) cell.k[m] = coef[(m * d.batch + s) * H + u];
+    T q[kRows];
+    for (int x = 0; x < kRows; ++x) {
+      const index_t w = Cell::kElementwiseRecurrence ? x * H + u : (x * H + u) * H + u;
+      q[x] = recurrent && x < Cell::kGates ? w_hh[w] : T(0);
+    }
+    TraceRow<T> t{};
+    response(cell, q, T(1), T(0), t.m00, t.m10);
+    for (int x = 0; x < kRows; ++x) q[x] = T(0);
+    if (Cell::kHasCellState) response(cell, q, T(0), T(1), t.m01, t.m11);
+    q[gate] = T(1);
+    response(cell, q, T(0), T(0), t.a_h, t.a_c);
+    q[gate] = T(0);
+    q[TraceRows<Cell>::input_side(gate)] = T(1);
+    response(cell, q, T(0), T(0), t.x_h, t.x_c);
+    t.j_h = J_h + at;
+    t.j_c = J_c ? J_c + at : nullptr;
+    t.g = G + r * W;
+    t.v = v + s * W;
+    t.h_own = Cell::kElementwiseRecurrence ? h_prev[s * H + u] : T(0);
+    t.delta = delta[s * H + u];
+    t.first = s == 0;
+    return t;
+  }
+
+  RTRL_HD void operator()(const TraceRow<T>& t, index_t, index_t, index_t c) const {
+    const index_t I = d.inputs;
     const bool input_column = c < I || c == I + d.recurrent_cols();
-    const bool own_state = Cell::kElementwiseRecurrence && c == I;
-    const int own = input_column ? TraceRows<Cell>::input_side(gate) : gate;
-    T acc = T(0);
-    for (index_t s = 0; s < B; ++s) {
-      const index_t at = s * N + r * W + c;
-      T q[kRows];
-      const T before = J_h[at];
-      for (int x = 0; x < kRows; ++x) q[x] = diag[x] * before;
-      q[own] += own_state ? h_prev[s * H + u] : v[s * W + c];
-      T p_h = before, p_c = J_c ? J_c[at] : T(0);
-      CellSensitivityRow<T> row{};
-      for (int x = 0; x < kRows; ++x) row.q[x] = q + x;
-      for (int m = 0; m < Cell::kCoefficients; ++m) row.k[m] = coef[(m * B + s) * H + u];
-      row.p_h = &p_h;
-      row.p_c = &p_c;
-      const T h_new = Cell::template propagate<true, kLeaky>(row, 0);
-      J_h[at] = h_new;
-      if (J_c) J_c[at] = p_c;
-      acc += delta[s * H + u] * h_new;
+    const T value = Cell::kElementwiseRecurrence && c == I ? t.h_own : t.v[c];
+    const T h = t.j_h[c];
+    if (Cell::kHasCellState) {
+      const T cs = t.j_c[c];
+      const T h_new = t.m00 * h + t.m01 * cs + (input_column ? t.x_h : t.a_h) * value;
+      t.j_c[c] = t.m10 * h + t.m11 * cs + (input_column ? t.x_c : t.a_c) * value;
+      t.j_h[c] = h_new;
+      t.g[c] = (t.first ? T(0) : t.g[c]) + t.delta * h_new;
+    } else {
+      const T h_new = t.m00 * h + (input_column ? t.x_h : t.a_h) * value;
+      t.j_h[c] = h_new;
+      t.g[c] = (t.first ? T(0) : t.g[c]) + t.delta * h_new;
     }
-    G[r * W + c] = acc;
   }
 };
 

@@ -81,10 +81,11 @@ class CellStackTraces {
       const CellLayerDims dl = d.layer(l);
       const CellLayerStep<T>& s = m.step(l);
       T* G = packed + dl.theta_at;
-      ctx.for_each_2d(GH, dl.width(),
-                      CellTraceStep<Cell, T, kLeaky>{dl, recurrent, st_.params + dl.off_w_hh(), s.coef,
-                                                     s.v, st_.h + l * BH, delta_of(l), st_.P_h[l],
-                                                     st_.P_c ? st_.P_c[l] : nullptr, G});
+      const index_t W = dl.width();
+      ctx.for_each_serial_k(0, GH * W, W, B,
+                            CellTraceStep<Cell, T, kLeaky>{dl, recurrent, st_.params + dl.off_w_hh(), s.coef,
+                                                           s.v, st_.h + l * BH, delta_of(l), st_.P_h[l],
+                                                           st_.P_c ? st_.P_c[l] : nullptr, G});
       ctx.for_each_2d(GH, dl.width(), ScatterThetaGradient<T>{dl, false, G, step_grad});
     }
   }
