@@ -15,6 +15,7 @@
 
 #include "rtrl/diagonal_traces.hpp"
 #include "rtrl/philox.hpp"
+#include "rtrl/row_functor.hpp"
 
 namespace rtrl {
 
@@ -28,19 +29,6 @@ struct RandomStream {
 template <class T>
 RTRL_HD T uoro_eps() {
   return T(1e-7);
-}
-
-// The eLSTM's w_hh column takes h_prev[s, u]; the GRU's n gate its input side for w_in and b_in.
-template <class Cell>
-RTRL_HD int own_row(const CellLayerDims& d, index_t r, index_t c) {
-  const int gate = int(r / d.hidden);
-  const bool input_column = c < d.inputs || c == d.inputs + d.recurrent_cols();
-  return input_column ? TraceRows<Cell>::input_side(gate) : gate;
-}
-
-template <class Cell, class T>
-RTRL_HD T column_value(const CellLayerDims& d, const T* v, const T* h_prev, index_t s, index_t u, index_t c) {
-  return Cell::kElementwiseRecurrence && c == d.inputs ? h_prev[s * d.hidden + u] : v[s * d.width() + c];
 }
 
 // s~ <- D_t s~ for one layer, and A[s, x, u] = scale (nu_h dh'_u/dA_x + nu_c dc'_u/dA_x) for each
@@ -98,17 +86,29 @@ struct UoroRowNorms {
   const T* h_prev;
   T* sums;
   RTRL_HD void operator()(index_t s, index_t r) const {
-    const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, u = r % H;
-    const int rows = TraceRows<Cell>::kCount;
-    T old = T(0), fresh = T(0);
+    const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, u = r % H, I = d.inputs;
+    const int rows = TraceRows<Cell>::kCount, gate = int(r / H);
+    const T a_gate = A[(s * rows + gate) * H + u];
+    const T a_input = A[(s * rows + TraceRows<Cell>::input_side(gate)) * H + u];
+    const T* t = theta + (s * GH + r) * W;
+    const T* vs = v + s * W;
+    // kLanes partial sums, combined in a fixed order: vectorisable, the same for any thread count
+    constexpr index_t kLanes = 8;
+    T old[kLanes] = {}, fresh[kLanes] = {};
     for (index_t c = 0; c < W; ++c) {
-      const T t = theta[(s * GH + r) * W + c];
-      const T n = A[(s * rows + own_row<Cell>(d, r, c)) * H + u] * column_value<Cell>(d, v, h_prev, s, u, c);
-      old += t * t;
-      fresh += n * n;
+      const bool input_column = c < I || c == I + d.recurrent_cols();
+      const T value = Cell::kElementwiseRecurrence && c == I ? h_prev[s * H + u] : vs[c];
+      const T n = (input_column ? a_input : a_gate) * value;
+      old[c % kLanes] += t[c] * t[c];
+      fresh[c % kLanes] += n * n;
     }
-    sums[(s * GH + r) * 2] = old;
-    sums[(s * GH + r) * 2 + 1] = fresh;
+    T o = T(0), f = T(0);
+    for (index_t k = 0; k < kLanes; ++k) {
+      o += old[k];
+      f += fresh[k];
+    }
+    sums[(s * GH + r) * 2] = o;
+    sums[(s * GH + r) * 2 + 1] = f;
   }
 };
 
@@ -152,11 +152,21 @@ struct UoroScales {
   }
 };
 
-// theta~ <- theta~ / rho0 + theta~_nu / rho1 and G[g', c] = sum_s kappa_s theta~[s, g', c]. f(g', c)
+// theta~ <- theta~ / rho0 + theta~_nu / rho1 and G[g', c] = sum_s kappa_s theta~[s, g', c], through
+// ctx.for_each_serial_k over the columns q = g' W + c with the streams as depth (row(g', s) gathers
+// what depends on the row and stream only).
 //   theta: [B, G H, W]   A: [B, rows, H]   v: [B, W]   h_prev: [B, H]   rho: [B, 3]   G: [G H, W]
+template <class T>
+struct UoroRow {
+  T* theta;
+  T* g;
+  const T* v;
+  T a_gate, a_input, inv_rho0, inv_rho1, kappa, h_own;
+  bool first;
+};
+
 template <class Cell, class T>
 struct UoroParamStep {
-  static constexpr index_t kItemCost = 2;  // a loop over the streams
   CellLayerDims d;
   T* theta;
   const T* A;
@@ -164,18 +174,29 @@ struct UoroParamStep {
   const T* h_prev;
   const T* rho;
   T* G;
-  RTRL_HD void operator()(index_t r, index_t c) const {
+  RTRL_HD UoroRow<T> row(index_t r, index_t s) const {
     const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, u = r % H;
-    const int rows = TraceRows<Cell>::kCount, own = own_row<Cell>(d, r, c);
-    T acc = T(0);
-    for (index_t s = 0; s < d.batch; ++s) {
-      const index_t at = (s * GH + r) * W + c;
-      const T fresh = A[(s * rows + own) * H + u] * column_value<Cell>(d, v, h_prev, s, u, c);
-      const T t = theta[at] / rho[s * 3] + fresh / rho[s * 3 + 1];
-      theta[at] = t;
-      acc += rho[s * 3 + 2] * t;
-    }
-    G[r * W + c] = acc;
+    const int rows = TraceRows<Cell>::kCount, gate = int(r / H);
+    UoroRow<T> t{};
+    t.theta = theta + (s * GH + r) * W;
+    t.g = G + r * W;
+    t.v = v + s * W;
+    t.a_gate = A[(s * rows + gate) * H + u];
+    t.a_input = A[(s * rows + TraceRows<Cell>::input_side(gate)) * H + u];
+    t.inv_rho0 = T(1) / rho[s * 3];
+    t.inv_rho1 = T(1) / rho[s * 3 + 1];
+    t.kappa = rho[s * 3 + 2];
+    t.h_own = Cell::kElementwiseRecurrence ? h_prev[s * H + u] : T(0);
+    t.first = s == 0;
+    return t;
+  }
+  RTRL_HD void operator()(const UoroRow<T>& t, index_t, index_t, index_t c) const {
+    const index_t I = d.inputs;
+    const bool input_column = c < I || c == I + d.recurrent_cols();
+    const T value = Cell::kElementwiseRecurrence && c == I ? t.h_own : t.v[c];
+    const T x = t.theta[c] * t.inv_rho0 + (input_column ? t.a_input : t.a_gate) * value * t.inv_rho1;
+    t.theta[c] = x;
+    t.g[c] = (t.first ? T(0) : t.g[c]) + t.kappa * x;
   }
 };
 

@@ -87,7 +87,8 @@ class CellStackUoro {
       ctx.for_each(B, UoroScales<T>{H, GH, Cell::kHasCellState, sums, tilde_h, tilde_c, delta, rho, rng,
                                     random_.step, element});
       T* G = packed + dl.theta_at;
-      ctx.for_each_2d(GH, dl.width(), UoroParamStep<Cell, T>{dl, theta, A, s.v, h_prev, rho, G});
+      ctx.for_each_serial_k(0, GH * dl.width(), dl.width(), B,
+                            UoroParamStep<Cell, T>{dl, theta, A, s.v, h_prev, rho, G});
       ctx.for_each_2d(GH, dl.width(), ScatterThetaGradient<T>{dl, false, G, step_grad});
     }
   }
