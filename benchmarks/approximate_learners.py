@@ -1,6 +1,5 @@
 """Microseconds per real-time Adam step of each online learner on RecurrentNet, float32, I = 32,
-O = 4: SnAp-1, e-prop, UORO, KF-RTRL (not on the gru) and exact RTRL (H = 64 only), with the bytes
-each learner's state holds.
+O = 4: SnAp-1, e-prop, UORO, KF-RTRL (not on the gru) and exact RTRL (H = 64 only).
 
     OMP_NUM_THREADS=1 python benchmarks/approximate_learners.py [H ...]
 
@@ -26,7 +25,7 @@ def microseconds(cls, cell, H, B, I=32, **kwargs):
     learner.run(X[:2], Y[:2])
     start = time.perf_counter()
     learner.run(X, Y)
-    return (time.perf_counter() - start) / steps * 1e6, learner.memory_bytes()
+    return (time.perf_counter() - start) / steps * 1e6
 
 
 def main(widths):
@@ -39,7 +38,7 @@ def main(widths):
                     if (name == "KF-RTRL" and cell == "gru") or (name == "RTRL" and H > 64):
                         row.append(f"{'-':>12}")
                         continue
-                    us, _ = microseconds(cls, cell, H, B, **kwargs)
+                    us = microseconds(cls, cell, H, B, **kwargs)
                     row.append(f"{us:12.1f}")
                 print(f"{cell:5} {H:5d} {B:3d} " + " ".join(row), flush=True)
 
