@@ -153,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "  forecast     Mackey-Glass next-step prediction: RTRL against truncated BPTT (LSTM)\n"
                           "  reber        the embedded Reber grammar: an LSTM learning online with RTRL\n"
                           "  text         a character-level GRU trained by truncated BPTT on standard-library\n"
-                          "               sources, then sampled")
+                          "               sources, then sampled\n"
+                          "  online       delayed recall with a curriculum: RTRL, SnAp-1, e-prop, UORO, KF-RTRL\n"
+                          "               and truncated BPTT side by side")
     demo.add_argument("task", nargs="?", metavar="TASK", help="demo to run (default: wz1989)")
     demo.add_argument("--seeds", type=_at_least_one, default=None, metavar="N",
                       help="networks per task, at least 1, with or without --quick (default: the demo's own: "
