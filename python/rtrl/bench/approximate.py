@@ -6,8 +6,8 @@ Each learner's per-step cost is bounded below by streaming its state once: the r
 one read+write pass (``a *= 1``, NumPy) over the bytes of SnAp-1's traces, timed interleaved with the
 learners on the same machine; ``SnAp/pass`` = SnAp-1's step time over it (1.0 = the memory rate).
 ``BPTT`` is truncated BPTT's per-step time over chunks of 32 steps (forward, backward and update), the
-cost of a step that keeps no sensitivities at all. Cases whose learners would not fit in half the
-free memory are left out.
+cost of a step that keeps no sensitivities at all; ``SnAp torch`` the same SnAp-1 written with torch
+ops (torch_snap.py). Cases whose learners would not fit in half the free memory are left out.
 """
 
 from __future__ import annotations
@@ -64,6 +64,31 @@ def _fits(cell: str, hidden: int, batch: int) -> bool:
     return need < free / 2
 
 
+def _torch_snap_step(cell: str, learner: Any, batch: int) -> Optional[Callable[[], Any]]:
+    """One step of SnAp-1 written with torch ops (torch_snap.py) on the same network, or None
+    without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    import numpy as np
+
+    from .device import to_host
+    from .torch_snap import TorchSnAp
+
+    params = {k: to_host(v) for k, v in learner.model.parameters().items()}
+    ref = TorchSnAp(cell, params, batch=batch, lr=LR, dtype="float32", torch=torch)
+    rng = np.random.default_rng(1)
+    x = torch.tensor(rng.uniform(-1, 1, (batch, N_INPUTS)), dtype=torch.float32)
+    d = torch.tensor(rng.uniform(-1, 1, (batch, N_OUTPUTS)), dtype=torch.float32)
+    return lambda: ref.step(x, d)
+
+
+def _torch_ratio(r: dict) -> str:
+    us = r["us_per_step"]
+    return f"{us['torch_snap'] / us['snap']:.1f}" if "torch_snap" in us else "-"
+
+
 def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: float, settle: float,
                  device: str = "cpu") -> dict[str, Any]:
     """One row: every learner's RecurrentNet run on ``device`` and the CPU memory pass."""
@@ -83,8 +108,13 @@ def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: 
     block = np.ones(max(1, stream_bytes // 4), dtype=np.float32)
     timers: dict[str, Callable[[int], float]] = {k: run_timer(v, make_data, device) for k, v in learners.items()}
     timers["pass"] = per_call_timer(lambda: np.multiply(block, 1.0, out=block))
+    torch_step = _torch_snap_step(cell, learners["snap"], batch)
+    if torch_step is not None:
+        timers["torch_snap"] = per_call_timer(torch_step)
     m = measure_interleaved(timers, repeats=repeats, min_time=min_time, settle=settle)
     us = {k: m[k]["best"] * 1e6 for k in learners}
+    if torch_step is not None:
+        us["torch_snap"] = m["torch_snap"]["best"] * 1e6
     row = {
         "cell": cell, "device": device, "hidden": hidden, "batch": batch, "inputs": N_INPUTS,
         "threads": int(rtrl.info()["cpu"]["threads"]), "repeats": repeats,
@@ -133,6 +163,8 @@ _COLUMNS = (
     ("KF-RTRL", 9, _us("kf")),
     ("RTRL", 9, _us("rtrl")),
     ("BPTT", 8, _us("bptt")),
+    ("SnAp torch", 10, _us("torch_snap")),
+    ("torch/ours", 10, _torch_ratio),
     ("MiB", 7, lambda r: f'{r["stream_bytes"] / 2**20:.1f}'),
     ("pass", 8, lambda r: f'{r["pass_us"]:.1f}'),
     ("SnAp/pass", 9, lambda r: f'{r["snap_over_pass"]:.1f}'),
@@ -147,5 +179,7 @@ def format_table(rows: list[dict]) -> str:
 LEGEND = """\
 SnAp-1 ... BPTT: min over repeats of learner.run per step (real-time Adam, float32, I=32, O=4), us;
 RFLO on the rnn only, KF-RTRL on rnn and lstm up to H=256, exact RTRL up to H=64; BPTT: truncation 32.
+SnAp torch: SnAp-1 written with torch ops (rtrl.bench.torch_snap, one Python call per step, the same
+Adam) on torch's CPU threads; torch/ours = its step time over rtrl.SnAp's.
 MiB: SnAp-1's traces (the state it streams each step); pass: one NumPy read+write pass over that many
 bytes, interleaved with the learners; SnAp/pass = SnAp-1's step over the pass (1.0 = the memory rate)."""
