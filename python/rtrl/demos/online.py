@@ -22,7 +22,7 @@ from ..traces import EProp, SnAp
 from ..uoro import KFRTRL, UORO
 from .plotting import check_output_path, report_figure, save_figure
 from .progress import progress_bar
-from .verdict import check_seeds
+from .verdict import check_seeds, finish
 
 HIDDEN, STREAMS, CHUNK, PASS = 16, 8, 250, 0.9
 LEARNERS = ("RTRL", "SnAp-1", "e-prop", "UORO", "KF-RTRL", "BPTT(8)")
@@ -110,7 +110,8 @@ QUICK = dict(steps=4_000, seeds=1)
 
 def main(seeds: int | None = None, quick: bool = False, plot_path: str | None = None,
          progress: bool = False) -> list[dict]:
-    """Runs the demo (``FULL``, or ``QUICK``), prints its table and writes the figure."""
+    """Runs the demo (``FULL``, or ``QUICK``), prints its table, writes the figure and the verdict."""
+    started = time.perf_counter()
     if plot_path is not None:
         check_output_path(plot_path, "plot_path")
     config = QUICK if quick else FULL
@@ -122,4 +123,7 @@ def main(seeds: int | None = None, quick: bool = False, plot_path: str | None = 
     print(format_table(rows))
     if plot_path is not None:
         report_figure(plot_path, plot_curves(plot_path, rows))
+    best = max(rows, key=lambda r: r["delay"])
+    reached = ", ".join(f"{r['learner']} {r['delay']:.0f}" for r in rows)
+    finish(f"delays reached in {config['steps']} steps: {reached} (longest: {best['learner']})", started)
     return rows
