@@ -1,6 +1,7 @@
 """``rtrl bench``'s options and tables, at tiny sizes (timings are never asserted; the memory table's
 RTRL rows are: RTRL's memory does not depend on the sequence length)."""
 
+import importlib.util
 import json
 
 import pytest
@@ -106,3 +107,22 @@ def test_rtrl_memory_does_not_grow_with_the_sequence_length():
         assert row["rss_ratio"] < 1.2, row
         short, long = row["run_adds_bytes"]
         assert long - short < 2 * 2**20, row  # 25 x the steps, not 25 x the memory
+
+
+def test_the_approximate_learners_table(monkeypatch, capsys, tmp_path):
+    from rtrl.bench import approximate
+
+    monkeypatch.setattr(approximate, "QUICK_HIDDEN", (8,))
+    monkeypatch.setattr(approximate, "QUICK_SETTINGS", (1, 0.002, 0.0))
+    monkeypatch.setattr(approximate, "CELLS", ("rnn", "gru"))
+    path = tmp_path / "approximate.json"
+    assert cli.main(["bench", "--quick", "--only", "approximate", "--device", "cpu", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "SnAp/pass" in out and "KF-RTRL" in out
+    rows = json.loads(path.read_text())["tables"]["approximate"]["rows"]
+    assert [r["cell"] for r in rows] == ["rnn", "gru"]
+    torch_column = {"torch_snap"} if importlib.util.find_spec("torch") else set()
+    assert set(rows[0]["us_per_step"]) == {"snap", "eprop", "rflo", "uoro", "kf", "rtrl", "bptt"} | torch_column
+    assert set(rows[1]["us_per_step"]) == {"snap", "eprop", "uoro", "rtrl", "bptt"} | torch_column  # no RFLO, KF
+    assert all(v > 0 for r in rows for v in r["us_per_step"].values()) and rows[0]["pass_us"] > 0
+    assert rows[0]["stream_bytes"] == rtrl.memory.estimate("rnn", 32, 8, 4, learner="snap")["sensitivities"]

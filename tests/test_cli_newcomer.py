@@ -18,7 +18,7 @@ import pytest
 
 import rtrl
 from rtrl import cli
-from rtrl.demos import DEMOS, forecast, oscillators, plotting, reber, text, verdict, wz1989
+from rtrl.demos import DEMOS, forecast, online, oscillators, plotting, reber, text, verdict, wz1989
 
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 VERDICT = re.compile(r"^Verdict: .+\. Total time \d+\.\d s\.$")
@@ -29,9 +29,11 @@ TINY = {
     forecast: dict(steps=1024, hidden=4, lrs=(1e-2,), window=500, windows=(8,)),
     reber: dict(strings=20, held_out=10, check_every=10, seeds=1),
     text: dict(steps=64, streams=2, report_every=32, sample_length=8),
+    online: dict(steps=300, seeds=1),
 }
 PLOTS = {"wz1989": (oscillators, "plot_curves"), "oscillators": (oscillators, "plot_curves"),
-         "forecast": (forecast, "plot"), "reber": (reber, "plot"), "text": (text, "plot")}
+         "forecast": (forecast, "plot"), "reber": (reber, "plot"), "text": (text, "plot"),
+         "online": (online, "plot_curves")}
 
 
 @pytest.fixture

@@ -100,6 +100,48 @@ def test_recurrent_net_rtrl_cuda_equals_cpu(dtype, cell, loss):
         close(l_gpu.gradients()[name], value, dtype, f"gradient of {name}")
 
 
+APPROXIMATE = [("snap", "lstm", 2), ("snap", "gru", 1), ("snap", "elstm", 1), ("eprop-random", "lstm", 2),
+               ("rflo", "rnn", 1), ("uoro", "gru", 2), ("uoro", "elstm", 1), ("kf", "lstm", 2), ("kf", "rnn", 1)]
+
+
+def _approximate(kind, model):
+    opt = dict(optimizer=rtrl.optim.Adam(0.01), batch_size=B)
+    if kind == "snap":
+        return rtrl.SnAp(model, **opt)
+    if kind == "eprop-random":
+        return rtrl.EProp(model, feedback="random", seed=3, **opt)
+    if kind == "rflo":
+        return rtrl.RFLO(model, seed=3, **opt)
+    return (rtrl.UORO if kind == "uoro" else rtrl.KFRTRL)(model, seed=3, **opt)
+
+
+@pytest.mark.parametrize("kind,cell,layers", APPROXIMATE, ids=[f"{k}-{c}-{l}" for k, c, l in APPROXIMATE])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_approximate_learners_cuda_equal_cpu(dtype, kind, cell, layers):
+    """The same functors and the same random signs (Philox at (seed, step, stream, element)) on both."""
+    I, H, O = 3, 5, 2
+    X, D = sequence(I, O, dtype, seed=4)
+    r = run_both(lambda dev: rtrl.RecurrentNet(cell, I, H, O, num_layers=layers, seed=3, dtype=dtype, device=dev),
+                 lambda m: _approximate(kind, m), X, D)
+    (m_cpu, l_cpu, r_cpu), (m_gpu, l_gpu, r_gpu) = r["cpu"], r["cuda"]
+    close(r_gpu.outputs, r_cpu.outputs, dtype, "outputs")
+    for name, value in m_cpu.parameters().items():
+        close(m_gpu.parameters()[name], value, dtype, f"{name} after the run")
+    for name, value in l_cpu.state_dict().items():
+        if hasattr(value, "shape"):
+            close(l_gpu.state_dict()[name], value, dtype, name)
+
+
+@pytest.mark.parametrize("cls", [rtrl.SnAp, rtrl.UORO, rtrl.KFRTRL])
+def test_approximate_learners_on_fully_recurrent_cuda_equal_cpu(cls):
+    X, D = sequence(3, 2, "float64")
+    r = run_both(lambda dev: rtrl.FullyRecurrent(6, 3, n_outputs=2, seed=1, dtype="float64", device=dev),
+                 lambda m: cls(m, optimizer=rtrl.optim.Adam(0.01), batch_size=B, teacher_forcing=True,
+                               **({} if cls is rtrl.SnAp else {"seed": 3})), X, D)
+    close(r["cuda"][2].outputs, r["cpu"][2].outputs, "float64", "outputs")
+    close(r["cuda"][0].weight, r["cpu"][0].weight, "float64", "weights after the run")
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_recurrent_net_bptt_cuda_equals_cpu(cell):
     I, H, O, dtype = 2, 6, 3, "float64"

@@ -279,3 +279,22 @@ def test_text_quick_learns_and_samples(tmp_path):
     assert set(result["sample"]) <= set(text.ALPHABET)
     assert result["sample"] in out and "bits per char" in out
     _assert_png(plot)
+
+
+def test_online_demo_ranks_the_learners(tmp_path, capsys, monkeypatch):
+    """Quick mode, shortened: every learner runs the curriculum; exact RTRL passes delay 2 at least
+    and reaches no shorter delay than SnAp-1, e-prop and UORO, which ignore or blur its long paths."""
+    from rtrl.demos import online
+
+    monkeypatch.setattr(online, "QUICK", dict(steps=2500, seeds=1))
+    rows = {r["learner"]: r for r in DEMOS["online"].main(quick=True, plot_path=str(tmp_path / "online.png"))}
+    out = capsys.readouterr().out
+    assert set(rows) == set(online.LEARNERS) and "delay reached" in out
+    assert rows["RTRL"]["delay"] >= 2
+    assert all(rows["RTRL"]["delay"] >= rows[k]["delay"] for k in ("SnAp-1", "e-prop", "UORO"))
+    assert all(r["us_per_step"] > 0 and len(r["curves"][0]) == 10 for r in rows.values())
+    try:
+        __import__("matplotlib")
+    except ImportError:
+        return
+    assert (tmp_path / "online.png").read_bytes()[:4] == b"\x89PNG"

@@ -13,6 +13,13 @@
 
 namespace rtrl {
 
+// RecurrentNet's cells: the layers' (rnn, lstm, gru) and the eLSTM.
+inline CellKind parse_net_cell(const std::string& cell) {
+  if (cell == "elstm") return CellKind::elstm;
+  if (cell == "rnn" || cell == "lstm" || cell == "gru") return parse_cell(cell);
+  throw std::invalid_argument("cell: expected 'rnn', 'lstm', 'gru' or 'elstm', got '" + cell + "'");
+}
+
 struct CellNetConfig {
   CellNetDims dims;
   LossKind loss = LossKind::mse;
@@ -32,7 +39,7 @@ inline CellNetConfig make_cell_net_config(const std::string& cell, const std::st
   RTRL_CHECK(alpha > 0.0 && alpha <= 1.0,
              "alpha: expected a number in (0, 1], got " + std::to_string(alpha));
   CellNetConfig c;
-  c.dims = CellNetDims{parse_cell(cell), parse_nonlinearity(nonlinearity), inputs, hidden, outputs,
+  c.dims = CellNetDims{parse_net_cell(cell), parse_nonlinearity(nonlinearity), inputs, hidden, outputs,
                        batch, layers, alpha};
   RTRL_CHECK(alpha == 1.0 || c.dims.cell == CellKind::rnn,
              "alpha: the leaky cell is an rnn; cell '" + cell + "' takes alpha=1 only");
@@ -44,7 +51,8 @@ inline CellNetConfig make_cell_net_config(const std::string& cell, const std::st
   else throw std::invalid_argument("reduction: expected 'mean' or 'sum', got '" + reduction + "'");
   // Sizes in double first: the index arithmetic must not overflow for any accepted config.
   const double G = double(c.dims.gates()), H = double(hidden), nb = double(c.dims.bias_cols());
-  const double theta = G * H * (double(inputs) + H + nb) + double(layers - 1) * G * H * (2 * H + nb);
+  const double R = c.dims.cell == CellKind::elstm ? 1.0 : H;  // w_hh's columns per row
+  const double theta = G * H * (double(inputs) + R + nb) + double(layers - 1) * G * H * (H + R + nb);
   const double width = double(batch) * theta;
   RTRL_CHECK(width < 2147483647.0,
              "batch_size * gates * hidden_size * (input_size + hidden_size + biases) summed over the "
@@ -104,12 +112,48 @@ struct CellNetBindings {
     return out;
   }
 
+  // The unit-diagonal traces: one array per layer, [B, N_l] (diagonal_traces.hpp).
+  template <class T>
+  static std::vector<T*> traces(const CellNetDims& d, py::object obj, const char* name) {
+    RTRL_CHECK(py::isinstance<py::sequence>(obj) && py::len(obj) == size_t(d.layers),
+               std::string(name) + ": expected a sequence of " + std::to_string(d.layers) +
+                   " arrays, one per layer");
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    std::vector<T*> out;
+    for (index_t l = 0; l < d.layers; ++l) {
+      const std::string what = std::string(name) + "[" + std::to_string(l) + "]";
+      out.push_back(checked<T>(Reader::read(seq[size_t(l)], what.c_str()), what.c_str(),
+                               {d.batch, d.layer(l).n_theta()}, "(streams, layer parameters)", true));
+    }
+    return out;
+  }
+
+  // KF-RTRL's factors, one array per layer: A [H, B G H] or u [B, W_l] (kf_rtrl.hpp).
+  template <class T>
+  static std::vector<T*> kron_factors(const CellNetDims& d, py::object obj, const char* name, bool u) {
+    RTRL_CHECK(py::isinstance<py::sequence>(obj) && py::len(obj) == size_t(d.layers),
+               std::string(name) + ": expected a sequence of " + std::to_string(d.layers) +
+                   " arrays, one per layer");
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    std::vector<T*> out;
+    const index_t B = d.batch, H = d.hidden, GH = d.gates() * H;
+    for (index_t l = 0; l < d.layers; ++l) {
+      const std::string what = std::string(name) + "[" + std::to_string(l) + "]";
+      const std::vector<index_t> shape = u ? std::vector<index_t>{B, d.layer(l).width()}
+                                           : std::vector<index_t>{H, B * GH};
+      out.push_back(checked<T>(Reader::read(seq[size_t(l)], what.c_str()), what.c_str(), shape, "", true));
+    }
+    return out;
+  }
+
   template <class T>
   static py::dict rtrl(const CellNetConfig& c, py::object params, py::object h, py::object cc,
                        py::object P_h, py::object P_c, py::object grad, py::object opt_state,
                        py::object X, py::object target_obj, py::object outputs, py::object loss,
                        const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
-                       NonfinitePolicy policy, py::object gradient_hook, std::uintptr_t stream) {
+                       NonfinitePolicy policy, OnlineAlgorithm algorithm, py::object feedback_obj,
+                       py::object tangent_obj, const RandomStream& random, py::object gradient_hook,
+                       std::uintptr_t stream) {
     const bool allow_nonfinite = policy == NonfinitePolicy::skip;
     const CellNetDims& d = c.dims;
     const index_t B = d.batch, NP = d.n_params();
@@ -119,10 +163,33 @@ struct CellNetBindings {
     st.params = checked<T>(Reader::read(params, "params"), "params", {NP}, "(n_params,)", true);
     st.h = state<T>(d, h, "state_h");
     st.c = lstm ? state<T>(d, cc, "state_c") : nullptr;
-    std::vector<T*> p_h = sensitivities<T>(d, P_h, "sensitivities_h");
-    std::vector<T*> p_c = lstm ? sensitivities<T>(d, P_c, "sensitivities_c") : std::vector<T*>();
+    const bool exact = algorithm == OnlineAlgorithm::exact;
+    const bool kf = algorithm == OnlineAlgorithm::kf;
+    std::vector<T*> p_h = exact ? sensitivities<T>(d, P_h, "sensitivities_h")
+                          : kf  ? kron_factors<T>(d, P_h, "kron_A_h", false)
+                                : traces<T>(d, P_h, "traces_h");
+    std::vector<T*> p_c;
+    if (lstm && algorithm != OnlineAlgorithm::uoro)
+      p_c = exact ? sensitivities<T>(d, P_c, "sensitivities_c")
+            : kf  ? kron_factors<T>(d, P_c, "kron_A_c", false)
+                  : traces<T>(d, P_c, "traces_c");
+    std::vector<T*> kron_u = kf ? kron_factors<T>(d, tangent_obj, "kron_u", true) : std::vector<T*>();
+    if (algorithm == OnlineAlgorithm::kf)
+      RTRL_CHECK(d.cell == CellKind::rnn || d.cell == CellKind::lstm,
+                 "model: KF-RTRL runs on FullyRecurrent and on RecurrentNet('rnn' | 'lstm', ...); the "
+                 "gru's and the elstm's immediate terms are not a Kronecker product");
+    T* tangent = nullptr;
+    if (algorithm == OnlineAlgorithm::uoro)
+      tangent = checked<T>(Reader::read(tangent_obj, "tangent"), "tangent",
+                           {d.layers, lstm ? 2 : 1, B, d.hidden}, "(layers, state parts, streams, hidden)", true);
+    const T* feedback = nullptr;
+    if (!feedback_obj.is_none()) {
+      RTRL_CHECK(!exact, "feedback: only e-prop takes a feedback matrix");
+      feedback = checked<T>(Reader::read(feedback_obj, "feedback"), "feedback", {d.outputs, d.hidden},
+                            "(outputs, hidden)", false);
+    }
     st.P_h = p_h.data();
-    st.P_c = lstm ? p_c.data() : nullptr;
+    st.P_c = lstm && !p_c.empty() ? p_c.data() : nullptr;
     st.grad = checked<T>(Reader::read(grad, "grad"), "grad", {NP}, "(n_params,)", true);
     st.opt_state = nullptr;
     if (opt.state_rows() > 0)
@@ -137,7 +204,12 @@ struct CellNetBindings {
     o.on_nonfinite = policy;
     o.combine_gradient = python_gradient_combiner<T, Reader>(gradient_hook);
     return run_rtrl([&](NonfiniteEvents& events) {
-      return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
+      if (exact) return Backend::template cell_net_rtrl<T>(stream, d, st, seq, o, events);
+      if (algorithm == OnlineAlgorithm::uoro)
+        return Backend::template cell_net_uoro<T>(stream, d, st, tangent, seq, o, random, events);
+      if (kf) return Backend::template cell_net_kf<T>(stream, d, st, kron_u.data(), seq, o, random, events);
+      return Backend::template cell_net_traces<T>(stream, d, st, seq, o, trace_rule(algorithm),
+                                                  feedback, events);
     });
   }
 
@@ -226,6 +298,7 @@ struct CellNetBindings {
     d["state_parts"] = Cell::kHasCellState ? 2 : 1;
     d["bias_columns"] = Cell::kBiasColumns;
     d["coefficients"] = Cell::kCoefficients;
+    d["elementwise"] = Cell::kElementwiseRecurrence;
     return d;
   }
 
@@ -235,6 +308,7 @@ struct CellNetBindings {
       d["rnn"] = describe<RnnCell>();
       d["lstm"] = describe<LstmCell>();
       d["gru"] = describe<GruCell>();
+      d["elstm"] = describe<ElstmCell>();
       return d;
     }, "Each cell's gate count, state parts (h, or h and c), bias columns of its sensitivities "
        "and RTRL coefficients.");
@@ -261,6 +335,28 @@ struct CellNetBindings {
         }, py::arg("update_each_step"), py::arg("optimizer_rows"),
            "What exact RTRL holds and needs, in elements: state, sensitivities, workspace per call "
            "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.")
+        .def("traces_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::cell_net_traces_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_params());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What SnAp-1 and e-prop hold and need, in elements, as rtrl_layout.")
+        .def("uoro_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::cell_net_uoro_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_params());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What UORO holds and needs, in elements, as rtrl_layout.")
+        .def("kf_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
+          RTRL_CHECK(c.dims.cell == CellKind::rnn || c.dims.cell == CellKind::lstm,
+                     "model: KF-RTRL runs on 'fully_recurrent', 'rnn' and 'lstm'");
+          return layout_dict(Backend::cell_net_kf_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_params());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What KF-RTRL holds and needs, in elements, as rtrl_layout.")
+        .def_property_readonly("layer_theta", [](const CellNetConfig& c) {
+          std::vector<index_t> n;
+          for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.layer(l).n_theta());
+          return n;
+        }, "N_l for each layer l: its own parameter columns (a trace's width per stream)")
         .def_property_readonly("width", [](const CellNetConfig& c) { return c.dims.width(); })
         .def_property_readonly("offsets", [](const CellNetConfig& c) {
           const CellNetDims& d = c.dims;
@@ -271,25 +367,35 @@ struct CellNetBindings {
           [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object P_h,
              py::object P_c, py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
-             bool update_each_step, const std::string& on_nonfinite, py::object gradient_hook,
-             std::uintptr_t stream) {
+             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream,
+             const std::string& algorithm, py::object feedback, py::object tangent, std::int64_t seed,
+             std::int64_t random_step, double immediate_scale, py::object gradient_hook) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
+            const OnlineAlgorithm algo = parse_online_algorithm(algorithm);
+            const RandomStream random = make_random_stream(seed, random_step, immediate_scale);
             const ArrayRef p = Reader::read(params, "params");
             return FR::by_dtype(p, "params", [&](auto tag) {
               return rtrl<decltype(tag)>(c, params, h, cc, P_h, P_c, grad, opt_state, X, targets,
-                                         outputs, loss, opt, step, update_each_step, policy,
-                                         gradient_hook, stream);
+                                         outputs, loss, opt, step, update_each_step, policy, algo,
+                                         feedback, tangent, random, gradient_hook, stream);
             });
           },
           py::arg("config"), py::arg("params"), py::arg("state_h"), py::arg("state_c"),
           py::arg("sensitivities_h"), py::arg("sensitivities_c"), py::arg("grad"),
           py::arg("optimizer_state"), py::arg("X"), py::arg("targets"), py::arg("outputs"),
           py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
-          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise",
-          py::arg("gradient_hook") = py::none(), py::arg("stream") = 0,
-          "Runs exact RTRL for RecurrentNet over X (gradient_hook as fully_recurrent_rtrl's); returns a dict: the optimizer's update count "
-          "('updates') and what the non-finite check saw.");
+          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
+          py::arg("algorithm") = "exact", py::arg("feedback") = py::none(),
+          py::arg("tangent") = py::none(), py::arg("seed") = 0, py::arg("random_step") = 0,
+          py::arg("immediate_scale") = 1.0, py::arg("gradient_hook") = py::none(),
+          "Runs exact RTRL for RecurrentNet over X (algorithm 'exact'), or SnAp-1 ('snap1') or "
+          "e-prop ('eprop') with one trace array per layer (streams, N_l) in the sensitivities' "
+          "place and, for e-prop, an optional feedback matrix (outputs, hidden) in weight_out's "
+          "place; or UORO ('uoro': theta~ (streams, N_l) per layer there, the state tangent "
+          "(layers, parts, streams, hidden), signs keyed by seed at the learner's step count "
+          "random_step; gradient_hook as fully_recurrent_rtrl's); returns a dict: the optimizer's update count ('updates') and what the "
+          "non-finite check saw.");
     m.def("cell_net_bptt",
           [](const CellNetConfig& c, py::object params, py::object h, py::object cc, py::object grad,
              py::object X, py::object targets, py::object outputs, py::object loss,

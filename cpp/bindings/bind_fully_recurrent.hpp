@@ -70,6 +70,29 @@ inline OptimizerConfig make_optimizer_config(const std::string& kind, double lr,
   return o;
 }
 
+// The algorithm an online call runs: exact RTRL, or one with unit-diagonal traces.
+enum class OnlineAlgorithm { exact, snap1, eprop, uoro, kf };
+
+inline OnlineAlgorithm parse_online_algorithm(const std::string& name) {
+  if (name == "exact") return OnlineAlgorithm::exact;
+  if (name == "snap1") return OnlineAlgorithm::snap1;
+  if (name == "eprop") return OnlineAlgorithm::eprop;
+  if (name == "uoro") return OnlineAlgorithm::uoro;
+  if (name == "kf") return OnlineAlgorithm::kf;
+  throw std::invalid_argument("algorithm: expected 'exact', 'snap1', 'eprop', 'uoro' or 'kf', got '" + name + "'");
+}
+
+// A stochastic learner's generator (seed, the learner's step count) from Python.
+inline RandomStream make_random_stream(std::int64_t seed, std::int64_t step, double immediate_scale) {
+  RTRL_CHECK(seed >= 0, "seed: expected a non-negative integer, got " + std::to_string(seed));
+  RTRL_CHECK(step >= 0, "random_step: expected a non-negative integer, got " + std::to_string(step));
+  return RandomStream{std::uint64_t(seed), step, immediate_scale};
+}
+
+inline TraceRule trace_rule(OnlineAlgorithm a) {
+  return a == OnlineAlgorithm::snap1 ? TraceRule::snap1 : TraceRule::eprop;
+}
+
 inline NonfinitePolicy parse_nonfinite_policy(const std::string& policy) {
   if (policy == "raise") return NonfinitePolicy::raise;
   if (policy == "skip") return NonfinitePolicy::skip;
@@ -187,7 +210,8 @@ struct FullyRecurrentBindings {
                        const ArrayRef& P, const ArrayRef& grad, py::object opt_state,
                        const ArrayRef& X, py::object targets, py::object outputs, py::object loss,
                        const OptimizerConfig& opt, std::int64_t opt_step, bool update_each_step,
-                       NonfinitePolicy policy, py::object gradient_hook, std::uintptr_t stream) {
+                       NonfinitePolicy policy, OnlineAlgorithm algorithm, py::object tangent,
+                       const RandomStream& random, py::object gradient_hook, std::uintptr_t stream) {
     const FullyRecurrentDims& d = c.dims;
     const index_t n = d.units, L = d.width(), B = d.batch;
     FullyRecurrentSequence<T> seq =
@@ -196,8 +220,18 @@ struct FullyRecurrentBindings {
     FullyRecurrentState<T> st{};
     st.weight = checked<T>(weight, "weight", {n, L}, "(units, inputs + bias + units)", true);
     st.y = checked<T>(y, "state", {B, n}, "(streams, units)", true);
-    st.P = checked<T>(P, "sensitivities", {n, B, d.carried_rows(), L},
-                      "(units, streams, carried weight rows, inputs + bias + units)", true);
+    if (algorithm == OnlineAlgorithm::exact)
+      st.P = checked<T>(P, "sensitivities", {n, B, d.carried_rows(), L},
+                        "(units, streams, carried weight rows, inputs + bias + units)", true);
+    else if (algorithm == OnlineAlgorithm::kf)
+      st.P = checked<T>(P, "kron_A", {n, B, n}, "(units, streams, weight rows)", true);
+    else
+      st.P = checked<T>(P, "traces", {B, n, L}, "(streams, units, inputs + bias + units)", true);
+    T* tilde = nullptr;
+    if (algorithm == OnlineAlgorithm::uoro)
+      tilde = checked<T>(Reader::read(tangent, "tangent"), "tangent", {B, n}, "(streams, units)", true);
+    if (algorithm == OnlineAlgorithm::kf)
+      tilde = checked<T>(Reader::read(tangent, "kron_u"), "kron_u", {B, L}, "(streams, inputs + bias + units)", true);
     st.grad = checked<T>(grad, "grad", {n, L}, "(units, inputs + bias + units)", true);
     st.opt_state = nullptr;
     if (opt.state_rows() > 0)
@@ -214,7 +248,14 @@ struct FullyRecurrentBindings {
     o.on_nonfinite = policy;
     o.combine_gradient = python_gradient_combiner<T, Reader>(gradient_hook);
     return run_rtrl([&](NonfiniteEvents& events) {
-      return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
+      if (algorithm == OnlineAlgorithm::exact)
+        return Backend::template fully_recurrent_rtrl<T>(stream, d, st, seq, o, events);
+      if (algorithm == OnlineAlgorithm::uoro)
+        return Backend::template fully_recurrent_uoro<T>(stream, d, st, tilde, seq, o, random, events);
+      if (algorithm == OnlineAlgorithm::kf)
+        return Backend::template fully_recurrent_kf<T>(stream, d, st, tilde, seq, o, random, events);
+      return Backend::template fully_recurrent_traces<T>(stream, d, st, seq, o, trace_rule(algorithm),
+                                                         events);
     });
   }
 
@@ -281,7 +322,22 @@ struct FullyRecurrentBindings {
                              c.dims.n_weights());
         }, py::arg("update_each_step"), py::arg("optimizer_rows"),
            "What exact RTRL holds and needs, in elements: state, sensitivities, workspace per call "
-           "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.");
+           "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.")
+        .def("traces_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::fully_recurrent_traces_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_weights());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What SnAp-1 and e-prop hold and need, in elements, as rtrl_layout.")
+        .def("uoro_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::fully_recurrent_uoro_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_weights());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What UORO holds and needs, in elements, as rtrl_layout.")
+        .def("kf_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
+          return layout_dict(Backend::fully_recurrent_kf_layout(c.dims, update_each_step, optimizer_rows),
+                             c.dims.n_weights());
+        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
+           "What KF-RTRL holds and needs, in elements, as rtrl_layout.");
     py::class_<OptimizerConfig>(m, "OptimizerConfig", py::module_local())
         .def(py::init(&make_optimizer_config), py::arg("kind"), py::arg("lr"),
              py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
@@ -292,26 +348,37 @@ struct FullyRecurrentBindings {
           [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object P,
              py::object grad, py::object opt_state, py::object X, py::object targets,
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
-             bool update_each_step, const std::string& on_nonfinite, py::object gradient_hook,
-             std::uintptr_t stream) {
+             bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream,
+             const std::string& algorithm, py::object tangent, std::int64_t seed,
+             std::int64_t random_step, double immediate_scale, py::object gradient_hook) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
+            const OnlineAlgorithm algo = parse_online_algorithm(algorithm);
+            const RandomStream random = make_random_stream(seed, random_step, immediate_scale);
             const ArrayRef w = Reader::read(weight, "weight");
             const ArrayRef x = Reader::read(X, "X");
             return by_dtype(w, "weight", [&](auto tag) {
               using T = decltype(tag);
               return rtrl<T>(c, w, Reader::read(y, "state"), Reader::read(P, "sensitivities"),
                              Reader::read(grad, "grad"), opt_state, x, targets, outputs, loss, opt,
-                             step, update_each_step, policy, gradient_hook, stream);
+                             step, update_each_step, policy, algo, tangent, random, gradient_hook, stream);
             });
           },
           py::arg("config"), py::arg("weight"), py::arg("state"), py::arg("sensitivities"),
           py::arg("grad"), py::arg("optimizer_state"), py::arg("X"), py::arg("targets"),
           py::arg("outputs"), py::arg("loss"), py::arg("optimizer"), py::arg("optimizer_step"),
-          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise",
-          py::arg("gradient_hook") = py::none(), py::arg("stream") = 0,
-          "Runs exact RTRL over X (gradient_hook(grad, finite) -> bool, when given, combines each "
-          "step's gradient with other processes' before the update); returns a dict: the optimizer's update count after the call "
+          py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
+          py::arg("algorithm") = "exact", py::arg("tangent") = py::none(), py::arg("seed") = 0,
+          py::arg("random_step") = 0, py::arg("immediate_scale") = 1.0,
+          py::arg("gradient_hook") = py::none(),
+          "Runs exact RTRL over X (algorithm 'exact'; sensitivities (units, streams, units, width)), "
+          "or SnAp-1 ('snap1') or e-prop ('eprop') with their traces (streams, units, width) in "
+          "sensitivities' place, or UORO ('uoro': theta~ (streams, units, width) there and the state "
+          "tangent (streams, units), its signs keyed by seed at the learner's step count "
+          "random_step; immediate_scale below 1 gives the deliberately biased estimate the "
+          "unbiasedness tests check against), or KF-RTRL ('kf': A (units, streams, units) there and "
+          "u (streams, width) as tangent); gradient_hook(grad, finite) -> bool, when given, combines each "
+          "step's gradient with other processes' before the update; returns a dict: the optimizer's update count after the call "
           "('updates') and what the non-finite check saw.");
 
     m.def("fully_recurrent_bptt",

@@ -11,6 +11,12 @@
 #include "rtrl/algo/recurrent_layer.hpp"
 #include "rtrl/algo/recurrent_layer_dispatch.hpp"
 #include "rtrl/algo/cell_rtrl.hpp"
+#include "rtrl/algo/cell_traces.hpp"
+#include "rtrl/algo/cell_kf_rtrl.hpp"
+#include "rtrl/algo/cell_uoro.hpp"
+#include "rtrl/algo/fully_recurrent_kf_rtrl.hpp"
+#include "rtrl/algo/fully_recurrent_uoro.hpp"
+#include "rtrl/algo/fully_recurrent_traces.hpp"
 #include "rtrl/algo/readout.hpp"
 
 namespace rtrl {
@@ -75,6 +81,79 @@ std::int64_t CpuBackend::cell_net_rtrl(std::uintptr_t, const CellNetDims& d, con
 }
 
 template <class T>
+std::int64_t CpuBackend::fully_recurrent_traces(std::uintptr_t, const FullyRecurrentDims& d,
+                                             const FullyRecurrentState<T>& state,
+                                             const FullyRecurrentSequence<T>& seq,
+                                             const FullyRecurrentOptions& options, TraceRule rule,
+                                             NonfiniteEvents& events) {
+  CpuContext ctx;
+  const std::int64_t updates = rtrl::fully_recurrent_traces(ctx, d, state, seq, options, rule, events);
+  return updates;
+}
+
+template <class T>
+std::int64_t CpuBackend::cell_net_traces(std::uintptr_t, const CellNetDims& d, const CellNetState<T>& state,
+                                      const CellNetSequence<T>& seq, const CellNetOptions& options,
+                                      TraceRule rule, const T* feedback, NonfiniteEvents& events) {
+  CpuContext ctx;
+  std::int64_t updates = 0;
+  with_cell(d.cell, [&](auto cell) {
+    updates = rtrl::cell_net_traces<decltype(cell)>(ctx, d, state, seq, options, rule, feedback, events);
+  });
+  return updates;
+}
+
+template <class T>
+std::int64_t CpuBackend::fully_recurrent_uoro(std::uintptr_t, const FullyRecurrentDims& d,
+                                           const FullyRecurrentState<T>& state, T* tilde,
+                                           const FullyRecurrentSequence<T>& seq,
+                                           const FullyRecurrentOptions& options,
+                                           const RandomStream& random, NonfiniteEvents& events) {
+  CpuContext ctx;
+  const std::int64_t updates = rtrl::fully_recurrent_uoro(ctx, d, state, tilde, seq, options, random, events);
+  return updates;
+}
+
+template <class T>
+std::int64_t CpuBackend::cell_net_uoro(std::uintptr_t, const CellNetDims& d, const CellNetState<T>& state,
+                                    T* tangent, const CellNetSequence<T>& seq,
+                                    const CellNetOptions& options, const RandomStream& random,
+                                    NonfiniteEvents& events) {
+  CpuContext ctx;
+  std::int64_t updates = 0;
+  with_cell(d.cell, [&](auto cell) {
+    updates = rtrl::cell_net_uoro<decltype(cell)>(ctx, d, state, tangent, seq, options, random, events);
+  });
+  return updates;
+}
+
+template <class T>
+std::int64_t CpuBackend::fully_recurrent_kf(std::uintptr_t, const FullyRecurrentDims& d,
+                                         const FullyRecurrentState<T>& state, T* u,
+                                         const FullyRecurrentSequence<T>& seq,
+                                         const FullyRecurrentOptions& options,
+                                         const RandomStream& random, NonfiniteEvents& events) {
+  CpuContext ctx;
+  const std::int64_t updates = rtrl::fully_recurrent_kf(ctx, d, state, u, seq, options, random, events);
+  return updates;
+}
+
+// KF-RTRL's Kronecker form holds for the rnn and the LSTM only (the bindings refuse the others).
+template <class T>
+std::int64_t CpuBackend::cell_net_kf(std::uintptr_t, const CellNetDims& d, const CellNetState<T>& state,
+                                  T* const* u, const CellNetSequence<T>& seq,
+                                  const CellNetOptions& options, const RandomStream& random,
+                                  NonfiniteEvents& events) {
+  CpuContext ctx;
+  std::int64_t updates = 0;
+  if (d.cell == CellKind::lstm)
+    updates = rtrl::cell_net_kf<LstmCell>(ctx, d, state, u, seq, options, random, events);
+  else
+    updates = rtrl::cell_net_kf<RnnCell>(ctx, d, state, u, seq, options, random, events);
+  return updates;
+}
+
+template <class T>
 void CpuBackend::cell_net_bptt(std::uintptr_t, const CellNetDims& d, const CellNetBpttState<T>& state,
                             const CellNetSequence<T>& seq, LossKind loss, double loss_scale,
                             NonfinitePolicy policy, NonfiniteEvents& events) {
@@ -119,6 +198,42 @@ OnlineLayout CpuBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update,
   return l;
 }
 
+OnlineLayout CpuBackend::fully_recurrent_traces_layout(const FullyRecurrentDims& d, bool update,
+                                                   index_t state_rows) {
+  return rtrl::fully_recurrent_traces_layout<CpuContext, float>(d, update, state_rows);
+}
+
+OnlineLayout CpuBackend::cell_net_traces_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  with_cell(d.cell, [&](auto cell) {
+    l = rtrl::cell_net_traces_layout<decltype(cell), CpuContext, float>(d, update, state_rows);
+  });
+  return l;
+}
+
+OnlineLayout CpuBackend::fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update,
+                                                 index_t state_rows) {
+  return rtrl::fully_recurrent_uoro_layout<CpuContext, float>(d, update, state_rows);
+}
+
+OnlineLayout CpuBackend::cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  OnlineLayout l;
+  with_cell(d.cell, [&](auto cell) {
+    l = rtrl::cell_net_uoro_layout<decltype(cell), CpuContext, float>(d, update, state_rows);
+  });
+  return l;
+}
+
+OnlineLayout CpuBackend::fully_recurrent_kf_layout(const FullyRecurrentDims& d, bool update,
+                                               index_t state_rows) {
+  return rtrl::fully_recurrent_kf_layout<CpuContext, float>(d, update, state_rows);
+}
+
+OnlineLayout CpuBackend::cell_net_kf_layout(const CellNetDims& d, bool update, index_t state_rows) {
+  if (d.cell == CellKind::lstm) return rtrl::cell_net_kf_layout<LstmCell, CpuContext, float>(d, update, state_rows);
+  return rtrl::cell_net_kf_layout<RnnCell, CpuContext, float>(d, update, state_rows);
+}
+
 #define RTRL_INSTANTIATE(T)                                                                     \
   template std::int64_t CpuBackend::fully_recurrent_rtrl<T>(                                    \
       std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
@@ -145,6 +260,30 @@ OnlineLayout CpuBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update,
   template void CpuBackend::cell_net_bptt<T>(std::uintptr_t, const CellNetDims&,                        \
                                           const CellNetBpttState<T>&, const CellNetSequence<T>&,   \
                                           LossKind, double, NonfinitePolicy, NonfiniteEvents&);    \
+  template std::int64_t CpuBackend::fully_recurrent_traces<T>(                                  \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&,                 \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, TraceRule,                \
+      NonfiniteEvents&);                                                                        \
+  template std::int64_t CpuBackend::cell_net_traces<T>(std::uintptr_t, const CellNetDims&,             \
+                                                const CellNetState<T>&, const CellNetSequence<T>&,\
+                                                const CellNetOptions&, TraceRule, const T*,     \
+                                                NonfiniteEvents&);                              \
+  template std::int64_t CpuBackend::fully_recurrent_uoro<T>(                                    \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&, T*,             \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, const RandomStream&,      \
+      NonfiniteEvents&);                                                                        \
+  template std::int64_t CpuBackend::cell_net_uoro<T>(std::uintptr_t, const CellNetDims&,               \
+                                              const CellNetState<T>&, T*, const CellNetSequence<T>&,\
+                                              const CellNetOptions&, const RandomStream&,       \
+                                              NonfiniteEvents&);                                \
+  template std::int64_t CpuBackend::fully_recurrent_kf<T>(                                      \
+      std::uintptr_t, const FullyRecurrentDims&, const FullyRecurrentState<T>&, T*,             \
+      const FullyRecurrentSequence<T>&, const FullyRecurrentOptions&, const RandomStream&,      \
+      NonfiniteEvents&);                                                                        \
+  template std::int64_t CpuBackend::cell_net_kf<T>(std::uintptr_t, const CellNetDims&,                 \
+                                            const CellNetState<T>&, T* const*,                  \
+                                            const CellNetSequence<T>&, const CellNetOptions&,   \
+                                            const RandomStream&, NonfiniteEvents&);             \
   template void CpuBackend::readout<T>(std::uintptr_t, const ReadoutArgs<T>&);
 
 RTRL_INSTANTIATE(float)

@@ -13,8 +13,11 @@ from ._info import cuda_available, info  # noqa: E402
 from .checkpoint import CheckpointError, load  # noqa: E402
 from .learners import BPTT, RTRL, NonFiniteError, RunResult  # noqa: E402
 from .models import FullyRecurrent, RecurrentNet  # noqa: E402
+from .traces import RFLO, EProp, SnAp  # noqa: E402
+from .uoro import KFRTRL, UORO  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["BPTT", "CheckpointError", "FullyRecurrent", "NonFiniteError", "RTRL", "RunResult", "cuda_available", "info", "load", "memory", "nn",
+__all__ = ["BPTT", "CheckpointError", "EProp", "FullyRecurrent", "KFRTRL", "NonFiniteError", "RFLO", "RTRL",
+           "RunResult", "SnAp", "UORO", "cuda_available", "info", "load", "memory", "nn",
            "optim", "RecurrentNet", "__version__"]

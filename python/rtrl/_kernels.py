@@ -9,10 +9,11 @@ from .models import FullyRecurrent, RecurrentNet
 
 
 class FullyRecurrentKernels:
-    """Williams-Zipser network: state y (B, n); sensitivities (n, B, n_c, width), n_c the weight
-    rows this process carries (all of them but in column-sharded RTRL)."""
+    """Williams-Zipser network: state y (B, n); exact RTRL's sensitivities (n, B, n_c, width), n_c
+    the weight rows this process carries (all of them but in column-sharded RTRL), or the
+    unit-diagonal traces of SnAp-1 and e-prop (B, n, width) (diagonal_traces.hpp)."""
 
-    def __init__(self, learner: Any, sensitivities: bool) -> None:
+    def __init__(self, learner: Any, algorithm: str | None) -> None:
         m, xp, B = learner.model, learner._xp, learner.batch_size
         self.learner, self.model = learner, m
         self.core, self.stream = learner._core, learner._be.stream
@@ -21,10 +22,23 @@ class FullyRecurrentKernels:
             m.n_units, m.n_inputs, m.bias, m.n_outputs, B, m.activation, learner.teacher_forcing,
             learner.reduction, shard_row0=row0, shard_rows=rows)
         self.arrays = {"state": zeros_touched(xp, (B, m.n_units), dtype=m.dtype)}
-        if sensitivities:
+        self.algorithm = algorithm
+        self.stream_axis = {"state": 0}
+        if algorithm == "exact":
             self.arrays["sensitivities"] = zeros_touched(
                 xp, (m.n_units, B, self.config.carried_rows, m.width), dtype=m.dtype)
-        self.stream_axis = {"state": 0, "sensitivities": 1}
+            self.stream_axis["sensitivities"] = 1
+        elif algorithm == "kf":
+            self.arrays["kron_A"] = zeros_touched(xp, (m.n_units, B, m.n_units), dtype=m.dtype)
+            self.arrays["kron_u"] = zeros_touched(xp, (B, m.width), dtype=m.dtype)
+            self.stream_axis.update({"kron_A": 1, "kron_u": 0})
+        elif algorithm == "uoro":
+            self.arrays["theta_tangent"] = zeros_touched(xp, (B, m.n_units, m.width), dtype=m.dtype)
+            self.arrays["tangent"] = zeros_touched(xp, (B, m.n_units), dtype=m.dtype)
+            self.stream_axis.update({"theta_tangent": 0, "tangent": 0})
+        elif algorithm is not None:
+            self.arrays["traces"] = zeros_touched(xp, (B, m.n_units, m.width), dtype=m.dtype)
+            self.stream_axis["traces"] = 0
 
     def stream_views(self) -> list:
         """(array view, stream axis) pairs covering the state and the sensitivities."""
@@ -42,11 +56,14 @@ class FullyRecurrentKernels:
         opt_state = lr._optimizer_state
         if opt_state is not None:
             opt_state = opt_state.reshape((opt_state.shape[0],) + shape)
+        P = self.arrays[{"exact": "sensitivities", "uoro": "theta_tangent",
+                         "kf": "kron_A"}.get(self.algorithm, "traces")]
         return self.core.fully_recurrent_rtrl(
-            self.config, self.model.weight, self.arrays["state"], self.arrays["sensitivities"],
+            self.config, self.model.weight, self.arrays["state"], P,
             self._grad(), opt_state, X, targets, outputs, loss, lr._native_optimizer,
-            lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, gradient_hook=lr._gradient_hook,
-            stream=self.stream())
+            lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite, stream=self.stream(),
+            algorithm=self.algorithm, gradient_hook=lr._gradient_hook,
+            **_random_arguments(lr, self.arrays.get("tangent", self.arrays.get("kron_u"))))
 
     def validate(self, X: Any, targets: Any) -> None:
         self.core.validate_sequence(self.config, X, targets, self.stream())
@@ -57,12 +74,22 @@ class FullyRecurrentKernels:
                                               on_nonfinite=self.learner.on_nonfinite, stream=self.stream())
 
 
+def _random_arguments(learner: Any, tangent: Any) -> dict:
+    """A stochastic learner's state tangent and generator (seed, the learner's step count)."""
+    if tangent is None:
+        return {}
+    return {"tangent": tangent, "seed": learner.seed, "random_step": learner.steps,
+            "immediate_scale": learner._immediate_scale}
+
+
 class RecurrentNetKernels:
     """A stack of RNN/LSTM/GRU layers and a readout: state h (B, H) [and c] for one layer, (L, B, H)
     for more; sensitivities (H, B, n_theta) for one layer, (H, B N_<=l) for layer l of more (their
-    columns grouped by layer, then stream: cell_rtrl.hpp)."""
+    columns grouped by layer, then stream: cell_rtrl.hpp); or SnAp-1's and e-prop's traces, one
+    (B, N_l) array per layer and state part, ``traces_h`` (``traces_h_l{l}`` with more layers), and
+    e-prop's random ``feedback`` (O, H) (diagonal_traces.hpp)."""
 
-    def __init__(self, learner: Any, sensitivities: bool) -> None:
+    def __init__(self, learner: Any, algorithm: str | None, feedback: Any = None) -> None:
         m, xp, B = learner.model, learner._xp, learner.batch_size
         self.learner, self.model, self.xp = learner, m, xp
         self.core, self.stream = learner._core, learner._be.stream
@@ -76,6 +103,42 @@ class RecurrentNetKernels:
         self.stream_axis = {f"state_{p}": 0 if L == 1 else 1 for p in parts}
         self._stream_views = [(self.arrays[f"state_{p}"], self.stream_axis[f"state_{p}"]) for p in parts]
         self.sensitivity_names: dict[str, list[str]] = {p: [] for p in parts}
+        self.algorithm, self.feedback = algorithm, None
+        sensitivities = algorithm == "exact"
+        self.kron_u: list = []
+        if algorithm == "kf":
+            G, widths = m.gates, [n // (m.gates * H) for n in self.config.layer_theta]
+            for l in range(L):
+                suffix = "" if L == 1 else f"_l{l}"
+                for p in parts:
+                    name = f"kron_A_{p}{suffix}"
+                    A = self.arrays[name] = zeros_touched(xp, (H, B * G * H), dtype=m.dtype)
+                    self.sensitivity_names[p].append(name)
+                    self._stream_views.append((A.reshape(H, B, G * H), 1))
+                u = self.arrays[f"kron_u{suffix}"] = zeros_touched(xp, (B, widths[l]), dtype=m.dtype)
+                self.stream_axis[f"kron_u{suffix}"] = 0
+                self._stream_views.append((u, 0))
+                self.kron_u.append(u)
+        elif algorithm == "uoro":
+            for l, n in enumerate(self.config.layer_theta):
+                name = "theta_tangent" + ("" if L == 1 else f"_l{l}")
+                self.arrays[name] = zeros_touched(xp, (B, n), dtype=m.dtype)
+                self.stream_axis[name] = 0
+                self._stream_views.append((self.arrays[name], 0))
+                self.sensitivity_names["h"].append(name)
+            self.arrays["tangent"] = zeros_touched(xp, (L, len(parts), B, H), dtype=m.dtype)
+            self.stream_axis["tangent"] = 2
+            self._stream_views.append((self.arrays["tangent"], 2))
+        elif algorithm not in (None, "exact"):
+            for p in parts:
+                for l, n in enumerate(self.config.layer_theta):
+                    name = f"traces_{p}" + ("" if L == 1 else f"_l{l}")
+                    self.arrays[name] = zeros_touched(xp, (B, n), dtype=m.dtype)
+                    self.stream_axis[name] = 0
+                    self._stream_views.append((self.arrays[name], 0))
+                    self.sensitivity_names[p].append(name)
+            if feedback is not None:
+                self.arrays["feedback"] = self.feedback = xp.asarray(feedback, dtype=m.dtype)
         if sensitivities and L == 1:
             for p in parts:
                 name = f"sensitivities_{p}"
@@ -109,7 +172,8 @@ class RecurrentNetKernels:
             self.config, self.model._flat, a["state_h"], a.get("state_c"),
             [a[n] for n in self.sensitivity_names["h"]], P_c or None, lr._grad, lr._optimizer_state, X, targets, outputs, loss,
             lr._native_optimizer, lr._optimizer_step, each_step, on_nonfinite=lr.on_nonfinite,
-            gradient_hook=lr._gradient_hook, stream=self.stream())
+            stream=self.stream(), algorithm=self.algorithm, feedback=self.feedback,
+            gradient_hook=lr._gradient_hook, **_random_arguments(lr, self.kron_u or a.get("tangent")))
 
     def validate(self, X: Any, targets: Any) -> None:
         xp = self.xp
@@ -128,9 +192,11 @@ class RecurrentNetKernels:
                                        lr._grad, X, targets, outputs, loss, on_nonfinite=lr.on_nonfinite,
                                        stream=self.stream())
 
-def kernels_for(learner: Any, sensitivities: bool) -> Any:
+def kernels_for(learner: Any, algorithm: str | None, feedback: Any = None) -> Any:
+    """The kernels of ``learner``'s model for ``algorithm``: None (BPTT), "exact" (RTRL), "snap1" or
+    "eprop" (with e-prop's ``feedback`` matrix (O, H) on RecurrentNet, or None)."""
     if isinstance(learner.model, FullyRecurrent):
-        return FullyRecurrentKernels(learner, sensitivities)
+        return FullyRecurrentKernels(learner, algorithm)
     if isinstance(learner.model, RecurrentNet):
-        return RecurrentNetKernels(learner, sensitivities)
+        return RecurrentNetKernels(learner, algorithm, feedback)
     raise TypeError(f"model: expected an rtrl.FullyRecurrent or rtrl.RecurrentNet, got {type(learner.model).__name__}")

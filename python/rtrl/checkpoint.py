@@ -325,13 +325,14 @@ _SHARDS = ("ShardedRTRL", "RTRLShard")  # one rank's file of a column-sharded le
 
 def _classes(header: dict) -> tuple[type, dict, type, dict]:
     """The model and learner classes and their constructor arguments the header names."""
-    from . import learners, models, optim
+    from . import learners, models, optim, traces, uoro
 
     model_cls = {"FullyRecurrent": models.FullyRecurrent,
                  "RecurrentNet": models.RecurrentNet}.get(header["model"]["class"])
     from .distributed import RTRLShard
 
-    learner_cls = {"RTRL": learners.RTRL, "BPTT": learners.BPTT,
+    learner_cls = {"RTRL": learners.RTRL, "BPTT": learners.BPTT, "SnAp": traces.SnAp,
+                   "EProp": traces.EProp, "RFLO": traces.RFLO, "UORO": uoro.UORO, "KFRTRL": uoro.KFRTRL,
                    **{name: RTRLShard for name in _SHARDS}}.get(header["learner"]["class"])
     if model_cls is None or learner_cls is None:
         raise ValueError("unknown model or learner class in checkpoint")

@@ -133,14 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="{info,demo,bench}")
     info = sub.add_parser("info", help="the build, the CPU/BLAS/threads and the CUDA status; with --memory, "
                                        "what a learner will need")
-    info.add_argument("--memory", choices=("fully_recurrent", "rnn", "lstm", "gru"),
+    info.add_argument("--memory", choices=("fully_recurrent", "rnn", "lstm", "gru", "elstm"),
                       help="print the memory a learner on this model will need, before allocating it")
     info.add_argument("--inputs", type=int, help="inputs (with --memory)")
     info.add_argument("--hidden", type=int, help="hidden units, or the fully recurrent network's units")
     info.add_argument("--outputs", type=int, help="outputs (readout size; visible units)")
     info.add_argument("--batch-size", type=int, default=1, help="streams (default 1)")
     info.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    info.add_argument("--learner", choices=("rtrl", "bptt"), default="rtrl")
+    info.add_argument("--learner", choices=("rtrl", "bptt", "snap", "eprop", "rflo", "uoro", "kf"), default="rtrl")
     info.add_argument("--optimizer", choices=("none", "sgd", "momentum", "adam"), default="sgd")
     info.add_argument("--steps", type=int, help="BPTT: steps per chunk (its memory grows with them)")
     info.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
@@ -153,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "  forecast     Mackey-Glass next-step prediction: RTRL against truncated BPTT (LSTM)\n"
                           "  reber        the embedded Reber grammar: an LSTM learning online with RTRL\n"
                           "  text         a character-level GRU trained by truncated BPTT on standard-library\n"
-                          "               sources, then sampled")
+                          "               sources, then sampled\n"
+                          "  online       delayed recall with a curriculum: RTRL, SnAp-1, e-prop, UORO, KF-RTRL\n"
+                          "               and truncated BPTT side by side")
     demo.add_argument("task", nargs="?", metavar="TASK", help="demo to run (default: wz1989)")
     demo.add_argument("--seeds", type=_at_least_one, default=None, metavar="N",
                       help="networks per task, at least 1, with or without --quick (default: the demo's own: "
@@ -172,11 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="fewer sizes and repeats (a few minutes)")
     bench.add_argument("--json", metavar="FILE", type=_output_file,
                        help="also write the results (all rows) as JSON")
-    bench.add_argument("--only", choices=("rtrl", "cells", "stacked", "layers", "memory"),
+    bench.add_argument("--only", choices=("rtrl", "cells", "stacked", "layers", "memory", "approximate"),
                        help="run one table: rtrl (fully recurrent RTRL vs sgemm and NumPy/torch/JAX RTRLs), "
                             "cells (RecurrentNet RTRL vs sgemm), stacked (stacked RecurrentNet RTRL vs "
-                            "sgemms), layers (LSTM/GRU vs torch) or memory "
-                            "(peak RSS of RTRL at T = 2000 and 50000)")
+                            "sgemms), layers (LSTM/GRU vs torch), memory "
+                            "(peak RSS of RTRL at T = 2000 and 50000) or approximate (SnAp-1, e-prop, RFLO, "
+                            "UORO, KF-RTRL vs RTRL, BPTT and a memory pass)")
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where rtrl runs (default auto: CUDA when available); the references run on "
                             "the CPU; cuda without a usable device is an error")

@@ -118,6 +118,7 @@ class Learner:
     """What RTRL and BPTT share: state arrays, the gradient, the optimizer and checkpoints."""
 
     _kind = ""
+    _algorithm: str | None = None  # what the native online loop runs: "exact", "snap1", "eprop"; None: BPTT
 
     def __init__(self, model: Model, *, lr: float | None, optimizer: _optim.Optimizer | None,
                  loss: str, reduction: str, clip_grad_norm: float | None, batch_size: int,
@@ -151,14 +152,15 @@ class Learner:
         self._native = (getattr(self.optimizer, "_version", None), self.optimizer.native(self._core, clip_grad_norm) if self.optimizer is not None
                         else self._core.OptimizerConfig("none", 0.0))
         rows = self._native_optimizer.state_rows
-        if self._kind == "rtrl":
-            need = _memory.of_learner(model, "rtrl", self.batch_size, rows if self.optimizer else None,
+        if self._algorithm is not None:
+            need = _memory.of_learner(model, self._kind, self.batch_size, rows if self.optimizer else None,
                                       update=getattr(self, "update", "realtime"),
                                       weight_rows=getattr(self, "_shard", (0, None))[1])
             layers = (_memory.layer_sensitivities(model, self.batch_size)
-                      if isinstance(model, RecurrentNet) and model.num_layers > 1 else None)
-            _memory.check_fits(need, model.device, f"RTRL with batch_size={self.batch_size} on {model!r}",
-                               layers)
+                      if self._algorithm == "exact" and isinstance(model, RecurrentNet) and model.num_layers > 1
+                      else None)
+            _memory.check_fits(need, model.device, f"{type(self).__name__} with batch_size={self.batch_size} "
+                               f"on {model!r}", layers)
         # combines each real-time step's gradient with other processes' (rtrl.distributed); None: alone
         self._gradient_hook = None
         self._grad = zeros_touched(self._xp, model._flat.shape, model.dtype)
@@ -169,7 +171,11 @@ class Learner:
         self.steps = 0
         self.stats = {"skipped_steps": 0, "reset_streams": 0, "last_skipped_step": None}
         self._warn_after_skipped, self._consecutive_skips = 1000, 0
-        self._kernels = kernels_for(self, sensitivities=self._kind == "rtrl")
+        self._kernels = kernels_for(self, self._algorithm, self._feedback_matrix())
+
+    def _feedback_matrix(self) -> Any:
+        """e-prop's random feedback (O, H) on the learner's device, or None."""
+        return None
 
     @property
     def lock(self) -> Any:
@@ -540,7 +546,44 @@ def _trailing_skips(report: dict, host_loss: Any) -> int:
     return min(skipped, max(1, trailing))
 
 
-class RTRL(Learner):
+class _OnlineLearner(Learner):
+    """What the online learners share (exact RTRL and its approximations): the update mode and the
+    native online loop (online_loop.hpp), which runs the algorithm named by ``_algorithm``."""
+
+    update: str
+
+    def memory_bytes(self) -> int:
+        """Bytes of state this learner holds (its sensitivities or traces dominate); independent of
+        the sequence length. :func:`rtrl.memory.estimate` gives it, and the per-run workspace, before
+        a learner is made."""
+        return sum(int(a.nbytes) for a in self._arrays().values()) + int(self.model._flat.nbytes)
+
+    def run(self, X: Any, targets: Any = None) -> RunResult:
+        """Runs the learner over ``X`` (T, B, I) — or (T, I) when ``batch_size == 1`` — with
+        ``targets`` (T, B, O) or (T, O), NaN where there is none. The whole loop, updates included,
+        runs natively without the GIL. Returns a :class:`RunResult`."""
+        return super().run(X, targets)
+
+    def _run(self, X: Any, targets: Any, unbatched: bool) -> RunResult:
+        outputs, loss = self._buffers(X.shape[0])
+        each_step = self.update == "realtime" and self.optimizer is not None
+        start = self.steps
+        report = self._kernels.rtrl(X, targets, outputs, loss, each_step)
+        done, skipped = report["steps_done"], report["skipped_steps"]
+        self._optimizer_step = report["updates"]
+        self.steps += done
+        self._pending = not each_step and (self._pending or done > skipped)
+        self._count_skips(done, _trailing_skips(report, lambda: self._be.to_host(loss[:done])))
+        self._note_nonfinite(start, report["first_step"], report["last_step"], report["first_streams"],
+                             skipped, report["reset_streams"], report["stopped"],
+                             self._result(outputs[:done], loss[:done], unbatched))
+        return self._result(outputs, loss, unbatched)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "update": self.update}
+
+
+class RTRL(_OnlineLearner):
     """Exact Real-Time Recurrent Learning (Williams & Zipser 1989).
 
     Carries, for every stream, the sensitivities of the units to every weight and so the exact
@@ -605,6 +648,7 @@ class RTRL(Learner):
     """
 
     _kind = "rtrl"
+    _algorithm = "exact"
 
     def __init__(self, model: FullyRecurrent | RecurrentNet, *, lr: float | None = None,
                  optimizer: _optim.Optimizer | None = None, update: str = "realtime",
@@ -630,36 +674,6 @@ class RTRL(Learner):
                                  "sensitivities_h_l{l} of state_dict(), (H, B N_<=l), columns grouped "
                                  "by layer, then stream")
         return a["sensitivities_h"].transpose(1, 0, 2)
-
-    def memory_bytes(self) -> int:
-        """Bytes of state this learner holds (the sensitivities dominate); independent of the
-        sequence length. :func:`rtrl.memory.estimate` gives it, and the per-run workspace, before
-        a learner is made."""
-        return sum(int(a.nbytes) for a in self._arrays().values()) + int(self.model._flat.nbytes)
-
-    def run(self, X: Any, targets: Any = None) -> RunResult:
-        """Runs the learner over ``X`` (T, B, I) — or (T, I) when ``batch_size == 1`` — with
-        ``targets`` (T, B, O) or (T, O), NaN where there is none. The whole loop, updates included,
-        runs natively without the GIL. Returns a :class:`RunResult`."""
-        return super().run(X, targets)
-
-    def _run(self, X: Any, targets: Any, unbatched: bool) -> RunResult:
-        outputs, loss = self._buffers(X.shape[0])
-        each_step = self.update == "realtime" and self.optimizer is not None
-        start = self.steps
-        report = self._kernels.rtrl(X, targets, outputs, loss, each_step)
-        done, skipped = report["steps_done"], report["skipped_steps"]
-        self._optimizer_step = report["updates"]
-        self.steps += done
-        self._pending = not each_step and (self._pending or done > skipped)
-        self._count_skips(done, _trailing_skips(report, lambda: self._be.to_host(loss[:done])))
-        self._note_nonfinite(start, report["first_step"], report["last_step"], report["first_streams"],
-                             skipped, report["reset_streams"], report["stopped"],
-                             self._result(outputs[:done], loss[:done], unbatched))
-        return self._result(outputs, loss, unbatched)
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "update": self.update}
 
 
 class BPTT(Learner):

@@ -23,6 +23,9 @@ __all__ = ["estimate", "of_learner", "available_bytes", "format_bytes"]
 # The CUDA context's bound on its scratch for blocks of sensitivity columns (cuda_context.cuh); the
 # CPU context's plan comes from the CPU module itself.
 _CUDA_SCRATCH_BYTES = 256 << 20
+#: what estimate() knows: exact RTRL, BPTT and the learners with unit-diagonal traces
+LEARNERS = ("rtrl", "bptt", "snap", "eprop", "rflo", "uoro", "kf")
+_TRACES = ("snap", "eprop", "rflo")
 _OPTIMIZER_ROWS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 
 
@@ -43,7 +46,11 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
     batch_size : int
         Streams B.
     dtype : {"float32", "float64"}
-    learner : {"rtrl", "bptt"}
+    learner : {"rtrl", "bptt", "snap", "eprop", "rflo", "uoro", "kf"}
+        Exact RTRL, BPTT, or SnAp-1 / e-prop / RFLO (their traces: the layers' parameters once per
+        stream and state part; e-prop's random feedback matrix is not counted), or UORO (a
+        parameter tangent and a state tangent per stream), or KF-RTRL ("kf": its Kronecker
+        factors per stream; fully_recurrent, rnn and lstm).
     optimizer : {"none", "sgd", "momentum", "adam"}
         What the optimizer keeps per parameter: nothing, nothing, a velocity, two moments.
     update : {"realtime", "epoch"}
@@ -67,8 +74,8 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
         ``workspace`` (per run; for BPTT the chunk's saved steps), ``learner`` (what the learner
         holds between calls: all but the workspace) and ``total``, in bytes.
     """
-    if learner not in ("rtrl", "bptt"):
-        raise ValueError(f"learner: expected 'rtrl' or 'bptt', got {learner!r}")
+    if learner not in LEARNERS:
+        raise ValueError(f"learner: expected one of {LEARNERS}, got {learner!r}")
     if optimizer not in _OPTIMIZER_ROWS:
         raise ValueError(f"optimizer: expected one of {tuple(_OPTIMIZER_ROWS)}, got {optimizer!r}")
     if update not in ("realtime", "epoch"):
@@ -91,6 +98,10 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
     realtime = update == "realtime" and optimizer != "none"
     core = backend(where).core
     B, H, I = int(batch_size), int(hidden_size), int(input_size)
+    if learner == "rflo" and model != "rnn":
+        raise ValueError(f"learner='rflo' runs on model='rnn' only, got {model!r}")
+    if learner == "kf" and model not in ("fully_recurrent", "rnn", "lstm"):
+        raise ValueError(f"learner='kf' runs on model='fully_recurrent', 'rnn' or 'lstm', got {model!r}")
     if model == "fully_recurrent":
         O = H if output_size is None else int(output_size)
         sizes = _fully_recurrent(core, H, I, O, B, bool(bias), learner, steps, item, where, realtime, rows,
@@ -175,6 +186,12 @@ def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, lear
     config = core.FullyRecurrentConfig(n, m, bias, O, B, "logistic", False, "mean", shard_rows=weight_rows)
     if learner == "rtrl":
         return _rtrl(config.rtrl_layout(realtime, rows), item, device)
+    if learner in _TRACES:
+        return _rtrl(config.traces_layout(realtime, rows), item, device)
+    if learner == "uoro":
+        return _rtrl(config.uoro_layout(realtime, rows), item, device)
+    if learner == "kf":
+        return _rtrl(config.kf_layout(realtime, rows), item, device)
     N, L, T = config.n_weights, config.width, int(steps)
     # fully_recurrent_bptt.hpp: z(0..T), slope/error/keep, pre/sq_error, dL/ds, the recurrent part,
     # and the copy of the gradient the non-finite check restores
@@ -188,6 +205,12 @@ def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str
     config = core.CellNetConfig(cell, "tanh", I, H, O, B, "mse", "mean", layers=layers)
     if learner == "rtrl":
         return _rtrl(config.rtrl_layout(realtime, rows), item, device)
+    if learner in _TRACES:
+        return _rtrl(config.traces_layout(realtime, rows), item, device)
+    if learner == "uoro":
+        return _rtrl(config.uoro_layout(realtime, rows), item, device)
+    if learner == "kf":
+        return _rtrl(config.kf_layout(realtime, rows), item, device)
     info = CELL_INFO[cell]
     GH, T, TBH = info["gates"] * H, int(steps), int(steps) * B * H
     lstm, gru = cell == "lstm", cell == "gru"

@@ -8,7 +8,7 @@ import numpy as np
 
 from ._arrays import as_device_array, as_flag, resolve_dtype, unaliased
 from ._backend import Backend, backend
-from ._cells import GATES
+from ._cells import CELL_INFO, GATES
 
 ACTIVATIONS = ("logistic", "tanh")
 CELLS = GATES  # cell -> number of gates, from the core's cell files
@@ -189,7 +189,10 @@ class RecurrentNet(Model):
 
     Parameters
     ----------
-    cell : {"rnn", "lstm", "gru"}
+    cell : {"rnn", "lstm", "gru", "elstm"}
+        "elstm" (Irie et al. 2023): z = tanh(W_z x + w_z h + b_z), f = sigmoid(W_f x + w_f h + b_f),
+        h' = f h + (1 - f) z, an element-wise recurrence: ``weight_ih`` (2 H, I) rows [z | f],
+        ``weight_hh`` (2 H,) [w_z | w_f], ``bias_ih``, ``bias_hh`` (2 H,). SnAp-1 on it is exact RTRL.
     input_size, hidden_size, output_size : int
     num_layers : int
         Stacked recurrent layers: layer 0 sees the input, layer l the hidden state of layer l - 1.
@@ -256,13 +259,18 @@ class RecurrentNet(Model):
         """Refuses, before any per-layer structure is built, parameters that could not fit in memory,
         naming each layer's part."""
         GH, H, O = self.gates * self.hidden_size, self.hidden_size, self.output_size
-        first, upper, readout = GH * (self.input_size + H + 2), GH * (2 * H + 2), O * (H + 1)
+        R = self._recurrent_columns()
+        first, upper, readout = GH * (self.input_size + R + 2), GH * (H + R + 2), O * (H + 1)
         parts = f"layer 0: {first}"
         if self.num_layers > 1:
             parts += f", layers 1..{self.num_layers - 1}: {upper} each"
         _check_parameter_count(first + (self.num_layers - 1) * upper + readout, self._dtype,
                                f"RecurrentNet({self.cell!r}, {self.input_size}, {H}, {O}, "
                                f"num_layers={self.num_layers}) ({parts}, readout: {readout})")
+
+    def _recurrent_columns(self) -> int:
+        """weight_hh's columns: hidden_size, or 1 for the eLSTM's element-wise recurrence (a vector)."""
+        return 1 if CELL_INFO[self.cell]["elementwise"] else self.hidden_size
 
     def _shapes_of(self) -> dict[str, tuple[int, ...]]:
         """Parameter names and shapes, in the order of the flat vector (layer by layer, then the
@@ -272,7 +280,8 @@ class RecurrentNet(Model):
         for l in range(self.num_layers):
             suffix = self._suffix(l)
             inputs = self.input_size if l == 0 else H
-            shapes.update({f"weight_ih{suffix}": (GH, inputs), f"weight_hh{suffix}": (GH, H),
+            hh = (GH,) if CELL_INFO[self.cell]["elementwise"] else (GH, H)
+            shapes.update({f"weight_ih{suffix}": (GH, inputs), f"weight_hh{suffix}": hh,
                            f"bias_ih{suffix}": (GH,), f"bias_hh{suffix}": (GH,)})
         shapes.update({"weight_out": (O, H), "bias_out": (O,)})
         return shapes

@@ -15,6 +15,9 @@
 #include "rtrl/cell_rtrl.hpp"
 #include "rtrl/readout.hpp"
 #include "rtrl/algo/layout.hpp"
+#include "rtrl/diagonal_traces.hpp"
+#include "rtrl/uoro.hpp"
+#include "rtrl/kf_rtrl.hpp"
 
 namespace rtrl {
 
@@ -56,6 +59,47 @@ namespace rtrl {
                                        const CellNetSequence<T>& seq,                             \
                                        const CellNetOptions& options,                             \
                                        NonfiniteEvents& events);                                  \
+    /* SnAp-1 or e-prop (diagonal_traces.hpp): state.P holds the traces [B, n, L], for      */ \
+    /* RecurrentNet state.P_h[l] (and P_c[l]) layer l's [B, N_l]; feedback: [O, H] or null.   */ \
+    template <class T>                                                                            \
+    static std::int64_t fully_recurrent_traces(std::uintptr_t stream, const FullyRecurrentDims& d,\
+                                               const FullyRecurrentState<T>& state,               \
+                                               const FullyRecurrentSequence<T>& seq,              \
+                                               const FullyRecurrentOptions& options,              \
+                                               TraceRule rule, NonfiniteEvents& events);          \
+    template <class T>                                                                            \
+    static std::int64_t cell_net_traces(std::uintptr_t stream, const CellNetDims& d,              \
+                                        const CellNetState<T>& state,                             \
+                                        const CellNetSequence<T>& seq,                            \
+                                        const CellNetOptions& options, TraceRule rule,            \
+                                        const T* feedback, NonfiniteEvents& events);              \
+    /* UORO (uoro.hpp): state.P holds theta~ [B, n, L] and tilde s~ [B, n]; for RecurrentNet */ \
+    /* state.P_h[l] layer l's theta~ [B, N_l] and tangent s~ [L, parts, B, H].                */ \
+    template <class T>                                                                            \
+    static std::int64_t fully_recurrent_uoro(std::uintptr_t stream, const FullyRecurrentDims& d,  \
+                                             const FullyRecurrentState<T>& state, T* tilde,       \
+                                             const FullyRecurrentSequence<T>& seq,                \
+                                             const FullyRecurrentOptions& options,                \
+                                             const RandomStream& random, NonfiniteEvents& events);\
+    template <class T>                                                                            \
+    static std::int64_t cell_net_uoro(std::uintptr_t stream, const CellNetDims& d,                \
+                                      const CellNetState<T>& state, T* tangent,                   \
+                                      const CellNetSequence<T>& seq,                              \
+                                      const CellNetOptions& options, const RandomStream& random,  \
+                                      NonfiniteEvents& events);                                   \
+    /* KF-RTRL (kf_rtrl.hpp): state.P holds A [n, B n], u [B, L]; for RecurrentNet (rnn, lstm)*/ \
+    /* state.P_h[l] (and P_c[l]) layer l's A [H, B G H] and u[l] its u [B, W_l].               */ \
+    template <class T>                                                                            \
+    static std::int64_t fully_recurrent_kf(std::uintptr_t stream, const FullyRecurrentDims& d,    \
+                                           const FullyRecurrentState<T>& state, T* u,             \
+                                           const FullyRecurrentSequence<T>& seq,                  \
+                                           const FullyRecurrentOptions& options,                  \
+                                           const RandomStream& random, NonfiniteEvents& events);  \
+    template <class T>                                                                            \
+    static std::int64_t cell_net_kf(std::uintptr_t stream, const CellNetDims& d,                  \
+                                    const CellNetState<T>& state, T* const* u,                    \
+                                    const CellNetSequence<T>& seq, const CellNetOptions& options, \
+                                    const RandomStream& random, NonfiniteEvents& events);         \
     /* BPTT for RecurrentNet over one chunk (algo/cell_net_bptt.hpp).                          */ \
     template <class T>                                                                            \
     static void cell_net_bptt(std::uintptr_t stream, const CellNetDims& d,                        \
@@ -67,6 +111,16 @@ namespace rtrl {
                                                     index_t state_rows);                          \
     static OnlineLayout cell_net_rtrl_layout(const CellNetDims& d, bool update,                   \
                                              index_t state_rows);                                 \
+    static OnlineLayout fully_recurrent_traces_layout(const FullyRecurrentDims& d, bool update,   \
+                                                      index_t state_rows);                        \
+    static OnlineLayout cell_net_traces_layout(const CellNetDims& d, bool update,                 \
+                                               index_t state_rows);                               \
+    static OnlineLayout fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update,     \
+                                                    index_t state_rows);                          \
+    static OnlineLayout cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows);\
+    static OnlineLayout fully_recurrent_kf_layout(const FullyRecurrentDims& d, bool update,       \
+                                                  index_t state_rows);                            \
+    static OnlineLayout cell_net_kf_layout(const CellNetDims& d, bool update, index_t state_rows);  \
     /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
     template <class T>                                                                            \
     static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \

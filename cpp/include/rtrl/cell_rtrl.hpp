@@ -22,6 +22,7 @@
 
 #include "rtrl/array_ops.hpp"
 #include "rtrl/cells/cell_step.hpp"
+#include "rtrl/cells/elstm.hpp"
 #include "rtrl/cells/gru.hpp"
 #include "rtrl/cells/lstm.hpp"
 #include "rtrl/cells/rnn.hpp"
@@ -34,7 +35,10 @@
 namespace rtrl {
 
 RTRL_HD constexpr index_t cell_gates(CellKind cell) {
-  return cell == CellKind::lstm ? LstmCell::kGates : cell == CellKind::gru ? GruCell::kGates : RnnCell::kGates;
+  return cell == CellKind::lstm  ? LstmCell::kGates
+         : cell == CellKind::gru ? GruCell::kGates
+         : cell == CellKind::elstm ? ElstmCell::kGates
+                                   : RnnCell::kGates;
 }
 RTRL_HD constexpr index_t cell_bias_columns(CellKind cell) {
   return cell == CellKind::gru ? GruCell::kBiasColumns : RnnCell::kBiasColumns;
@@ -51,12 +55,14 @@ struct CellLayerDims {
 
   RTRL_HD index_t gates() const { return cell_gates(cell); }
   RTRL_HD index_t bias_cols() const { return cell_bias_columns(cell); }
-  RTRL_HD index_t width() const { return inputs + hidden + bias_cols(); }  // W_l
+  RTRL_HD bool elementwise() const { return cell == CellKind::elstm; }  // w_hh [G H], one per row
+  RTRL_HD index_t recurrent_cols() const { return elementwise() ? 1 : hidden; }  // w_hh's per row
+  RTRL_HD index_t width() const { return inputs + recurrent_cols() + bias_cols(); }  // W_l
   RTRL_HD index_t n_theta() const { return gates() * hidden * width(); }   // N_l
   RTRL_HD index_t off_w_hh() const { return params_at + gates() * hidden * inputs; }
-  RTRL_HD index_t off_b_ih() const { return off_w_hh() + gates() * hidden * hidden; }
+  RTRL_HD index_t off_b_ih() const { return off_w_hh() + gates() * hidden * recurrent_cols(); }
   RTRL_HD index_t off_b_hh() const { return off_b_ih() + gates() * hidden; }
-  RTRL_HD index_t n_params() const { return gates() * hidden * (inputs + hidden + 2); }
+  RTRL_HD index_t n_params() const { return gates() * hidden * (inputs + recurrent_cols() + 2); }
 };
 
 struct CellNetDims {
@@ -69,11 +75,11 @@ struct CellNetDims {
   RTRL_HD index_t gates() const { return cell_gates(cell); }
   RTRL_HD index_t bias_cols() const { return cell_bias_columns(cell); }
   RTRL_HD CellLayerDims layer(index_t l) const {
-    const index_t G = gates(), H = hidden;
+    const index_t G = gates(), H = hidden, R = cell == CellKind::elstm ? 1 : H;  // w_hh's per row
     CellLayerDims d{cell, nonlinearity, alpha, l == 0 ? inputs : H, H, batch, 0, 0};
     if (l > 0) {
-      d.params_at = G * H * (inputs + H + 2) + (l - 1) * G * H * (2 * H + 2);
-      d.theta_at = G * H * (inputs + H + bias_cols()) + (l - 1) * G * H * (2 * H + bias_cols());
+      d.params_at = G * H * (inputs + R + 2) + (l - 1) * G * H * (H + R + 2);
+      d.theta_at = G * H * (inputs + R + bias_cols()) + (l - 1) * G * H * (H + R + bias_cols());
     }
     return d;
   }
@@ -127,7 +133,8 @@ struct CellNetSequence {
   T* loss;          // [T]
 };
 
-// v[s, :] = [x_s | h_s | 1 (| 1)].   called as f(s, 0, k), k in [0, W)
+// v[s, :] = [x_s | h_s | 1 (| 1)] (eLSTM: [x_s | 0 | 1], its w_hh column's value h_s[u] depends on
+// the row's unit u and is read from h).   called as f(s, 0, k), k in [0, W)
 //   x: [B, I_l]   h: [B, H]   v: [B, W_l]
 template <class T>
 struct LoadColumnValues {
@@ -136,16 +143,17 @@ struct LoadColumnValues {
   const T* h;
   T* v;
   RTRL_HD void operator()(index_t s, index_t, index_t k) const {
-    const index_t I = d.inputs, H = d.hidden;
-    v[s * d.width() + k] = k < I ? x[s * I + k] : (k < I + H ? h[s * H + k - I] : T(1));
+    const index_t I = d.inputs, H = d.hidden, R = d.recurrent_cols();
+    v[s * d.width() + k] = k < I ? x[s * I + k] : (k < I + R ? (d.elementwise() ? T(0) : h[s * H + k - I]) : T(1));
   }
 };
 
 // Q[g', column (s, g', k)] += v[s, k]: each weight of gate row g' acts on that row directly.
 // GRU's n rows take only the h-side columns here (w_hn, b_hn sit inside r); the x side (w_in, b_in)
 // is added in the sensitivity pass. Called as f(r, 0, k) for the columns r W + k of the layer's
-// own columns, counted from their first; Q holds those from q0 on, r = s G H + g'.
-//   Q: [G H, ldq]   v: [B, W]
+// own columns, counted from their first; Q holds those from q0 on, r = s G H + g'. The eLSTM's w_hh
+// column of row g' takes h[s, g' mod H].
+//   Q: [G H, ldq]   v: [B, W]   h: [B, H]
 template <class T>
 struct AddCellImmediateTerm {
   CellLayerDims d;
@@ -153,11 +161,13 @@ struct AddCellImmediateTerm {
   index_t ldq;
   const T* v;
   T* Q;
+  const T* h;
   RTRL_HD void operator()(index_t r, index_t, index_t k) const {
     const index_t GH = d.gates() * d.hidden, W = d.width(), I = d.inputs, H = d.hidden;
     const index_t s = r / GH, g = r % GH;
     const bool x_side_of_n = d.cell == CellKind::gru && g >= 2 * H && (k < I || k == I + H);
-    if (!x_side_of_n) Q[g * ldq + (r * W + k - q0)] += v[s * W + k];
+    const T value = d.elementwise() && k == I ? h[s * H + g % H] : v[s * W + k];
+    if (!x_side_of_n) Q[g * ldq + (r * W + k - q0)] += value;
   }
 };
 
@@ -241,7 +251,10 @@ struct StackedOperand {
     const bool gru = d.cell == CellKind::gru;
     const index_t g = r < GH ? r : r - H;  // the weight row (GRU's extra rows: the n rows again)
     const bool input_side = k < I;
-    T value = input_side ? params[d.params_at + g * I + k] : params[d.off_w_hh() + g * H + (k - I)];
+    T value;
+    if (input_side) value = params[d.params_at + g * I + k];
+    else if (d.elementwise()) value = k - I == g % H ? params[d.off_w_hh() + g] : T(0);  // diag(w_hh)
+    else value = params[d.off_w_hh() + g * H + (k - I)];
     if (gru && r >= 2 * H && r < GH && input_side) value = T(0);   // n's h side
     if (gru && r >= GH && !input_side) value = T(0);               // n's input side
     out[r * K + k] = value;
@@ -258,11 +271,12 @@ struct ScatterThetaGradient {
   T* grad;
   RTRL_HD void put(index_t at, T value) const { grad[at] = accumulate ? grad[at] + value : value; }
   RTRL_HD void operator()(index_t g, index_t k) const {
-    const index_t I = d.inputs, H = d.hidden;
+    const index_t I = d.inputs;
     const T value = packed[g * d.width() + k];
+    const index_t R = d.recurrent_cols();
     if (k < I) put(d.params_at + g * I + k, value);
-    else if (k < I + H) put(d.off_w_hh() + g * H + (k - I), value);
-    else if (k == I + H) {
+    else if (k < I + R) put(d.off_w_hh() + g * R + (k - I), value);
+    else if (k == I + R) {
       put(d.off_b_ih() + g, value);
       if (d.cell != CellKind::gru) put(d.off_b_hh() + g, value);
     } else {

@@ -123,6 +123,8 @@ struct ReadoutArgs {
   T* grad_b_out;     // [O]
   bool accumulate;   // add to the readout gradients (else overwrite)
   T* scratch;        // [R O + R] workspace, or null (then allocated per call)
+  const T* feedback = nullptr;  // [O, H] what carries dL/dy to delta_h in w_out's place (e-prop's
+                                // random feedback), or null: w_out
 };
 
 }  // namespace rtrl

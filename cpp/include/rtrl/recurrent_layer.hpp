@@ -6,7 +6,7 @@
 
 namespace rtrl {
 
-enum class CellKind : int { rnn = 0, lstm = 1, gru = 2 };
+enum class CellKind : int { rnn = 0, lstm = 1, gru = 2, elstm = 3 };
 
 struct LayerDims {
   CellKind cell = CellKind::lstm;
@@ -19,7 +19,9 @@ struct LayerDims {
   Nonlinearity nonlinearity = Nonlinearity::tanh;
   double alpha = 1.0;  // RNN: the leaky cell's factor (DESIGN §10)
 
-  RTRL_HD index_t gates() const { return cell == CellKind::lstm ? 4 : cell == CellKind::gru ? 3 : 1; }
+  RTRL_HD index_t gates() const {
+    return cell == CellKind::lstm ? 4 : cell == CellKind::gru ? 3 : cell == CellKind::elstm ? 2 : 1;
+  }
   // The time index of the k-th processed step.
   RTRL_HD index_t time(index_t k) const { return reverse ? steps - 1 - k : k; }
 };

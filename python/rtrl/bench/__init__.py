@@ -8,7 +8,9 @@ Tables (each a module with ``run(quick) -> list[dict]``, ``header() -> str``,
 * ``cells``           ("cells")  -- exact RTRL for RecurrentNet against the same-shape sgemm;
 * ``stacked``         ("stacked") -- exact RTRL for stacked RecurrentNets against sgemms of the same shapes;
 * ``layers``          ("layers") -- rtrl.nn LSTM/GRU (and LSTMCell) against torch.nn on the CPU;
-* ``memory``          ("memory") -- peak RSS of RTRL (and full-sequence BPTT) at T = 2 000 and 50 000.
+* ``memory``          ("memory") -- peak RSS of RTRL (and full-sequence BPTT) at T = 2 000 and 50 000;
+* ``approximate``     ("approximate") -- the learners that scale against exact RTRL, BPTT and one
+                                   memory pass over SnAp-1's traces.
 
 ``machine`` describes the machine and measures how busy it was; ``device`` picks where rtrl runs;
 ``numpy_rtrl``, ``torch_rtrl`` and ``jax_rtrl`` hold the reference RTRLs; ``plot`` draws the rtrl
@@ -31,6 +33,7 @@ TABLES = {  # name -> (module, title)
     "stacked": ("stacked", "exact RTRL, stacked RecurrentNet (LSTM/GRU, 2-3 layers + readout), CPU"),
     "layers": ("layers", "LSTM/GRU layers and LSTMCell against torch.nn, CPU"),
     "memory": ("memory", "peak memory of RTRL against the sequence length"),
+    "approximate": ("approximate", "SnAp-1, e-prop, RFLO, UORO, KF-RTRL against RTRL, BPTT and a memory pass, CPU"),
 }
 
 

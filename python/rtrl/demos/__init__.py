@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from . import forecast, oscillators, reber, text, wz1989
+from . import forecast, online, oscillators, reber, text, wz1989
 
-DEMOS = {"wz1989": wz1989, "oscillators": oscillators, "forecast": forecast, "reber": reber, "text": text}
+DEMOS = {"wz1989": wz1989, "oscillators": oscillators, "forecast": forecast, "reber": reber, "text": text,
+         "online": online}
 DEFAULT = "wz1989"

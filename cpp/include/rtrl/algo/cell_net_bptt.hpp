@@ -37,6 +37,11 @@ void cell_net_bptt(Ctx& ctx, const CellNetDims& d, const CellNetBpttState<T>& st
   T* dx0 = delta_top + (1 + below) * TBH;
   T* dh0 = dx0 + Tn * B * d.inputs;
   T* dc0 = dh0 + BH;
+  // The eLSTM's w_hh of each layer as the dense [G H, H] matrix it acts as, and its gradient.
+  const bool elementwise = d.cell == CellKind::elstm;
+  auto dense_buf = ctx.template alloc<T>(elementwise ? 2 * L * GH * H : 0);
+  T* dense_w = dense_buf.data();
+  T* dense_g = dense_w + (elementwise ? L * GH * H : 0);
 
   struct Layer {
     LayerDims dims;
@@ -57,6 +62,10 @@ void cell_net_bptt(Ctx& ctx, const CellNetDims& d, const CellNetBpttState<T>& st
     a.dims.alpha = d.alpha;
     a.w = LayerWeights<T>{st.params + cl.params_at, st.params + cl.off_w_hh(),
                           st.params + cl.off_b_ih(), st.params + cl.off_b_hh()};
+    if (elementwise) {
+      ctx.for_each_2d(GH, H, DenseDiagonal<T>{H, st.params + cl.off_w_hh(), dense_w + l * GH * H});
+      a.w.w_hh = dense_w + l * GH * H;
+    }
     T* s = saved_buf.data() + l * per_layer;
     T* y = s;
     a.saved.gates = y + TBH;
@@ -103,7 +112,13 @@ void cell_net_bptt(Ctx& ctx, const CellNetDims& d, const CellNetBpttState<T>& st
       g.dw_hh = st.grad + cl.off_w_hh();
       g.db_ih = st.grad + cl.off_b_ih();
       g.db_hh = st.grad + cl.off_b_hh();
+      T* dense = dense_g + l * GH * H;
+      if (elementwise) {
+        ctx.for_each(GH * H, Fill<T>{T(0), dense});
+        g.dw_hh = dense;
+      }
       recurrent_layer_backward<Cell>(ctx, a.dims, a.w, a.io, a.saved, g);
+      if (elementwise) ctx.for_each(GH, AddDiagonal<T>{H, dense, st.grad + cl.off_w_hh()});
     }
     ctx.for_each(L * BH, CopyInto<T>{h_n, st.h});
     if (lstm) ctx.for_each(L * BH, CopyInto<T>{c_n, st.c});

@@ -82,6 +82,8 @@ class CellStackModel {
   const CellLayerStep<T>& step(index_t l) const { return steps_[size_t(l)]; }
   const T* top_delta() const { return steps_.back().delta_h; }
   bool has_cell_state() const { return st_.c != nullptr; }
+  // feedback: [O, H] in w_out's place for the top layer's dL/dh (random feedback), or null.
+  void use_feedback(const T* feedback) { feedback_ = feedback; }
 
   void begin(Ctx&) {}
 
@@ -98,7 +100,8 @@ class CellStackModel {
       const T* c = st_.c ? st_.c + l * BH : nullptr;
       ctx.for_each_serial_k(0, B * ld.width(), ld.width(), 1, LoadColumnValues<T>{ld, x, h, s.v});
       ctx.gemm(false, true, B, GH, ld.inputs, T(1), x, ld.inputs, w_ih, ld.inputs, T(0), s.gates, GH);
-      ctx.gemm(false, true, B, GH, H, T(1), h, H, w_hh, H, T(0), s.hw, GH);
+      if (ld.elementwise()) ctx.for_each_2d(B, GH, ElementwiseRecurrence<T>{H, GH, w_hh, h, H, s.hw});
+      else ctx.gemm(false, true, B, GH, H, T(1), h, H, w_hh, H, T(0), s.hw, GH);
       CellForwardStep<T> fwd{H, d.nonlinearity, s.hw, st_.params + ld.off_b_ih(),
                              st_.params + ld.off_b_hh(), h, H, c, s.gates, s.c_new, s.aux,
                              s.h_new, H};
@@ -127,6 +130,7 @@ class CellStackModel {
     ra.grad_b_out = step_grad + d.off_b_out();
     ra.accumulate = false;
     ra.scratch = readout_scratch_;
+    ra.feedback = feedback_;
     readout_forward_backward(ctx, ra);
 
     for (index_t l = 0; l < d.layers; ++l) {
@@ -172,6 +176,7 @@ class CellStackModel {
   decltype(std::declval<Ctx&>().template alloc<T>(0)) buf_;
   std::vector<CellLayerStep<T>> steps_;
   T* readout_scratch_;
+  const T* feedback_ = nullptr;
 };
 
 // Exact RTRL's sensitivities over a stack: P_h^l [H, B N_<=l] (and P_c^l) per layer.
@@ -184,6 +189,7 @@ class CellStackExactRtrl {
       : d_(d), st_(st), G_buf_(ctx.template alloc<T>(d.batch * d.n_theta())),
         packed_buf_(ctx.template alloc<T>(d.n_theta())),
         operand_buf_(ctx.template alloc<T>(d.layers > 1 ? operand_rows(d) * 2 * d.hidden : 0)),
+        dense_buf_(ctx.template alloc<T>(dense_size(d))),
         G_(G_buf_.data()) {}
 
   // Per layer l: P_h^l (and P_c^l) [H, B N_<=l]; the contraction [B N_<L], its stream sum [N_<L],
@@ -197,7 +203,13 @@ class CellStackExactRtrl {
       l.products.push_back({GH, H, B * d.layer(m).n_theta()});
       if (m > 0) l.products.push_back({operand_rows(d), 2 * H, B * d.layer(m).theta_at});
     }
-    l.workspace += B * d.n_theta() + d.n_theta() + (d.layers > 1 ? operand_rows(d) * 2 * H : 0);
+    l.workspace += B * d.n_theta() + d.n_theta() + (d.layers > 1 ? operand_rows(d) * 2 * H : 0) +
+                   dense_size(d);
+  }
+
+  // The eLSTM's w_hh as a dense [G H, H] matrix, the left operand of its own columns' product.
+  static index_t dense_size(const CellNetDims& d) {
+    return d.cell == CellKind::elstm ? d.gates() * d.hidden * d.hidden : 0;
   }
 
   // Rows of the product over the columns of the layers below (GRU keeps the n gate's sides apart).
@@ -245,9 +257,14 @@ class CellStackExactRtrl {
       };
       // Own columns (s, g', k), r = s G H + g', counted from own_at.
       const T* w_hh = st_.params + dl.off_w_hh();
+      const T* h_prev = st_.h + l * B * H;
+      if (dl.elementwise()) {
+        ctx.for_each_2d(GH, H, DenseDiagonal<T>{H, w_hh, dense_buf_.data()});
+        w_hh = dense_buf_.data();
+      }
       ctx.template for_product_blocks<T>(GH, H, B * dl.n_theta(), w_hh, H, P_h + own_at, ld,
                                          [&](index_t q0, index_t cols, T* Q, index_t ldq) {
-        ctx.for_each_serial_k(q0, q0 + cols, W, 1, AddCellImmediateTerm<T>{dl, q0, ldq, s.v, Q});
+        ctx.for_each_serial_k(q0, q0 + cols, W, 1, AddCellImmediateTerm<T>{dl, q0, ldq, s.v, Q, h_prev});
         const CellSensitivityStep<T> a = step_of(own_at, dl.n_theta(), q0, Q, ldq, s.v);
         if (contract)
           ctx.for_each_serial_k(q0, q0 + cols, dl.n_theta(), H, CellSensitivity<Cell, T, true, false, kLeaky>{a});
@@ -285,7 +302,7 @@ class CellStackExactRtrl {
 
   CellNetDims d_;
   CellNetState<T> st_;
-  decltype(std::declval<Ctx&>().template alloc<T>(0)) G_buf_, packed_buf_, operand_buf_;
+  decltype(std::declval<Ctx&>().template alloc<T>(0)) G_buf_, packed_buf_, operand_buf_, dense_buf_;
   T* G_;  // [B N_<L] the top layer's contraction, column q as in its sensitivities
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "rtrl/array_ops.hpp"
+#include "rtrl/cells/elstm.hpp"
 #include "rtrl/cells/gru.hpp"
 #include "rtrl/cells/lstm.hpp"
 #include "rtrl/cells/rnn.hpp"
@@ -117,7 +118,8 @@ void recurrent_layer_backward(Ctx& ctx, const LayerDims& d, const LayerWeights<T
   const index_t B = d.batch, H = d.hidden, I = d.inputs, GH = d.gates() * H, BH = B * H;
   const index_t TB = d.steps * B;
   const bool separate = Cell::kSeparateHiddenGrad;
-  const bool direct = separate || d.alpha != 1.0;  // the cell leaves a direct part of dL/dh(t-1)
+  // the cell leaves a direct part of dL/dh(t-1)
+  const bool direct = separate || Cell::kDirectStatePath || d.alpha != 1.0;
   auto dgates = ctx.template alloc<T>((separate ? 2 : 1) * TB * GH);
   T* d_ih = dgates.data();
   T* d_hh = separate ? d_ih + TB * GH : d_ih;

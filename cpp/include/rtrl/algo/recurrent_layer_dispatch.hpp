@@ -1,6 +1,7 @@
 // Calls f(Cell{}) with the cell type named by a runtime CellKind.
 #pragma once
 
+#include "rtrl/cells/elstm.hpp"
 #include "rtrl/cells/gru.hpp"
 #include "rtrl/cells/lstm.hpp"
 #include "rtrl/cells/rnn.hpp"
@@ -19,6 +20,9 @@ void with_cell(CellKind kind, F&& f) {
       return;
     case CellKind::gru:
       f(GruCell{});
+      return;
+    case CellKind::elstm:
+      f(ElstmCell{});
       return;
   }
   throw std::invalid_argument("cell: unknown cell kind");

@@ -11,6 +11,8 @@ struct GruCell {
   static constexpr int kGates = 3;
   static constexpr bool kHasCellState = false;
   static constexpr bool kSeparateHiddenGrad = true;  // the n gate sees r (h W_hn^T + b_hn)
+  static constexpr bool kDirectStatePath = true;  // z h: a part of dL/dh(t-1) not through W_hh
+  static constexpr bool kElementwiseRecurrence = false;
   static constexpr int kBiasColumns = 2;             // b_hn sits inside r: both biases are kept
   static constexpr int kCoefficients = 5;
 

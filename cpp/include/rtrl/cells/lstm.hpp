@@ -11,6 +11,8 @@ struct LstmCell {
   static constexpr int kGates = 4;
   static constexpr bool kHasCellState = true;
   static constexpr bool kSeparateHiddenGrad = false;
+  static constexpr bool kDirectStatePath = false;
+  static constexpr bool kElementwiseRecurrence = false;
   static constexpr int kBiasColumns = 1;  // b_ih and b_hh have one sensitivity
   static constexpr int kCoefficients = 6;
 

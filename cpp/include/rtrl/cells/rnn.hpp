@@ -11,6 +11,8 @@ struct RnnCell {
   static constexpr int kGates = 1;
   static constexpr bool kHasCellState = false;
   static constexpr bool kSeparateHiddenGrad = false;  // d_hh == d_ih
+  static constexpr bool kDirectStatePath = false;
+  static constexpr bool kElementwiseRecurrence = false;
   static constexpr int kBiasColumns = 1;              // b_ih and b_hh have one sensitivity
   static constexpr int kCoefficients = 2;
 

@@ -1,0 +1,163 @@
+// KF-RTRL (Mujika et al. 2018; DESIGN §9): for the fully recurrent network, the rnn and the LSTM the
+// immediate term is a Kronecker product, I_t = A_t (x) v_t^T (A_t: state x parameter rows, each row's
+// unit alone; v_t = [x; h; 1] the values every row's weights multiply), so the sensitivities are kept
+// as J ~ A (x) u^T per stream: A [S, rows], u [W]. With signs c1, c2 fresh each step,
+//   p1 = sqrt(|D_t A| / |u|), p2 = sqrt(|A_t| / |v|),
+//   u <- c1 p1 u + c2 p2 v,  A <- c1 (D_t A) / p1 + c2 A_t / p2,
+// unbiased because E[c1 c2] = 0; the gradient is g[r, j] = sum_s (delta_s^T A_s)[r] u_s[j].
+// A is laid out as exact RTRL's sensitivities with one column per parameter row (A_h [H, B rows],
+// column s rows + r), so that D_t A is exact RTRL's product and pass over `rows` columns.
+#pragma once
+
+#include "rtrl/diagonal_traces.hpp"
+#include "rtrl/philox.hpp"
+#include "rtrl/uoro.hpp"
+
+namespace rtrl {
+
+// R[s, x H + u] = dh'_u / dA_x and dc'_u / dA_x: the cell's response to its pre-activation row. f(s, u)
+//   coef: [K, B, H]   R_h, R_c: [B, G H]
+template <class Cell, class T, bool kLeaky>
+struct KfResponse {
+  index_t H, B;
+  const T* coef;
+  T* R_h;
+  T* R_c;
+  RTRL_HD void operator()(index_t s, index_t u) const {
+    CellSensitivityRow<T> row{};
+    T q[Cell::kGates];
+    for (int x = 0; x < Cell::kGates; ++x) row.q[x] = q + x;
+    for (int m = 0; m < Cell::kCoefficients; ++m) row.k[m] = coef[(m * B + s) * H + u];
+    for (int x = 0; x < Cell::kGates; ++x) {
+      for (int y = 0; y < Cell::kGates; ++y) q[y] = T(0);
+      q[x] = T(1);
+      T r_h = T(0), r_c = T(0);
+      row.p_h = &r_h;
+      row.p_c = &r_c;
+      Cell::template propagate<true, kLeaky>(row, 0);
+      const index_t at = s * Cell::kGates * H + x * H + u;
+      R_h[at] = r_h;
+      if (R_c) R_c[at] = r_c;
+    }
+  }
+};
+
+// sums[s, r] = sum_u A_h[u, s rows + r]^2 (+ A_c^2). f(s, r)   A_h, A_c: [S_h, B rows]
+template <class T>
+struct KfColumnNorms {
+  index_t units, rows, ld;
+  const T* A_h;
+  const T* A_c;
+  T* sums;
+  RTRL_HD void operator()(index_t s, index_t r) const {
+    T sum = T(0);
+    for (index_t u = 0; u < units; ++u) {
+      const T h = A_h[u * ld + s * rows + r], c = A_c ? A_c[u * ld + s * rows + r] : T(0);
+      sum += h * h + c * c;
+    }
+    sums[s * rows + r] = sum;
+  }
+};
+
+// Per stream: p1, p2 from the norms, u <- c1 p1 u + c2 p2 v, and the factors k = (c1 / p1, c2 / p2)
+// of A's update. f(s)
+//   sums: [B, rows]   R_h, R_c: [B, rows] A_t's entries   u, v: [B, W]   k: [B, 2]
+template <class T>
+struct KfScales {
+  index_t rows, W;
+  const T* sums;
+  const T* R_h;
+  const T* R_c;
+  T* u;
+  const T* v;
+  T* k;
+  Philox rng;
+  std::int64_t step;
+  index_t element;  // of this layer's c1 (c2 follows)
+  RTRL_HD void operator()(index_t s) const {
+    T da = T(0), at = T(0), uu = T(0), vv = T(0);
+    for (index_t r = 0; r < rows; ++r) {
+      const T h = R_h[s * rows + r], c = R_c ? R_c[s * rows + r] : T(0);
+      da += sums[s * rows + r];
+      at += h * h + c * c;
+    }
+    for (index_t j = 0; j < W; ++j) {
+      uu += u[s * W + j] * u[s * W + j];
+      vv += v[s * W + j] * v[s * W + j];
+    }
+    const T eps = uoro_eps<T>();
+    const T p1 = math::sqrt((math::sqrt(da) + eps) / (math::sqrt(uu) + eps));
+    const T p2 = math::sqrt((math::sqrt(at) + eps) / (math::sqrt(vv) + eps));
+    const T c1 = rng.sign<T>(step, s, element), c2 = rng.sign<T>(step, s, element + 1);
+    for (index_t j = 0; j < W; ++j) u[s * W + j] = c1 * p1 * u[s * W + j] + c2 * p2 * v[s * W + j];
+    k[s * 2] = c1 / p1;
+    k[s * 2 + 1] = c2 / p2;
+  }
+};
+
+// A <- k0 (D_t A) + k1 A_t, A_t's column s rows + r holding R[s, r] in row r mod units only. f(i, q)
+//   A: [units, B rows] (holding D_t A)   R: [B, rows]   k: [B, 2]
+template <class T>
+struct KfUpdate {
+  index_t units, rows;
+  const T* R;
+  const T* k;
+  T* A;
+  index_t ld;  // B rows
+  T scale;     // 1; below 1 the unbiasedness tests' deliberately biased control
+  RTRL_HD void operator()(index_t i, index_t q) const {
+    const index_t s = q / rows, r = q % rows;
+    const T fresh = r % units == i ? scale * R[q] : T(0);
+    A[i * ld + q] = k[s * 2] * A[i * ld + q] + k[s * 2 + 1] * fresh;
+  }
+};
+
+// w[s, r] = sum_i delta[s, i] A_h[i, s rows + r], the per-stream factor of the gradient. f(s, r)
+//   delta: [B, units]   A_h: [units, B rows]   w: [B, rows]
+template <class T>
+struct KfContract {
+  index_t units, rows, batch;
+  const T* delta;
+  const T* A_h;
+  T* w;
+  RTRL_HD void operator()(index_t s, index_t r) const {
+    T sum = T(0);
+    for (index_t i = 0; i < units; ++i) sum += delta[s * units + i] * A_h[i * batch * rows + s * rows + r];
+    w[s * rows + r] = sum;
+  }
+};
+
+// The fully recurrent network: D_t A = diag(f') W_U A, so A[k, q] = f'[s, k] Q[k, q]; delta[s, k] is
+// dL/dy_k; afterwards a forced unit's row is zeroed (its value does not depend on the weights).
+//   f(k, q)   Q, A: [n, B n]   slope: [B, n]
+template <class T>
+struct KfFullyRecurrentSlope {
+  index_t n;
+  const T* slope;
+  const T* Q;
+  T* A;
+  index_t ld;
+  RTRL_HD void operator()(index_t k, index_t q) const { A[k * ld + q] = slope[(q / n) * n + k] * Q[k * ld + q]; }
+};
+
+// out[i] = scale in[i]   (dL/dy from the units' errors)
+template <class T>
+struct ScaledCopy {
+  T scale;
+  const T* in;
+  T* out;
+  RTRL_HD void operator()(index_t i) const { out[i] = scale * in[i]; }
+};
+
+//   f(k, q)   A: [n, B n]   keep: [B, n]
+template <class T>
+struct KfZeroForced {
+  index_t n, ld;
+  const T* keep;
+  T* A;
+  RTRL_HD void operator()(index_t k, index_t q) const {
+    if (keep[(q / n) * n + k] == T(0)) A[k * ld + q] = T(0);
+  }
+};
+
+}  // namespace rtrl

@@ -1,0 +1,48 @@
+// A counter-based random generator (Philox4x32-10, Salmon et al. 2011) for the stochastic learners
+// (DESIGN §9): a number is a pure function of (seed, step, stream, element), so that CPU and CUDA,
+// any thread count and a resumed learner draw the same ones.
+#pragma once
+
+#include <cstdint>
+
+#include "rtrl/common.hpp"
+
+namespace rtrl {
+
+struct Philox {
+  std::uint64_t seed;
+
+  RTRL_HD static void mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t& hi, std::uint32_t& lo) {
+    const std::uint64_t p = std::uint64_t(a) * std::uint64_t(b);
+    hi = std::uint32_t(p >> 32);
+    lo = std::uint32_t(p);
+  }
+
+  // The first 32-bit word of Philox4x32-10 at counter (element, stream, step low, step high).
+  RTRL_HD std::uint32_t bits(std::int64_t step, index_t stream, index_t element) const {
+    std::uint32_t c0 = std::uint32_t(element), c1 = std::uint32_t(stream);
+    std::uint32_t c2 = std::uint32_t(std::uint64_t(step)), c3 = std::uint32_t(std::uint64_t(step) >> 32);
+    std::uint32_t k0 = std::uint32_t(seed), k1 = std::uint32_t(seed >> 32);
+    for (int round = 0; round < 10; ++round) {
+      std::uint32_t hi0, lo0, hi1, lo1;
+      mulhilo(0xD2511F53u, c0, hi0, lo0);
+      mulhilo(0xCD9E8D57u, c2, hi1, lo1);
+      const std::uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+      c0 = n0;
+      c1 = lo1;
+      c2 = n2;
+      c3 = lo0;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    return c0;
+  }
+
+  // +1 or -1 with equal probability.
+  template <class T>
+  RTRL_HD T sign(std::int64_t step, index_t stream, index_t element) const {
+    return (bits(step, stream, element) & 1u) ? T(1) : T(-1);
+  }
+};
+
+}  // namespace rtrl
