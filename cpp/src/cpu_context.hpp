@@ -16,6 +16,7 @@
 
 #include "rtrl/common.hpp"
 #include "rtrl/item_cost.hpp"
+#include "rtrl/reduce.hpp"
 #include "rtrl/row_functor.hpp"
 #include "cpu_panel_product.hpp"
 
@@ -158,6 +159,22 @@ class CpuContext {
     }
 #pragma omp parallel for simd num_threads(threads_) schedule(static)
     for (index_t i = 0; i < count; ++i) f(i);
+  }
+
+  // The reductions of reduce.hpp in the serial order: one item per result, summed in increasing index.
+  //   in: [rows, cols]   out: [rows] (row_sums), [cols] (column_sums)
+  template <class T>
+  void row_sums(index_t rows, index_t cols, T scale, const T* in, T* out) {
+    for_each(rows, SerialRowSum<T>{cols, scale, in, out});
+  }
+  template <class T>
+  void column_sums(index_t rows, index_t cols, bool accumulate, const T* in, T* out) {
+    for_each(cols, SerialColumnSum<T>{rows, cols, accumulate, in, out});
+  }
+  //   in: [count]   out: [1]
+  template <class T>
+  void norm2(index_t count, const T* in, T* out) {
+    for_each(1, SerialNorm2<T>{count, in, out});
   }
 
   // f(r, c) for r in [0, rows), c in [0, cols); rows are shared among threads when the work is

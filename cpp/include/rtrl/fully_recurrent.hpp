@@ -205,21 +205,6 @@ struct SensitivityUpdate {
   }
 };
 
-// loss = scale * sum of the per-unit squared errors, summed in a fixed order (one item).
-//   sq_error: [count]   loss: [1]
-template <class T>
-struct SumLoss {
-  index_t count;
-  T scale;
-  const T* sq_error;
-  T* loss;
-  RTRL_HD void operator()(index_t) const {
-    T sum = T(0);
-    for (index_t i = 0; i < count; ++i) sum += sq_error[i];
-    *loss = scale * sum;
-  }
-};
-
 // Backpropagated error at the pre-activations (BPTT):
 //   delta = f' * (-scale * e + keep * g_rec),  g_rec = dL/dy(t+1) through z(t+1) (zero at the last step)
 //   slope, error, keep, g_rec, delta: [B, n]

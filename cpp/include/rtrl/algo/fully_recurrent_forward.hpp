@@ -28,7 +28,7 @@ void fully_recurrent_forward_step(Ctx& ctx, const FullyRecurrentDims& d, Activat
   ctx.for_each(B * n, Preactivation<T>{d, W, z_t, u.pre});
   ctx.for_each(B * n, UnitsForward<T>{d, activation, teacher_forcing, u.pre, target_t, u.slope,
                                       u.error, u.keep, u.sq_error, z_next, outputs_t});
-  ctx.for_each(1, SumLoss<T>{B * n, loss_scale, u.sq_error, loss_t});
+  ctx.row_sums(index_t(1), B * n, loss_scale, u.sq_error, loss_t);
 }
 
 }  // namespace rtrl
