@@ -16,6 +16,7 @@
 #include "device_info.hpp"
 #include "workspace.hpp"
 #include "rtrl/common.hpp"
+#include "rtrl/array_ops.hpp"
 #include "rtrl/gemm_layout.hpp"
 #include "rtrl/reduce.hpp"
 #include "rtrl/row_functor.hpp"
@@ -122,6 +123,32 @@ __global__ void reduce_partials_kernel(index_t sequences, index_t blocks, const 
   }
 }
 
+constexpr int kTransposeTile = 32;  // a tile's side; a block is kTransposeTile x kTransposeRowsPerPass
+constexpr int kTransposeRowsPerPass = 8;
+
+// out [cols, rows] = in [rows, cols] transposed through kTransposeTile-square tiles in shared memory,
+// so that both the reads of in's rows and the writes of out's rows are coalesced (tile t: rows
+// [32 (t / tiles across), +32) and columns [32 (t % tiles across), +32) of in).
+template <class T>
+__global__ void transpose_kernel(index_t rows, index_t cols, const T* in, T* out) {
+  __shared__ T tile[kTransposeTile][kTransposeTile + 1];  // + 1: no bank conflicts down a column
+  const index_t across = (cols + kTransposeTile - 1) / kTransposeTile;
+  const index_t tiles = across * ((rows + kTransposeTile - 1) / kTransposeTile);
+  for (index_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const index_t r0 = t / across * kTransposeTile, c0 = t % across * kTransposeTile;
+    for (int k = threadIdx.y; k < kTransposeTile; k += kTransposeRowsPerPass) {
+      const index_t r = r0 + k, c = c0 + threadIdx.x;
+      if (r < rows && c < cols) tile[k][threadIdx.x] = in[r * cols + c];
+    }
+    __syncthreads();
+    for (int k = threadIdx.y; k < kTransposeTile; k += kTransposeRowsPerPass) {
+      const index_t c = c0 + k, r = r0 + threadIdx.x;
+      if (c < cols && r < rows) out[c * rows + r] = tile[threadIdx.x][k];
+    }
+    __syncthreads();
+  }
+}
+
 // flag[0] = 1 when data[i] is +-inf or NaN.
 template <class T>
 struct FlagNonFinite {
@@ -210,6 +237,18 @@ class CudaContext {
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
     if (q1 <= q0) return;
     for_each_serial_k_kernel<<<grid(q1 - q0), kThreads, 0, stream_>>>(q0, q1, width, depth, f);
+    RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
+  }
+
+  // out [cols, rows] = in [rows, cols] transposed.
+  template <class T>
+  void transpose(index_t rows, index_t cols, const T* in, T* out) {
+    if (rows <= 0 || cols <= 0) return;
+    const index_t tiles = ((rows + kTransposeTile - 1) / kTransposeTile) *
+                          ((cols + kTransposeTile - 1) / kTransposeTile);
+    const dim3 block(kTransposeTile, kTransposeRowsPerPass);
+    transpose_kernel<T><<<unsigned(std::min<index_t>(tiles, index_t(1) << 20)), block, 0, stream_>>>(
+        rows, cols, in, out);
     RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
   }
 

@@ -179,6 +179,18 @@ def test_reductions_run_the_tree_order(dtype, n):
     assert abs(float(norm.get()[0]) - exact) <= exact * (n + 2) * np.finfo(dtype).eps
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (33, 65), (200, 7), (1000, 1500)])
+def test_transpose_through_tiles(shape):
+    import cupy
+
+    from rtrl import _rtrl_cuda
+
+    x = np.random.default_rng(0).standard_normal(shape)
+    out = cupy.full(shape[::-1], np.nan)
+    _rtrl_cuda._transpose(cupy.asarray(x), out, cupy.cuda.get_current_stream().ptr)
+    np.testing.assert_array_equal(out.get(), x.T)
+
+
 def test_workspaces_come_from_cupys_allocator():
     import cupy
 

@@ -6,7 +6,7 @@ to NumPy's sequential cumsum); the SIMT host backend and the CUDA backend sum in
 (lanes striding over the values, each block folded in halves, then the blocks' partial sums), equal bit
 for bit to `tree_sum` below. Both orders give the same bits on every call, and stay within the
 worst-case rounding bound of the exact (math.fsum) sum; integer-valued data, whose sums every order
-gets exactly, must come out exact."""
+gets exactly, must come out exact. The context's transpose (tiled on CUDA) is checked here too."""
 
 import math
 
@@ -149,3 +149,13 @@ def test_unknown_kind_and_wrong_shapes_are_refused():
         _rtrl_cpu._reduce("mean", x, np.zeros(2))
     with pytest.raises(ValueError, match="out"):
         _rtrl_cpu._reduce("row_sums", x, np.zeros(3))
+
+
+@pytest.mark.parametrize("backend", sorted(MODULES))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 70), (32, 32), (33, 65), (200, 7)])
+def test_transpose(backend, dtype, shape):
+    x = data(shape, dtype)
+    out = np.full(shape[::-1], np.nan, dtype)
+    MODULES[backend]._transpose(x, out)
+    np.testing.assert_array_equal(out, x.T)

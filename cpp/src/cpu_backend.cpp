@@ -105,6 +105,12 @@ void CpuBackend::reduce(std::uintptr_t, ReduceKind kind, index_t rows, index_t c
 }
 
 template <class T>
+void CpuBackend::transpose(std::uintptr_t, index_t rows, index_t cols, const T* in, T* out) {
+  CpuContext ctx;
+  ctx.transpose(rows, cols, in, out);
+}
+
+template <class T>
 index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count, bool nan_ok) {
   for (index_t i = 0; i < count; ++i) {
     const T v = data[i];
@@ -145,6 +151,7 @@ OnlineLayout CpuBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update,
                                               std::int64_t, index_t, T*, T*, T*);         \
   template void CpuBackend::reduce<T>(std::uintptr_t, ReduceKind, index_t, index_t, T, bool,    \
                                       const T*, T*);                                            \
+  template void CpuBackend::transpose<T>(std::uintptr_t, index_t, index_t, const T*, T*);    \
   template index_t CpuBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);   \
   template index_t CpuBackend::find_bad_class<T>(std::uintptr_t, const T*, index_t, index_t); \
   template void CpuBackend::recurrent_layer_forward<T>(std::uintptr_t, const LayerDims&,        \

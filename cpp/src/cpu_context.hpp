@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "rtrl/common.hpp"
+#include "rtrl/array_ops.hpp"
 #include "rtrl/item_cost.hpp"
 #include "rtrl/reduce.hpp"
 #include "rtrl/row_functor.hpp"
@@ -175,6 +176,12 @@ class CpuContext {
   template <class T>
   void norm2(index_t count, const T* in, T* out) {
     for_each(1, SerialNorm2<T>{count, in, out});
+  }
+
+  // out [cols, rows] = in [rows, cols] transposed.
+  template <class T>
+  void transpose(index_t rows, index_t cols, const T* in, T* out) {
+    for_each_2d(cols, rows, Transpose<T>{rows, cols, in, out});
   }
 
   // f(r, c) for r in [0, rows), c in [0, cols); rows are shared among threads when the work is

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu_context.hpp"
+#include "rtrl/array_ops.hpp"
 #include "rtrl/common.hpp"
 #include "rtrl/reduce.hpp"
 #include "rtrl/row_functor.hpp"
@@ -78,6 +79,12 @@ class SimtContext {
   template <class T>
   void norm2(index_t count, const T* in, T* out) {
     tree_reduce<T>(1, count, SquaredElement<T>{in}, StoreSqrt<T>{out});
+  }
+
+  // out [cols, rows] = in [rows, cols] transposed (CudaContext: through tiles in shared memory).
+  template <class T>
+  void transpose(index_t rows, index_t cols, const T* in, T* out) {
+    for_each_2d(cols, rows, Transpose<T>{rows, cols, in, out});
   }
 
   // One logical thread per column q in [q0, q1) (q = s * width + c), looping over k in order.

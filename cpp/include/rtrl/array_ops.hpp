@@ -39,4 +39,13 @@ struct CopyInto {
   RTRL_HD void operator()(index_t i) const { out[i] = in[i]; }
 };
 
+// out[c, r] = in[r, c]:  in [rows, cols] -> out [cols, rows]; called as f(c, r)
+template <class T>
+struct Transpose {
+  index_t rows, cols;
+  const T* in;
+  T* out;
+  RTRL_HD void operator()(index_t c, index_t r) const { out[c * rows + r] = in[r * cols + c]; }
+};
+
 }  // namespace rtrl

@@ -77,6 +77,9 @@ namespace rtrl {
     template <class T>                                                                            \
     static void reduce(std::uintptr_t stream, ReduceKind kind, index_t rows, index_t cols,       \
                        T scale, bool accumulate, const T* in, T* out);                           \
+    /* The context's transpose, a test hook: out [cols, rows] = in [rows, cols] transposed.      */ \
+    template <class T>                                                                            \
+    static void transpose(std::uintptr_t stream, index_t rows, index_t cols, const T* in, T* out);\
     /* Index of the first element that is +-inf (or NaN when nan_ok is false), or -1. */          \
     template <class T>                                                                            \
     static index_t find_nonfinite(std::uintptr_t stream, const T* data, index_t count,            \
