@@ -240,6 +240,13 @@ class CudaContext {
     RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
   }
 
+  // C [M, N] = A [M, lda] B [N, ldb]^T over K columns: one cuBLAS call (coalesced, unlike a thread
+  // per element walking rows K apart).
+  template <class T>
+  void dot_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B, index_t ldb, T* C) {
+    gemm(false, true, M, N, K, T(1), A, lda, B, ldb, T(0), C, N);
+  }
+
   // out [cols, rows] = in [rows, cols] transposed.
   template <class T>
   void transpose(index_t rows, index_t cols, const T* in, T* out) {

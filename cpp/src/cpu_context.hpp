@@ -178,6 +178,13 @@ class CpuContext {
     for_each(1, SerialNorm2<T>{count, in, out});
   }
 
+  // C [M, N] = A [M, lda] B [N, ldb]^T over K columns, a dot product per element (small products,
+  // where that beats a BLAS call).
+  template <class T>
+  void dot_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B, index_t ldb, T* C) {
+    for_each(M * N, RowDots<T>{N, K, A, lda, B, ldb, C});
+  }
+
   // out [cols, rows] = in [rows, cols] transposed.
   template <class T>
   void transpose(index_t rows, index_t cols, const T* in, T* out) {

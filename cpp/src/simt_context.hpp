@@ -81,6 +81,12 @@ class SimtContext {
     tree_reduce<T>(1, count, SquaredElement<T>{in}, StoreSqrt<T>{out});
   }
 
+  // C [M, N] = A [M, lda] B [N, ldb]^T over K columns: one GEMM, as on CudaContext.
+  template <class T>
+  void dot_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B, index_t ldb, T* C) {
+    gemm(false, true, M, N, K, T(1), A, lda, B, ldb, T(0), C, N);
+  }
+
   // out [cols, rows] = in [rows, cols] transposed (CudaContext: through tiles in shared memory).
   template <class T>
   void transpose(index_t rows, index_t cols, const T* in, T* out) {

@@ -48,4 +48,23 @@ struct Transpose {
   RTRL_HD void operator()(index_t c, index_t r) const { out[c * rows + r] = in[r * cols + c]; }
 };
 
+// C[i, j] = sum_{k < K} A[i, k] B[j, k], summed in increasing k (a dot product per item).
+//   A: [M, lda]   B: [N, ldb]   C: [M, N]   item: (i, j), flattened
+template <class T>
+struct RowDots {
+  index_t N, K;
+  const T* A;
+  index_t lda;
+  const T* B;
+  index_t ldb;
+  T* C;
+  RTRL_HD void operator()(index_t idx) const {
+    const T* b = B + (idx % N) * ldb;
+    const T* a = A + (idx / N) * lda;
+    T sum = T(0);
+    for (index_t k = 0; k < K; ++k) sum += b[k] * a[k];
+    C[idx] = sum;
+  }
+};
+
 }  // namespace rtrl
