@@ -223,6 +223,31 @@ static index_t first_flagged(CudaContext& ctx, index_t count, Scan scan) {
 }
 
 template <class T>
+void CudaBackend::reduce(std::uintptr_t stream, ReduceKind kind, index_t rows, index_t cols,
+                         T scale, bool accumulate, const T* in, T* out) {
+  CudaContext ctx(stream);
+  switch (kind) {
+    case ReduceKind::row_sums:
+      ctx.row_sums(rows, cols, scale, in, out);
+      break;
+    case ReduceKind::column_sums:
+      ctx.column_sums(rows, cols, accumulate, in, out);
+      break;
+    case ReduceKind::norm2:
+      ctx.norm2(rows * cols, in, out);
+      break;
+  }
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+}
+
+template <class T>
+void CudaBackend::transpose(std::uintptr_t stream, index_t rows, index_t cols, const T* in, T* out) {
+  CudaContext ctx(stream);
+  ctx.transpose(rows, cols, in, out);
+  RTRL_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+}
+
+template <class T>
 index_t CudaBackend::find_nonfinite(std::uintptr_t stream, const T* data, index_t count,
                                     bool nan_ok) {
   CudaContext ctx(stream);
@@ -295,6 +320,9 @@ OnlineLayout CudaBackend::cell_net_kf_layout(const CellNetDims& d, bool update, 
       NonfiniteEvents&);                              \
   template bool CudaBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,          \
                                                std::int64_t, index_t, T*, T*, T*);              \
+  template void CudaBackend::reduce<T>(std::uintptr_t, ReduceKind, index_t, index_t, T, bool,   \
+                                       const T*, T*);                                           \
+  template void CudaBackend::transpose<T>(std::uintptr_t, index_t, index_t, const T*, T*);   \
   template index_t CudaBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);  \
   template index_t CudaBackend::find_bad_class<T>(std::uintptr_t, const T*, index_t, index_t); \
   template void CudaBackend::recurrent_layer_forward<T>(std::uintptr_t, const LayerDims&,       \

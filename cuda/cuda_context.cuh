@@ -1,6 +1,7 @@
 // CUDA backend context (DESIGN §2): cuBLAS GEMM on the caller's stream (row-major through the
 // column-major mapping of gemm_layout.hpp) with the current device's handle, grid-stride kernels for
-// the shared functors, and stream-ordered workspace from the caller's allocator (workspace.hpp).
+// the shared functors, reductions in the fixed tree order of reduce.hpp, and stream-ordered workspace
+// from the caller's allocator (workspace.hpp).
 #pragma once
 
 #include <cublas_v2.h>
@@ -15,7 +16,9 @@
 #include "device_info.hpp"
 #include "workspace.hpp"
 #include "rtrl/common.hpp"
+#include "rtrl/array_ops.hpp"
 #include "rtrl/gemm_layout.hpp"
+#include "rtrl/reduce.hpp"
 #include "rtrl/row_functor.hpp"
 
 namespace rtrl {
@@ -75,6 +78,74 @@ __global__ void for_each_serial_k_kernel(index_t q0, index_t q1, index_t width, 
       if constexpr (HasRow<F>::value) f(f.row(s, k), s, k, c);
       else f(s, k, c);
     }
+  }
+}
+
+// The tree fold of reduce.hpp over the block's kReduceThreads values in shared memory, one value a
+// thread; the total ends in values[0].
+template <class T>
+__device__ void block_tree_fold(T* values) {
+  __syncthreads();
+  for (int w = int(kReduceThreads) / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) values[threadIdx.x] = values[threadIdx.x] + values[threadIdx.x + w];
+    __syncthreads();
+  }
+}
+
+// The first pass of the tree order: block b of sequence j (blockIdx.x, blockIdx.y + a multiple of
+// gridDim.y) folds its lanes' sums of load(j, i); with one block a sequence, finish(j, total), else
+// partials[j, b].   partials: [sequences, gridDim.x]
+template <class T, class Load, class Finish>
+__global__ void reduce_lanes_kernel(index_t sequences, index_t n, Load load, T* partials, Finish finish) {
+  __shared__ T values[kReduceThreads];
+  const index_t blocks = gridDim.x, lanes = blocks * kReduceThreads;
+  const index_t g = index_t(blockIdx.x) * kReduceThreads + threadIdx.x;
+  for (index_t j = blockIdx.y; j < sequences; j += gridDim.y) {
+    T acc = T(0);
+    for (index_t i = g; i < n; i += lanes) acc += load(j, i);
+    values[threadIdx.x] = acc;
+    block_tree_fold(values);
+    if (threadIdx.x == 0) {
+      if (blocks == 1) finish(j, values[0]);
+      else partials[j * blocks + blockIdx.x] = values[0];
+    }
+  }
+}
+
+// The second pass: sequence j's `blocks` partial sums, padded with zeros, folded; finish(j, total).
+template <class T, class Finish>
+__global__ void reduce_partials_kernel(index_t sequences, index_t blocks, const T* partials, Finish finish) {
+  __shared__ T values[kReduceThreads];
+  for (index_t j = blockIdx.x; j < sequences; j += gridDim.x) {
+    values[threadIdx.x] = index_t(threadIdx.x) < blocks ? partials[j * blocks + threadIdx.x] : T(0);
+    block_tree_fold(values);
+    if (threadIdx.x == 0) finish(j, values[0]);
+  }
+}
+
+constexpr int kTransposeTile = 32;  // a tile's side; a block is kTransposeTile x kTransposeRowsPerPass
+constexpr int kTransposeRowsPerPass = 8;
+
+// out [cols, rows] = in [rows, cols] transposed through kTransposeTile-square tiles in shared memory,
+// so that both the reads of in's rows and the writes of out's rows are coalesced (tile t: rows
+// [32 (t / tiles across), +32) and columns [32 (t % tiles across), +32) of in).
+template <class T>
+__global__ void transpose_kernel(index_t rows, index_t cols, const T* in, T* out) {
+  __shared__ T tile[kTransposeTile][kTransposeTile + 1];  // + 1: no bank conflicts down a column
+  const index_t across = (cols + kTransposeTile - 1) / kTransposeTile;
+  const index_t tiles = across * ((rows + kTransposeTile - 1) / kTransposeTile);
+  for (index_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const index_t r0 = t / across * kTransposeTile, c0 = t % across * kTransposeTile;
+    for (int k = threadIdx.y; k < kTransposeTile; k += kTransposeRowsPerPass) {
+      const index_t r = r0 + k, c = c0 + threadIdx.x;
+      if (r < rows && c < cols) tile[k][threadIdx.x] = in[r * cols + c];
+    }
+    __syncthreads();
+    for (int k = threadIdx.y; k < kTransposeTile; k += kTransposeRowsPerPass) {
+      const index_t c = c0 + k, r = r0 + threadIdx.x;
+      if (c < cols && r < rows) out[c * rows + r] = tile[threadIdx.x][k];
+    }
+    __syncthreads();
   }
 }
 
@@ -169,6 +240,41 @@ class CudaContext {
     RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
   }
 
+  // C [M, N] = A [M, lda] B [N, ldb]^T over K columns: one cuBLAS call (coalesced, unlike a thread
+  // per element walking rows K apart).
+  template <class T>
+  void dot_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B, index_t ldb, T* C) {
+    gemm(false, true, M, N, K, T(1), A, lda, B, ldb, T(0), C, N);
+  }
+
+  // out [cols, rows] = in [rows, cols] transposed.
+  template <class T>
+  void transpose(index_t rows, index_t cols, const T* in, T* out) {
+    if (rows <= 0 || cols <= 0) return;
+    const index_t tiles = ((rows + kTransposeTile - 1) / kTransposeTile) *
+                          ((cols + kTransposeTile - 1) / kTransposeTile);
+    const dim3 block(kTransposeTile, kTransposeRowsPerPass);
+    transpose_kernel<T><<<unsigned(std::min<index_t>(tiles, index_t(1) << 20)), block, 0, stream_>>>(
+        rows, cols, in, out);
+    RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
+  }
+
+  // The reductions of reduce.hpp in the tree order.
+  //   in: [rows, cols]   out: [rows] (row_sums), [cols] (column_sums)
+  template <class T>
+  void row_sums(index_t rows, index_t cols, T scale, const T* in, T* out) {
+    tree_reduce<T>(rows, cols, RowElement<T>{cols, in}, StoreScaled<T>{scale, out});
+  }
+  template <class T>
+  void column_sums(index_t rows, index_t cols, bool accumulate, const T* in, T* out) {
+    tree_reduce<T>(cols, rows, ColumnElement<T>{cols, in}, StoreSum<T>{accumulate, out});
+  }
+  //   in: [count]   out: [1]
+  template <class T>
+  void norm2(index_t count, const T* in, T* out) {
+    tree_reduce<T>(1, count, SquaredElement<T>{in}, StoreSqrt<T>{out});
+  }
+
   // True when no value in the ranges (pointer, count) is +-inf or NaN: one flag for all ranges,
   // one wait for the stream.
   //   ranges: a range of (const T*, count) pairs
@@ -219,6 +325,28 @@ class CudaContext {
   }
 
  private:
+  // `sequences` sequences of n values load(j, i) in the tree order (reduce.hpp): a grid of
+  // reduce_blocks(n) blocks a sequence, then, with more than one, a pass over their partial sums.
+  template <class T, class Load, class Finish>
+  void tree_reduce(index_t sequences, index_t n, const Load& load, const Finish& finish) {
+    if (sequences <= 0) return;
+    const index_t blocks = reduce_blocks(n);
+    const unsigned rows = unsigned(std::min<index_t>(sequences, 65535));
+    T* partials = nullptr;
+    if (blocks > 1) {
+      const index_t words = (sequences * blocks * index_t(sizeof(T)) + 7) / 8;
+      if (partials_.size() < words) partials_ = DeviceBuffer<double>(words, stream_);
+      partials = reinterpret_cast<T*>(partials_.data());
+    }
+    reduce_lanes_kernel<T><<<dim3(unsigned(blocks), rows), unsigned(kReduceThreads), 0, stream_>>>(
+        sequences, n, load, partials, finish);
+    RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
+    if (blocks == 1) return;
+    reduce_partials_kernel<T><<<rows, unsigned(kReduceThreads), 0, stream_>>>(sequences, blocks,
+                                                                              partials, finish);
+    RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
+  }
+
   static constexpr int kThreads = 256;
 
   static cublasOperation_t op(bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
@@ -229,6 +357,7 @@ class CudaContext {
   cudaStream_t stream_;
   cublasHandle_t handle_;
   DeviceBuffer<double> scratch_;
+  DeviceBuffer<double> partials_;  // the tree reductions' partial sums
   DeviceBuffer<int> flag_;
 };
 

@@ -197,6 +197,42 @@ def test_the_device_runs_this_build():
     assert _backend.device_problem(0, name, (major, minor), cuda["architectures"]) == ""
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n", [7, 2049, 600_000])
+def test_reductions_run_the_tree_order(dtype, n):
+    import cupy
+    from test_reductions import data, tree_sum
+
+    from rtrl import _rtrl_cuda
+
+    x = data((3, n), dtype, seed=n)
+    tree = np.array([tree_sum(row) for row in x], dtype)
+    stream = cupy.cuda.get_current_stream().ptr
+    out = cupy.zeros(3, dtype)
+    _rtrl_cuda._reduce("row_sums", cupy.asarray(x), out, 0.25, False, stream)
+    np.testing.assert_array_equal(out.get(), np.asarray(0.25, dtype) * tree)
+    start = data(3, dtype, seed=9)
+    out = cupy.asarray(start)
+    _rtrl_cuda._reduce("column_sums", cupy.asarray(np.ascontiguousarray(x.T)), out, 1.0, True, stream)
+    np.testing.assert_array_equal(out.get(), start + tree)
+    norm = cupy.zeros(1, dtype)
+    _rtrl_cuda._reduce("norm2", cupy.asarray(x[:1]), norm, 1.0, False, stream)
+    exact = np.sqrt(np.sum(x[0].astype(np.float64) ** 2))
+    assert abs(float(norm.get()[0]) - exact) <= exact * (n + 2) * np.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (33, 65), (200, 7), (1000, 1500)])
+def test_transpose_through_tiles(shape):
+    import cupy
+
+    from rtrl import _rtrl_cuda
+
+    x = np.random.default_rng(0).standard_normal(shape)
+    out = cupy.full(shape[::-1], np.nan)
+    _rtrl_cuda._transpose(cupy.asarray(x), out, cupy.cuda.get_current_stream().ptr)
+    np.testing.assert_array_equal(out.get(), x.T)
+
+
 def test_workspaces_come_from_cupys_allocator():
     import cupy
 

@@ -11,6 +11,7 @@
 #include "bind_cell_net.hpp"
 #include "bind_cell_step.hpp"
 #include "bind_layers.hpp"
+#include "bind_reduce.hpp"
 #include "rtrl/gemm_layout.hpp"
 #include "rtrl/math.hpp"
 #include "src/cpu_context.hpp"
@@ -122,6 +123,7 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
   LayerBindings<CpuBackend, HostArrays>::bind(m);
   CellNetBindings<CpuBackend, HostArrays>::bind(m);
   CellStepBindings<CpuBackend>::bind(m);
+  ReduceBindings<CpuBackend, HostArrays>::bind(m);
 
   m.def("_product_block_scratch", [](index_t M, index_t K, index_t ncols, index_t item_bytes) {
     const CpuContext ctx;

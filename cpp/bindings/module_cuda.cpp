@@ -13,6 +13,7 @@
 #include "bind_cell_net.hpp"
 #include "bind_fully_recurrent.hpp"
 #include "bind_layers.hpp"
+#include "bind_reduce.hpp"
 #include "device_arrays.hpp"
 #include "device_info.hpp"
 #include "workspace.hpp"
@@ -87,6 +88,7 @@ PYBIND11_MODULE(_rtrl_cuda, m) {
   FullyRecurrentBindings<CudaBackend, DeviceArrays>::bind(m);
   LayerBindings<CudaBackend, DeviceArrays>::bind(m);
   CellNetBindings<CudaBackend, DeviceArrays>::bind(m);
+  ReduceBindings<CudaBackend, DeviceArrays>::bind(m);
   m.def("device_status", &cuda_device_status,
         "(number of usable CUDA devices, reason when there are none)");
   m.def("device_names", &cuda_device_names);

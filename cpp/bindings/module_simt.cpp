@@ -6,6 +6,7 @@
 #include "bind_cell_net.hpp"
 #include "bind_fully_recurrent.hpp"
 #include "bind_layers.hpp"
+#include "bind_reduce.hpp"
 #include "src/cpu_context.hpp"
 
 namespace py = pybind11;
@@ -22,6 +23,7 @@ PYBIND11_MODULE(_rtrl_simt, m) {
   FullyRecurrentBindings<SimtBackend, HostArrays>::bind(m);
   LayerBindings<SimtBackend, HostArrays>::bind(m);
   CellNetBindings<SimtBackend, HostArrays>::bind(m);
+  ReduceBindings<SimtBackend, HostArrays>::bind(m);
   m.def("_set_product_scratch_bytes", [](index_t bytes) {
     RTRL_CHECK(bytes >= 1, "bytes: expected a positive integer");
     const index_t previous = simt_scratch_bytes();

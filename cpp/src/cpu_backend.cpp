@@ -170,6 +170,26 @@ void CpuBackend::readout(std::uintptr_t, const ReadoutArgs<T>& args) {
 }
 
 template <class T>
+void CpuBackend::reduce(std::uintptr_t, ReduceKind kind, index_t rows, index_t cols, T scale,
+                        bool accumulate, const T* in, T* out) {
+  CpuContext ctx;
+  switch (kind) {
+    case ReduceKind::row_sums:
+      return ctx.row_sums(rows, cols, scale, in, out);
+    case ReduceKind::column_sums:
+      return ctx.column_sums(rows, cols, accumulate, in, out);
+    case ReduceKind::norm2:
+      return ctx.norm2(rows * cols, in, out);
+  }
+}
+
+template <class T>
+void CpuBackend::transpose(std::uintptr_t, index_t rows, index_t cols, const T* in, T* out) {
+  CpuContext ctx;
+  ctx.transpose(rows, cols, in, out);
+}
+
+template <class T>
 index_t CpuBackend::find_nonfinite(std::uintptr_t, const T* data, index_t count, bool nan_ok) {
   for (index_t i = 0; i < count; ++i) {
     const T v = data[i];
@@ -244,6 +264,9 @@ OnlineLayout CpuBackend::cell_net_kf_layout(const CellNetDims& d, bool update, i
       NonfiniteEvents&);                              \
   template bool CpuBackend::optimizer_step<T>(std::uintptr_t, const OptimizerConfig&,           \
                                               std::int64_t, index_t, T*, T*, T*);         \
+  template void CpuBackend::reduce<T>(std::uintptr_t, ReduceKind, index_t, index_t, T, bool,    \
+                                      const T*, T*);                                            \
+  template void CpuBackend::transpose<T>(std::uintptr_t, index_t, index_t, const T*, T*);    \
   template index_t CpuBackend::find_nonfinite<T>(std::uintptr_t, const T*, index_t, bool);   \
   template index_t CpuBackend::find_bad_class<T>(std::uintptr_t, const T*, index_t, index_t); \
   template void CpuBackend::recurrent_layer_forward<T>(std::uintptr_t, const LayerDims&,        \

@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "rtrl/common.hpp"
+#include "rtrl/array_ops.hpp"
 #include "rtrl/item_cost.hpp"
+#include "rtrl/reduce.hpp"
 #include "rtrl/row_functor.hpp"
 #include "cpu_panel_product.hpp"
 
@@ -158,6 +160,35 @@ class CpuContext {
     }
 #pragma omp parallel for simd num_threads(threads_) schedule(static)
     for (index_t i = 0; i < count; ++i) f(i);
+  }
+
+  // The reductions of reduce.hpp in the serial order: one item per result, summed in increasing index.
+  //   in: [rows, cols]   out: [rows] (row_sums), [cols] (column_sums)
+  template <class T>
+  void row_sums(index_t rows, index_t cols, T scale, const T* in, T* out) {
+    for_each(rows, SerialRowSum<T>{cols, scale, in, out});
+  }
+  template <class T>
+  void column_sums(index_t rows, index_t cols, bool accumulate, const T* in, T* out) {
+    for_each(cols, SerialColumnSum<T>{rows, cols, accumulate, in, out});
+  }
+  //   in: [count]   out: [1]
+  template <class T>
+  void norm2(index_t count, const T* in, T* out) {
+    for_each(1, SerialNorm2<T>{count, in, out});
+  }
+
+  // C [M, N] = A [M, lda] B [N, ldb]^T over K columns, a dot product per element (small products,
+  // where that beats a BLAS call).
+  template <class T>
+  void dot_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B, index_t ldb, T* C) {
+    for_each(M * N, RowDots<T>{N, K, A, lda, B, ldb, C});
+  }
+
+  // out [cols, rows] = in [rows, cols] transposed.
+  template <class T>
+  void transpose(index_t rows, index_t cols, const T* in, T* out) {
+    for_each_2d(cols, rows, Transpose<T>{rows, cols, in, out});
   }
 
   // f(r, c) for r in [0, rows), c in [0, cols); rows are shared among threads when the work is

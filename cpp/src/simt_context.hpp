@@ -1,15 +1,19 @@
 // A host context with the CUDA backend's semantics (cuda/cuda_context.cuh), so that the CPU test-suite
 // exercises the partitioning the GPU runs: for_product_blocks takes the product in blocks of as many
 // columns as a scratch limit holds (blocks start anywhere, mid-stream included), for_each_serial_k is one
-// logical thread per column looping over k, a packed operand is read in place. Everything runs on the
+// logical thread per column looping over k, a packed operand is read in place, reductions are taken in
+// the tree order of the CUDA kernels (reduce.hpp). Everything runs on the
 // calling thread, in host memory; the GEMMs are single OpenBLAS calls, as cuBLAS's are single calls.
 #pragma once
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "cpu_context.hpp"
+#include "rtrl/array_ops.hpp"
 #include "rtrl/common.hpp"
+#include "rtrl/reduce.hpp"
 #include "rtrl/row_functor.hpp"
 
 namespace rtrl {
@@ -61,6 +65,34 @@ class SimtContext {
     for (index_t i = 0; i < rows * cols; ++i) f(i / cols, i % cols);
   }
 
+  // The reductions of reduce.hpp in the tree order, as CudaContext's kernels take them.
+  //   in: [rows, cols]   out: [rows] (row_sums), [cols] (column_sums)
+  template <class T>
+  void row_sums(index_t rows, index_t cols, T scale, const T* in, T* out) {
+    tree_reduce<T>(rows, cols, RowElement<T>{cols, in}, StoreScaled<T>{scale, out});
+  }
+  template <class T>
+  void column_sums(index_t rows, index_t cols, bool accumulate, const T* in, T* out) {
+    tree_reduce<T>(cols, rows, ColumnElement<T>{cols, in}, StoreSum<T>{accumulate, out});
+  }
+  //   in: [count]   out: [1]
+  template <class T>
+  void norm2(index_t count, const T* in, T* out) {
+    tree_reduce<T>(1, count, SquaredElement<T>{in}, StoreSqrt<T>{out});
+  }
+
+  // C [M, N] = A [M, lda] B [N, ldb]^T over K columns: one GEMM, as on CudaContext.
+  template <class T>
+  void dot_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B, index_t ldb, T* C) {
+    gemm(false, true, M, N, K, T(1), A, lda, B, ldb, T(0), C, N);
+  }
+
+  // out [cols, rows] = in [rows, cols] transposed (CudaContext: through tiles in shared memory).
+  template <class T>
+  void transpose(index_t rows, index_t cols, const T* in, T* out) {
+    for_each_2d(cols, rows, Transpose<T>{rows, cols, in, out});
+  }
+
   // One logical thread per column q in [q0, q1) (q = s * width + c), looping over k in order.
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
@@ -84,6 +116,28 @@ class SimtContext {
   template <class T>
   void copy_to_host(T* host, const T* data, index_t count) {
     if (count > 0) std::memcpy(host, data, size_t(count) * sizeof(T));
+  }
+
+  // Each of `sequences` sequences of n values load(j, i) in the tree order: the lanes of every block,
+  // each block folded, then the blocks' partial sums folded; finish(j, total).
+  template <class T, class Load, class Finish>
+  static void tree_reduce(index_t sequences, index_t n, const Load& load, const Finish& finish) {
+    const index_t blocks = reduce_blocks(n), lanes = blocks * kReduceThreads;
+    std::vector<T> lane(static_cast<size_t>(lanes)), partial(static_cast<size_t>(kReduceThreads));
+    for (index_t j = 0; j < sequences; ++j) {
+      for (index_t g = 0; g < lanes; ++g) {
+        T acc = T(0);
+        for (index_t i = g; i < n; i += lanes) acc += load(j, i);
+        lane[size_t(g)] = acc;
+      }
+      for (index_t b = 0; b < blocks; ++b) partial[size_t(b)] = tree_fold(lane.data() + b * kReduceThreads);
+      if (blocks == 1) {
+        finish(j, partial[0]);
+        continue;
+      }
+      std::fill(partial.begin() + blocks, partial.end(), T(0));
+      finish(j, tree_fold(partial.data()));
+    }
   }
 
   template <class T, class Body>

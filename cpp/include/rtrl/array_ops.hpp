@@ -39,4 +39,32 @@ struct CopyInto {
   RTRL_HD void operator()(index_t i) const { out[i] = in[i]; }
 };
 
+// out[c, r] = in[r, c]:  in [rows, cols] -> out [cols, rows]; called as f(c, r)
+template <class T>
+struct Transpose {
+  index_t rows, cols;
+  const T* in;
+  T* out;
+  RTRL_HD void operator()(index_t c, index_t r) const { out[c * rows + r] = in[r * cols + c]; }
+};
+
+// C[i, j] = sum_{k < K} A[i, k] B[j, k], summed in increasing k (a dot product per item).
+//   A: [M, lda]   B: [N, ldb]   C: [M, N]   item: (i, j), flattened
+template <class T>
+struct RowDots {
+  index_t N, K;
+  const T* A;
+  index_t lda;
+  const T* B;
+  index_t ldb;
+  T* C;
+  RTRL_HD void operator()(index_t idx) const {
+    const T* b = B + (idx % N) * ldb;
+    const T* a = A + (idx / N) * lda;
+    T sum = T(0);
+    for (index_t k = 0; k < K; ++k) sum += b[k] * a[k];
+    C[idx] = sum;
+  }
+};
+
 }  // namespace rtrl

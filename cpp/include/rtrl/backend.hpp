@@ -14,6 +14,7 @@
 #include "rtrl/recurrent_layer.hpp"
 #include "rtrl/cell_rtrl.hpp"
 #include "rtrl/readout.hpp"
+#include "rtrl/reduce.hpp"
 #include "rtrl/algo/layout.hpp"
 #include "rtrl/diagonal_traces.hpp"
 #include "rtrl/uoro.hpp"
@@ -124,6 +125,15 @@ namespace rtrl {
     /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
     template <class T>                                                                            \
     static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \
+    /* One of the context's reductions (reduce.hpp), a test hook: row_sums of in [rows, cols]    */ \
+    /* into out [rows] (times scale), column_sums into out [cols] (added when accumulate), norm2 */ \
+    /* of in [rows * cols] into out [1].                                                       */ \
+    template <class T>                                                                            \
+    static void reduce(std::uintptr_t stream, ReduceKind kind, index_t rows, index_t cols,       \
+                       T scale, bool accumulate, const T* in, T* out);                           \
+    /* The context's transpose, a test hook: out [cols, rows] = in [rows, cols] transposed.      */ \
+    template <class T>                                                                            \
+    static void transpose(std::uintptr_t stream, index_t rows, index_t cols, const T* in, T* out);\
     /* Index of the first element that is +-inf (or NaN when nan_ok is false), or -1. */          \
     template <class T>                                                                            \
     static index_t find_nonfinite(std::uintptr_t stream, const T* data, index_t count,            \

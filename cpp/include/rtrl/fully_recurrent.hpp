@@ -87,25 +87,6 @@ struct LoadInputs {
   }
 };
 
-// pre[s, k] = sum_j W[k, j] z[s, j]: the forward product, O(B n L) — small next to the sensitivity
-// GEMM, and a dot product per item beats a BLAS call at these sizes.
-//   W: [n, L]   z: [B, L]   pre: [B, n]   item: (s, k), flattened
-template <class T>
-struct Preactivation {
-  FullyRecurrentDims d;
-  const T* W;
-  const T* z;
-  T* pre;
-  RTRL_HD void operator()(index_t idx) const {
-    const index_t L = d.width();
-    const T* w = W + (idx % d.units) * L;
-    const T* zs = z + (idx / d.units) * L;
-    T sum = T(0);
-    for (index_t j = 0; j < L; ++j) sum += w[j] * zs[j];
-    pre[idx] = sum;
-  }
-};
-
 // From the pre-activations s(t), computes y(t+1), the slope f', the error against the target, whether
 // the unit is forced, writes the (possibly forced) unit values into z(t+1) and the visible outputs.
 //   pre: [B, n]   target: [B, O] or null (NaN = no target)   slope, error, keep, sq_error: [B, n]
@@ -202,21 +183,6 @@ struct SensitivityUpdate {
     const T v = r.slope * r.q[c];
     r.p[c] = r.keep ? v : T(0);
     if constexpr (Contract) r.g[c] = (r.first ? T(0) : r.g[c]) + r.error * v;
-  }
-};
-
-// loss = scale * sum of the per-unit squared errors, summed in a fixed order (one item).
-//   sq_error: [count]   loss: [1]
-template <class T>
-struct SumLoss {
-  index_t count;
-  T scale;
-  const T* sq_error;
-  T* loss;
-  RTRL_HD void operator()(index_t) const {
-    T sum = T(0);
-    for (index_t i = 0; i < count; ++i) sum += sq_error[i];
-    *loss = scale * sum;
   }
 };
 

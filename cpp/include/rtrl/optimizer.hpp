@@ -62,19 +62,6 @@ struct AdamUpdate {
   }
 };
 
-// norm[0] = sqrt(sum of squares of grad), summed in a fixed order (one item).
-template <class T>
-struct GradientNorm {
-  index_t count;
-  const T* grad;
-  T* norm;
-  RTRL_HD void operator()(index_t) const {
-    T sum = T(0);
-    for (index_t i = 0; i < count; ++i) sum += grad[i] * grad[i];
-    norm[0] = math::sqrt(sum);
-  }
-};
-
 // PyTorch's clip_grad_norm_: grad *= max_norm / (norm + 1e-6) when that factor is below 1.
 template <class T>
 struct ClipToNorm {

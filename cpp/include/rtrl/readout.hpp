@@ -75,34 +75,6 @@ RTRL_HD bool valid_class(T c, index_t classes) {
   return c == T(-1) || (c >= T(0) && c < T(classes) && c == T(index_t(c)));
 }
 
-// out[t] = scale * sum_{s < per} in[t per + s] (per-step losses from per-row ones).   item: t
-template <class T>
-struct SumRows {
-  index_t per;
-  T scale;
-  const T* in;
-  T* out;
-  RTRL_HD void operator()(index_t t) const {
-    T sum = T(0);
-    for (index_t s = 0; s < per; ++s) sum += in[t * per + s];
-    out[t] = scale * sum;
-  }
-};
-
-// out[o] (= or +=) sum_r in[r, o] over R rows.   in: [R, O]   item: o
-template <class T>
-struct ColumnSum {
-  index_t rows, cols;
-  bool accumulate;
-  const T* in;
-  T* out;
-  RTRL_HD void operator()(index_t o) const {
-    T sum = T(0);
-    for (index_t r = 0; r < rows; ++r) sum += in[r * cols + o];
-    out[o] = accumulate ? out[o] + sum : sum;
-  }
-};
-
 template <class T>
 struct ReadoutArgs {
   index_t rows;      // R

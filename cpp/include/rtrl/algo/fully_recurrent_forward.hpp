@@ -25,10 +25,10 @@ void fully_recurrent_forward_step(Ctx& ctx, const FullyRecurrentDims& d, Activat
                                   T* outputs_t, T* loss_t) {
   const index_t B = d.batch, n = d.units;
   ctx.for_each(B * (d.inputs + d.bias), LoadInputs<T>{d, x_t, z_t});
-  ctx.for_each(B * n, Preactivation<T>{d, W, z_t, u.pre});
+  ctx.dot_rows(B, n, d.width(), z_t, d.width(), W, d.width(), u.pre);  // pre [B, n] = z W^T
   ctx.for_each(B * n, UnitsForward<T>{d, activation, teacher_forcing, u.pre, target_t, u.slope,
                                       u.error, u.keep, u.sq_error, z_next, outputs_t});
-  ctx.for_each(1, SumLoss<T>{B * n, loss_scale, u.sq_error, loss_t});
+  ctx.row_sums(index_t(1), B * n, loss_scale, u.sq_error, loss_t);
 }
 
 }  // namespace rtrl

@@ -19,7 +19,7 @@ void optimizer_step(Ctx& ctx, const OptimizerConfig& opt, std::int64_t step, ind
   if (opt.max_grad_norm > 0.0) {
     auto own = ctx.template alloc<T>(norm ? 0 : 1);
     if (!norm) norm = own.data();
-    ctx.for_each(1, GradientNorm<T>{count, grad, norm});
+    ctx.norm2(count, grad, norm);
     ctx.for_each(count, ClipToNorm<T>{T(opt.max_grad_norm), norm, grad});
   }
   switch (opt.kind) {

@@ -29,15 +29,6 @@ struct CellBackwardOp {
   RTRL_HD void operator()(index_t b, index_t j) const { Cell::backward(a, b, j); }
 };
 
-// out[c, r] = in[r, c]:  in [rows, cols] -> out [cols, rows]; called as f(c, r)
-template <class T>
-struct Transpose {
-  index_t rows, cols;
-  const T* in;
-  T* out;
-  RTRL_HD void operator()(index_t c, index_t r) const { out[c * rows + r] = in[r * cols + c]; }
-};
-
 // Copies rows of `cols` values between buffers with different row strides.
 template <class T>
 struct CopyRows {
@@ -65,7 +56,7 @@ void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>
   auto wt = ctx.template alloc<T>(transpose ? I * GH : 0);
   const T* w_ih_op = w.w_ih;
   if (transpose) {
-    ctx.for_each_2d(I, GH, Transpose<T>{GH, I, w.w_ih, wt.data()});  // [I, G H]
+    ctx.transpose(GH, I, w.w_ih, wt.data());  // [I, G H]
     w_ih_op = wt.data();
   }
   // op(W) [K, G H] as a GEMM operand: the transposed copy, or W [G H, K] read transposed
