@@ -44,6 +44,9 @@ def test_info_keys():
     assert isinstance(cpu["blas"], str) and cpu["blas"]
     assert isinstance(cpu["simd"], str) and cpu["simd"]
     assert isinstance(cpu["threads"], int) and not isinstance(cpu["threads"], bool) and cpu["threads"] >= 1
+    # a sanitizer build runs only with the ASan runtime preloaded (.ci/sanitize)
+    assert cpu["sanitizers"] in ("", "address,undefined")
+    assert bool(cpu["sanitizers"]) == ("libasan" in os.environ.get("LD_PRELOAD", ""))
     assert isinstance(cuda["built"], bool) and isinstance(cuda["available"], bool)
     if not cuda["available"]:
         assert isinstance(cuda["reason"], str) and cuda["reason"]

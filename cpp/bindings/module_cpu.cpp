@@ -143,6 +143,7 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
     d["threads"] = omp_get_max_threads();
     d["simd"] = simd_level();
     d["arch"] = RTRL_ARCH;
+    d["sanitizers"] = RTRL_SANITIZERS;
     return d;
   });
   m.def("set_num_threads", [](int threads) {

@@ -20,7 +20,8 @@ def info() -> dict[str, Any]:
     -------
     dict
         ``"version"``; ``"cpu"``: ``"blas"``, ``"blas_core"``, ``"threads"`` (OpenMP threads),
-        ``"simd"`` (compiled instruction set), ``"arch"``; ``"cuda"``: ``"built"``, ``"available"``
+        ``"simd"`` (compiled instruction set), ``"arch"``, ``"sanitizers"`` (``"address,undefined"``
+        in a sanitizer build, else empty); ``"cuda"``: ``"built"``, ``"available"``
         and ``"reason"`` (why not available) or, when available, ``"devices"``; when the CUDA module
         is built, ``"architectures"`` (``"sm_XY"``: a cubin, ``"compute_XY"``: PTX; empty when the
         build named them symbolically) and ``"sync_check"`` (``RTRL_CUDA_SYNC_CHECK=1`` is on).

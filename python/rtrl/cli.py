@@ -17,6 +17,8 @@ def _info(args: argparse.Namespace) -> int:
     print(f"rtrl {d['version']}")
     print(f"CPU:  {cpu['simd']} (-march={cpu['arch'] or 'default'}), {cpu['threads']} OpenMP threads")
     print(f"BLAS: {cpu['blas']} (core {cpu['blas_core']})")
+    if cpu["sanitizers"]:
+        print(f"Sanitizers: {cpu['sanitizers']} (a test build: slow, and its memory figures are ASan's)")
     if cuda["available"]:
         print(f"CUDA: available: {', '.join(cuda['devices'])}")
     else:
