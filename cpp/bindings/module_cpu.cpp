@@ -1,4 +1,5 @@
-// The CPU extension module, rtrl._rtrl_cpu.
+// A CPU extension module, rtrl._rtrl_cpu_<isa>: built once per instruction set (RTRL_CPU_ISAS),
+// the one rtrl loads chosen at import time (python/rtrl/_isa.py).
 #include <cblas.h>
 #include <omp.h>
 #include <pybind11/pybind11.h>
@@ -29,7 +30,7 @@ static const char* simd_level() {
 #elif defined(__SSE4_2__)
   return "SSE4.2";
 #elif defined(__SSE2__)
-  return "SSE2";  // the x86-64 baseline (RTRL_ARCH empty)
+  return "SSE2";  // the x86-64 baseline
 #elif defined(__ARM_NEON)
   return "NEON";
 #else
@@ -116,7 +117,7 @@ static py::array_t<T> elementwise(const std::string& fn, py::array_t<T, py::arra
   return y;
 }
 
-PYBIND11_MODULE(_rtrl_cpu, m) {
+PYBIND11_MODULE(RTRL_MODULE_NAME, m) {
   m.doc() = "rtrl CPU backend (OpenMP + OpenBLAS)";
   cpu_backend_init();
   FullyRecurrentBindings<CpuBackend, HostArrays>::bind(m);
@@ -142,7 +143,7 @@ PYBIND11_MODULE(_rtrl_cpu, m) {
     d["blas_core"] = scipy_openblas_get_corename();
     d["threads"] = omp_get_max_threads();
     d["simd"] = simd_level();
-    d["arch"] = RTRL_ARCH;
+    d["isa"] = RTRL_ISA;
     d["sanitizers"] = RTRL_SANITIZERS;
     return d;
   });

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Sequence
@@ -18,19 +17,9 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @functools.lru_cache(maxsize=None)
 def _load_cpu_module() -> ModuleType:
-    """Imports the CPU extension. Its OpenBLAS (from scipy-openblas32) is used single-threaded under
-    rtrl's own OpenMP threads, so it is loaded without a thread pool of its own."""
-    previous = os.environ.get("OPENBLAS_NUM_THREADS")
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    try:
-        import scipy_openblas32  # noqa: F401  (loads the OpenBLAS the extension links against)
+    """The CPU extension module: its build for the best instruction set this CPU runs (``rtrl._isa``)."""
+    from . import _rtrl_cpu
 
-        from . import _rtrl_cpu
-    finally:
-        if previous is None:
-            del os.environ["OPENBLAS_NUM_THREADS"]
-        else:
-            os.environ["OPENBLAS_NUM_THREADS"] = previous
     return _rtrl_cpu
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _isa
 from ._backend import _load_cpu_module, cuda_status
 
 
@@ -20,7 +21,10 @@ def info() -> dict[str, Any]:
     -------
     dict
         ``"version"``; ``"cpu"``: ``"blas"``, ``"blas_core"``, ``"threads"`` (OpenMP threads),
-        ``"simd"`` (compiled instruction set), ``"arch"``, ``"sanitizers"`` (``"address,undefined"``
+        ``"simd"`` (the widest vector instructions of the loaded module), ``"isa"`` (the instruction
+        set it was built for: ``"x86-64-v4"``, ``"x86-64-v3"``, ``"x86-64-v2"``, ``"baseline"`` or
+        ``"native"``), ``"isas"`` (those this installation carries and this CPU runs: ``RTRL_CPU_ISA``
+        may name any of them), ``"sanitizers"`` (``"address,undefined"``
         in a sanitizer build, else empty); ``"cuda"``: ``"built"``, ``"available"``
         and ``"reason"`` (why not available) or, when available, ``"devices"``; when the CUDA module
         is built, ``"architectures"`` (``"sm_XY"``: a cubin, ``"compute_XY"``: PTX; empty when the
@@ -29,6 +33,8 @@ def info() -> dict[str, Any]:
     from . import __version__
 
     cpu = dict(_load_cpu_module().info())
+    runnable = _isa.runnable()
+    cpu["isas"] = [isa for isa in _isa.built() if isa in runnable]
     built, available, reason = cuda_status()
     cuda: dict[str, Any] = {"built": built, "available": available}
     if not available:

@@ -15,7 +15,9 @@ def _info(args: argparse.Namespace) -> int:
     d = info()
     cpu, cuda = d["cpu"], d["cuda"]
     print(f"rtrl {d['version']}")
-    print(f"CPU:  {cpu['simd']} (-march={cpu['arch'] or 'default'}), {cpu['threads']} OpenMP threads")
+    others = [isa for isa in cpu["isas"] if isa != cpu["isa"]]
+    print(f"CPU:  {cpu['simd']} ({cpu['isa']} build{'; also here: ' + ', '.join(others) if others else ''}), "
+          f"{cpu['threads']} OpenMP threads")
     print(f"BLAS: {cpu['blas']} (core {cpu['blas_core']})")
     if cpu["sanitizers"]:
         print(f"Sanitizers: {cpu['sanitizers']} (a test build: slow, and its memory figures are ASan's)")

@@ -150,7 +150,7 @@ def format_header(info: dict[str, Any]) -> str:
     lines = [
         f'CPU      : {info["cpu_model"]} ({info["logical_cpus"]} logical CPUs), {info["platform"]}',
         f'rtrl     : {info["rtrl"]}  BLAS core {cpu.get("blas_core")}, {cpu.get("threads")} OpenMP threads, '
-        f'SIMD {cpu.get("simd")}, arch {cpu.get("arch")}',
+        f'SIMD {cpu.get("simd")}, {cpu.get("isa")} build',
         f'           {cpu.get("blas")}',
         f'numpy    : {info["numpy"]}  BLAS {nb.get("name", "?")}, {nb.get("threads", "?")} threads;'
         f'  python {info["python"]}',
