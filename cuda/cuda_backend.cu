@@ -15,6 +15,7 @@
 #include "rtrl/algo/fully_recurrent_kf_rtrl.hpp"
 #include "rtrl/algo/fully_recurrent_uoro.hpp"
 #include "rtrl/algo/fully_recurrent_traces.hpp"
+#include "rtrl/algo/online_layouts.hpp"
 #include "rtrl/algo/readout.hpp"
 #include "rtrl/backend.hpp"
 
@@ -261,53 +262,14 @@ index_t CudaBackend::find_bad_class(std::uintptr_t stream, const T* data, index_
   return first_flagged(ctx, count, FirstBadClass<T>{data, classes, nullptr});
 }
 
-OnlineLayout CudaBackend::fully_recurrent_rtrl_layout(const FullyRecurrentDims& d, bool update,
-                                                 index_t state_rows) {
-  return rtrl::fully_recurrent_rtrl_layout<CudaContext, float>(d, update, state_rows);
+OnlineLayout CudaBackend::fully_recurrent_layout(OnlineAlgorithm algorithm, const FullyRecurrentDims& d,
+                                           bool update, index_t state_rows) {
+  return rtrl::fully_recurrent_layout<CudaContext>(algorithm, d, update, state_rows);
 }
 
-OnlineLayout CudaBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  with_cell(d.cell, [&](auto cell) {
-    l = rtrl::cell_net_rtrl_layout<decltype(cell), CudaContext, float>(d, update, state_rows);
-  });
-  return l;
-}
-
-OnlineLayout CudaBackend::fully_recurrent_traces_layout(const FullyRecurrentDims& d, bool update,
-                                                   index_t state_rows) {
-  return rtrl::fully_recurrent_traces_layout<CudaContext, float>(d, update, state_rows);
-}
-
-OnlineLayout CudaBackend::cell_net_traces_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  with_cell(d.cell, [&](auto cell) {
-    l = rtrl::cell_net_traces_layout<decltype(cell), CudaContext, float>(d, update, state_rows);
-  });
-  return l;
-}
-
-OnlineLayout CudaBackend::fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update,
-                                                 index_t state_rows) {
-  return rtrl::fully_recurrent_uoro_layout<CudaContext, float>(d, update, state_rows);
-}
-
-OnlineLayout CudaBackend::cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  with_cell(d.cell, [&](auto cell) {
-    l = rtrl::cell_net_uoro_layout<decltype(cell), CudaContext, float>(d, update, state_rows);
-  });
-  return l;
-}
-
-OnlineLayout CudaBackend::fully_recurrent_kf_layout(const FullyRecurrentDims& d, bool update,
-                                               index_t state_rows) {
-  return rtrl::fully_recurrent_kf_layout<CudaContext, float>(d, update, state_rows);
-}
-
-OnlineLayout CudaBackend::cell_net_kf_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  if (d.cell == CellKind::lstm) return rtrl::cell_net_kf_layout<LstmCell, CudaContext, float>(d, update, state_rows);
-  return rtrl::cell_net_kf_layout<RnnCell, CudaContext, float>(d, update, state_rows);
+OnlineLayout CudaBackend::cell_net_layout(OnlineAlgorithm algorithm, const CellNetDims& d, bool update,
+                                    index_t state_rows) {
+  return rtrl::cell_net_layout<CudaContext>(algorithm, d, update, state_rows);
 }
 
 #define RTRL_INSTANTIATE(T)                                                                     \

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 import traceback
 
@@ -76,7 +77,7 @@ def main() -> None:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{spec['port']}", rank=rank,
                                 world_size=spec["world"], timeout=datetime.timedelta(seconds=spec.get("timeout", 30)))
         if spec.get("die") == rank:
-            sys.exit(3)
+            os._exit(3)
         X, Y = data(spec)
         if spec.get("save_path"):
             spec["save_path"] = spec["save_path"].format(rank=rank)
@@ -95,7 +96,9 @@ def main() -> None:
         dist.destroy_process_group()
     except Exception as exc:  # noqa: BLE001 - the test reads what went wrong
         np.savez(out, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
-        sys.exit(2)
+        # without the process group's teardown: exiting normally would destroy gloo's threads while
+        # they still wait on a peer that has gone (std::terminate, SIGABRT)
+        os._exit(2)
 
 
 if __name__ == "__main__":

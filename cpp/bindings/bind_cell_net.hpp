@@ -329,29 +329,14 @@ struct CellNetBindings {
           return n;
         }, "N_<l for each layer l: where layer l's parameter columns start")
         .def_property_readonly("n_params", [](const CellNetConfig& c) { return c.dims.n_params(); })
-        .def("rtrl_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
-          return layout_dict(Backend::cell_net_rtrl_layout(c.dims, update_each_step, optimizer_rows),
-                             c.dims.n_params());
-        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
-           "What exact RTRL holds and needs, in elements: state, sensitivities, workspace per call "
-           "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.")
-        .def("traces_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
-          return layout_dict(Backend::cell_net_traces_layout(c.dims, update_each_step, optimizer_rows),
-                             c.dims.n_params());
-        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
-           "What SnAp-1 and e-prop hold and need, in elements, as rtrl_layout.")
-        .def("uoro_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
-          return layout_dict(Backend::cell_net_uoro_layout(c.dims, update_each_step, optimizer_rows),
-                             c.dims.n_params());
-        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
-           "What UORO holds and needs, in elements, as rtrl_layout.")
-        .def("kf_layout", [](const CellNetConfig& c, bool update_each_step, index_t optimizer_rows) {
-          RTRL_CHECK(c.dims.cell == CellKind::rnn || c.dims.cell == CellKind::lstm,
+        .def("layout", [](const CellNetConfig& c, const std::string& algorithm, bool update_each_step,
+                          index_t optimizer_rows) {
+          const OnlineAlgorithm a = parse_online_algorithm(algorithm);
+          RTRL_CHECK(a != OnlineAlgorithm::kf || c.dims.cell == CellKind::rnn || c.dims.cell == CellKind::lstm,
                      "model: KF-RTRL runs on 'fully_recurrent', 'rnn' and 'lstm'");
-          return layout_dict(Backend::cell_net_kf_layout(c.dims, update_each_step, optimizer_rows),
+          return layout_dict(Backend::cell_net_layout(a, c.dims, update_each_step, optimizer_rows),
                              c.dims.n_params());
-        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
-           "What KF-RTRL holds and needs, in elements, as rtrl_layout.")
+        }, py::arg("algorithm"), py::arg("update_each_step"), py::arg("optimizer_rows"), kLayoutDoc)
         .def_property_readonly("layer_theta", [](const CellNetConfig& c) {
           std::vector<index_t> n;
           for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.layer(l).n_theta());

@@ -70,9 +70,6 @@ inline OptimizerConfig make_optimizer_config(const std::string& kind, double lr,
   return o;
 }
 
-// The algorithm an online call runs: exact RTRL, or one with unit-diagonal traces.
-enum class OnlineAlgorithm { exact, snap1, eprop, uoro, kf };
-
 inline OnlineAlgorithm parse_online_algorithm(const std::string& name) {
   if (name == "exact") return OnlineAlgorithm::exact;
   if (name == "snap1") return OnlineAlgorithm::snap1;
@@ -113,8 +110,13 @@ inline py::dict run_report(std::int64_t updates, const NonfiniteEvents& e) {
   return r;
 }
 
-// An exact RTRL call's layout (algo/layout.hpp) for rtrl.memory: elements of each part, and the
+// An online learner's layout (algo/layout.hpp) for rtrl.memory: elements of each part, and the
 // (rows, depth, cols) of each sensitivity product, whose scratch is the backend's.
+inline constexpr const char* kLayoutDoc =
+    "What an online learner holds and needs, in elements: state, sensitivities (the algorithm's state), "
+    "workspace per call (besides the products' scratch) and the (rows, depth, cols) of each sensitivity "
+    "product. algorithm: as the online calls take it ('exact', 'snap1', 'eprop', 'uoro', 'kf').";
+
 inline py::dict layout_dict(const OnlineLayout& l, index_t n_params) {
   py::dict r;
   r["n_params"] = n_params;
@@ -317,27 +319,12 @@ struct FullyRecurrentBindings {
         .def_property_readonly("width", [](const FullyRecurrentConfig& c) { return c.dims.width(); })
         .def_property_readonly("carried_rows", [](const FullyRecurrentConfig& c) { return c.dims.carried_rows(); },
                                "weight rows whose sensitivities this process carries (all, unsharded)")
-        .def("rtrl_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
-          return layout_dict(Backend::fully_recurrent_rtrl_layout(c.dims, update_each_step, optimizer_rows),
+        .def("layout", [](const FullyRecurrentConfig& c, const std::string& algorithm, bool update_each_step,
+                          index_t optimizer_rows) {
+          return layout_dict(Backend::fully_recurrent_layout(parse_online_algorithm(algorithm), c.dims,
+                                                             update_each_step, optimizer_rows),
                              c.dims.n_weights());
-        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
-           "What exact RTRL holds and needs, in elements: state, sensitivities, workspace per call "
-           "(besides the products' scratch) and the (rows, depth, cols) of each sensitivity product.")
-        .def("traces_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
-          return layout_dict(Backend::fully_recurrent_traces_layout(c.dims, update_each_step, optimizer_rows),
-                             c.dims.n_weights());
-        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
-           "What SnAp-1 and e-prop hold and need, in elements, as rtrl_layout.")
-        .def("uoro_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
-          return layout_dict(Backend::fully_recurrent_uoro_layout(c.dims, update_each_step, optimizer_rows),
-                             c.dims.n_weights());
-        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
-           "What UORO holds and needs, in elements, as rtrl_layout.")
-        .def("kf_layout", [](const FullyRecurrentConfig& c, bool update_each_step, index_t optimizer_rows) {
-          return layout_dict(Backend::fully_recurrent_kf_layout(c.dims, update_each_step, optimizer_rows),
-                             c.dims.n_weights());
-        }, py::arg("update_each_step"), py::arg("optimizer_rows"),
-           "What KF-RTRL holds and needs, in elements, as rtrl_layout.");
+        }, py::arg("algorithm"), py::arg("update_each_step"), py::arg("optimizer_rows"), kLayoutDoc);
     py::class_<OptimizerConfig>(m, "OptimizerConfig", py::module_local())
         .def(py::init(&make_optimizer_config), py::arg("kind"), py::arg("lr"),
              py::arg("momentum") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,

@@ -17,6 +17,7 @@
 #include "rtrl/algo/fully_recurrent_kf_rtrl.hpp"
 #include "rtrl/algo/fully_recurrent_uoro.hpp"
 #include "rtrl/algo/fully_recurrent_traces.hpp"
+#include "rtrl/algo/online_layouts.hpp"
 #include "rtrl/algo/readout.hpp"
 
 namespace rtrl {
@@ -205,53 +206,14 @@ index_t CpuBackend::find_bad_class(std::uintptr_t, const T* data, index_t count,
   return -1;
 }
 
-OnlineLayout CpuBackend::fully_recurrent_rtrl_layout(const FullyRecurrentDims& d, bool update,
-                                                 index_t state_rows) {
-  return rtrl::fully_recurrent_rtrl_layout<CpuContext, float>(d, update, state_rows);
+OnlineLayout CpuBackend::fully_recurrent_layout(OnlineAlgorithm algorithm, const FullyRecurrentDims& d,
+                                           bool update, index_t state_rows) {
+  return rtrl::fully_recurrent_layout<CpuContext>(algorithm, d, update, state_rows);
 }
 
-OnlineLayout CpuBackend::cell_net_rtrl_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  with_cell(d.cell, [&](auto cell) {
-    l = rtrl::cell_net_rtrl_layout<decltype(cell), CpuContext, float>(d, update, state_rows);
-  });
-  return l;
-}
-
-OnlineLayout CpuBackend::fully_recurrent_traces_layout(const FullyRecurrentDims& d, bool update,
-                                                   index_t state_rows) {
-  return rtrl::fully_recurrent_traces_layout<CpuContext, float>(d, update, state_rows);
-}
-
-OnlineLayout CpuBackend::cell_net_traces_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  with_cell(d.cell, [&](auto cell) {
-    l = rtrl::cell_net_traces_layout<decltype(cell), CpuContext, float>(d, update, state_rows);
-  });
-  return l;
-}
-
-OnlineLayout CpuBackend::fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update,
-                                                 index_t state_rows) {
-  return rtrl::fully_recurrent_uoro_layout<CpuContext, float>(d, update, state_rows);
-}
-
-OnlineLayout CpuBackend::cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  with_cell(d.cell, [&](auto cell) {
-    l = rtrl::cell_net_uoro_layout<decltype(cell), CpuContext, float>(d, update, state_rows);
-  });
-  return l;
-}
-
-OnlineLayout CpuBackend::fully_recurrent_kf_layout(const FullyRecurrentDims& d, bool update,
-                                               index_t state_rows) {
-  return rtrl::fully_recurrent_kf_layout<CpuContext, float>(d, update, state_rows);
-}
-
-OnlineLayout CpuBackend::cell_net_kf_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  if (d.cell == CellKind::lstm) return rtrl::cell_net_kf_layout<LstmCell, CpuContext, float>(d, update, state_rows);
-  return rtrl::cell_net_kf_layout<RnnCell, CpuContext, float>(d, update, state_rows);
+OnlineLayout CpuBackend::cell_net_layout(OnlineAlgorithm algorithm, const CellNetDims& d, bool update,
+                                    index_t state_rows) {
+  return rtrl::cell_net_layout<CpuContext>(algorithm, d, update, state_rows);
 }
 
 #define RTRL_INSTANTIATE(T)                                                                     \

@@ -25,7 +25,8 @@ __all__ = ["estimate", "of_learner", "available_bytes", "format_bytes"]
 _CUDA_SCRATCH_BYTES = 256 << 20
 #: what estimate() knows: exact RTRL, BPTT and the learners with unit-diagonal traces
 LEARNERS = ("rtrl", "bptt", "snap", "eprop", "rflo", "uoro", "kf")
-_TRACES = ("snap", "eprop", "rflo")
+# the online learners by the algorithm whose layout the core declares (algo/layout.hpp)
+_ONLINE = {"rtrl": "exact", "snap": "snap1", "eprop": "eprop", "rflo": "eprop", "uoro": "uoro", "kf": "kf"}
 _OPTIMIZER_ROWS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 
 
@@ -143,7 +144,7 @@ def layer_sensitivities(model: Any, batch_size: int) -> list[int]:
     config = model._backend.core.CellNetConfig(model.cell, model.nonlinearity, model.input_size,
                                                model.hidden_size, model.output_size, batch_size, "mse",
                                                "mean", layers=model.num_layers, alpha=model.alpha)
-    return [n * model.dtype.itemsize for n in config.rtrl_layout(False, 0)["layer_sensitivities"]]
+    return [n * model.dtype.itemsize for n in config.layout("exact", False, 0)["layer_sensitivities"]]
 
 
 def check_fits(need: dict[str, int], device: str, what: str, layers: list[int] | None = None) -> None:
@@ -184,14 +185,8 @@ def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, lear
                      steps: int | None, item: int, device: str, realtime: bool, rows: int,
                      weight_rows: int = -1) -> dict[str, int]:
     config = core.FullyRecurrentConfig(n, m, bias, O, B, "logistic", False, "mean", shard_rows=weight_rows)
-    if learner == "rtrl":
-        return _rtrl(config.rtrl_layout(realtime, rows), item, device)
-    if learner in _TRACES:
-        return _rtrl(config.traces_layout(realtime, rows), item, device)
-    if learner == "uoro":
-        return _rtrl(config.uoro_layout(realtime, rows), item, device)
-    if learner == "kf":
-        return _rtrl(config.kf_layout(realtime, rows), item, device)
+    if learner in _ONLINE:
+        return _rtrl(config.layout(_ONLINE[learner], realtime, rows), item, device)
     N, L, T = config.n_weights, config.width, int(steps)
     # fully_recurrent_bptt.hpp: z(0..T), slope/error/keep, pre/sq_error, dL/ds, the recurrent part,
     # and the copy of the gradient the non-finite check restores
@@ -203,14 +198,8 @@ def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str
               steps: int | None, item: int, device: str, layers: int, realtime: bool,
               rows: int) -> dict[str, int]:
     config = core.CellNetConfig(cell, "tanh", I, H, O, B, "mse", "mean", layers=layers)
-    if learner == "rtrl":
-        return _rtrl(config.rtrl_layout(realtime, rows), item, device)
-    if learner in _TRACES:
-        return _rtrl(config.traces_layout(realtime, rows), item, device)
-    if learner == "uoro":
-        return _rtrl(config.uoro_layout(realtime, rows), item, device)
-    if learner == "kf":
-        return _rtrl(config.kf_layout(realtime, rows), item, device)
+    if learner in _ONLINE:
+        return _rtrl(config.layout(_ONLINE[learner], realtime, rows), item, device)
     info = CELL_INFO[cell]
     GH, T, TBH = info["gates"] * H, int(steps), int(steps) * B * H
     lstm, gru = cell == "lstm", cell == "gru"

@@ -13,7 +13,32 @@ from .models import FullyRecurrent, RecurrentNet
 from .traces import _checked_seed
 
 
-class UORO(_OnlineLearner):
+class _StochasticLearner(_OnlineLearner):
+    """What UORO and KF-RTRL share: :class:`rtrl.RTRL`'s arguments plus ``seed``, which keys their
+    random signs (an int; None draws one, kept in the checkpoint)."""
+
+    def __init__(self, model: FullyRecurrent | RecurrentNet, *, seed: int | None = None,
+                 lr: float | None = None, optimizer: _optim.Optimizer | None = None,
+                 update: str = "realtime", teacher_forcing: bool = False, loss: str = "mse",
+                 reduction: str = "mean", clip_grad_norm: float | None = None, batch_size: int = 1,
+                 on_nonfinite: str = "raise") -> None:
+        self._check_model(model)
+        self.update = _check_choice("update", update, UPDATES)
+        self.seed = _checked_seed(seed)
+        self._immediate_scale = 1.0  # below 1: the deliberately biased control of the unbiasedness tests
+        super().__init__(model, lr=lr, optimizer=optimizer, loss=loss, reduction=reduction,
+                         clip_grad_norm=clip_grad_norm, batch_size=batch_size,
+                         teacher_forcing=teacher_forcing, on_nonfinite=on_nonfinite)
+
+    @staticmethod
+    def _check_model(model: FullyRecurrent | RecurrentNet) -> None:
+        """Raises ValueError for a model the algorithm does not run on (every model: nothing)."""
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "seed": self.seed}
+
+
+class UORO(_StochasticLearner):
     """Unbiased Online Recurrent Optimisation (Tallec & Ollivier 2018): per stream a state tangent
     s~ and a parameter tangent theta~ whose product s~ theta~^T is an unbiased estimate of RTRL's
     sensitivities, at O(parameters) memory and cost per step; the gradient (delta . s~) theta~ is
@@ -37,23 +62,8 @@ class UORO(_OnlineLearner):
     _kind = "uoro"
     _algorithm = "uoro"
 
-    def __init__(self, model: FullyRecurrent | RecurrentNet, *, seed: int | None = None,
-                 lr: float | None = None, optimizer: _optim.Optimizer | None = None,
-                 update: str = "realtime", teacher_forcing: bool = False, loss: str = "mse",
-                 reduction: str = "mean", clip_grad_norm: float | None = None, batch_size: int = 1,
-                 on_nonfinite: str = "raise") -> None:
-        self.update = _check_choice("update", update, UPDATES)
-        self.seed = _checked_seed(seed)
-        self._immediate_scale = 1.0  # below 1: the deliberately biased control of the unbiasedness tests
-        super().__init__(model, lr=lr, optimizer=optimizer, loss=loss, reduction=reduction,
-                         clip_grad_norm=clip_grad_norm, batch_size=batch_size,
-                         teacher_forcing=teacher_forcing, on_nonfinite=on_nonfinite)
 
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "seed": self.seed}
-
-
-class KFRTRL(_OnlineLearner):
+class KFRTRL(_StochasticLearner):
     """Kronecker-factored RTRL (Mujika et al. 2018): per stream the sensitivities are kept as one
     Kronecker product A (x) u^T (A: the state x the parameter rows, u: the values the rows' weights
     multiply), moved on unbiasedly with two random signs per step; D_t A is one product with the
@@ -78,21 +88,9 @@ class KFRTRL(_OnlineLearner):
     _kind = "kf"
     _algorithm = "kf"
 
-    def __init__(self, model: FullyRecurrent | RecurrentNet, *, seed: int | None = None,
-                 lr: float | None = None, optimizer: _optim.Optimizer | None = None,
-                 update: str = "realtime", teacher_forcing: bool = False, loss: str = "mse",
-                 reduction: str = "mean", clip_grad_norm: float | None = None, batch_size: int = 1,
-                 on_nonfinite: str = "raise") -> None:
+    @staticmethod
+    def _check_model(model: FullyRecurrent | RecurrentNet) -> None:
         if isinstance(model, RecurrentNet) and model.cell not in ("rnn", "lstm"):
             raise ValueError(f"model: KF-RTRL runs on FullyRecurrent and on RecurrentNet('rnn' | 'lstm', ...), got "
                              f"RecurrentNet({model.cell!r}, ...) (its immediate term is no Kronecker product); "
                              "rtrl.UORO or rtrl.SnAp run on every cell")
-        self.update = _check_choice("update", update, UPDATES)
-        self.seed = _checked_seed(seed)
-        self._immediate_scale = 1.0  # below 1: the deliberately biased control of the unbiasedness tests
-        super().__init__(model, lr=lr, optimizer=optimizer, loss=loss, reduction=reduction,
-                         clip_grad_norm=clip_grad_norm, batch_size=batch_size,
-                         teacher_forcing=teacher_forcing, on_nonfinite=on_nonfinite)
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "seed": self.seed}

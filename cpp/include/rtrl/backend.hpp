@@ -107,21 +107,11 @@ namespace rtrl {
                               const CellNetBpttState<T>& state, const CellNetSequence<T>& seq,    \
                               LossKind loss, double loss_scale, NonfinitePolicy policy,           \
                               NonfiniteEvents& events);                                           \
-    /* What an exact RTRL call holds and needs, in elements (algo/layout.hpp).                 */ \
-    static OnlineLayout fully_recurrent_rtrl_layout(const FullyRecurrentDims& d, bool update,     \
-                                                    index_t state_rows);                          \
-    static OnlineLayout cell_net_rtrl_layout(const CellNetDims& d, bool update,                   \
-                                             index_t state_rows);                                 \
-    static OnlineLayout fully_recurrent_traces_layout(const FullyRecurrentDims& d, bool update,   \
-                                                      index_t state_rows);                        \
-    static OnlineLayout cell_net_traces_layout(const CellNetDims& d, bool update,                 \
-                                               index_t state_rows);                               \
-    static OnlineLayout fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update,     \
-                                                    index_t state_rows);                          \
-    static OnlineLayout cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows);\
-    static OnlineLayout fully_recurrent_kf_layout(const FullyRecurrentDims& d, bool update,       \
-                                                  index_t state_rows);                            \
-    static OnlineLayout cell_net_kf_layout(const CellNetDims& d, bool update, index_t state_rows);  \
+    /* What an online learner's call holds and needs, in elements (algo/layout.hpp).          */ \
+    static OnlineLayout fully_recurrent_layout(OnlineAlgorithm algorithm, const FullyRecurrentDims& d,\
+                                               bool update, index_t state_rows);                  \
+    static OnlineLayout cell_net_layout(OnlineAlgorithm algorithm, const CellNetDims& d,          \
+                                        bool update, index_t state_rows);                         \
     /* The readout, its loss and backward over R rows (readout.hpp).                           */ \
     template <class T>                                                                            \
     static void readout(std::uintptr_t stream, const ReadoutArgs<T>& args);                      \

@@ -154,6 +154,15 @@ struct LoadColumnValues {
 // own columns, counted from their first; Q holds those from q0 on, r = s G H + g'. The eLSTM's w_hh
 // column of row g' takes h[s, g' mod H].
 //   Q: [G H, ldq]   v: [B, W]   h: [B, H]
+// What AddCellImmediateTerm reads once per row r = s G H + g' (the division stays out of the columns).
+template <class T>
+struct ImmediateTermRow {
+  index_t at;     // Q's element of column (r, 0), less q0
+  const T* v;     // v[s, :]
+  T recurrent;    // the eLSTM's w_hh column: h[s, g' mod H]
+  bool gru_n;     // a GRU n row: its x side is added in the pass
+};
+
 template <class T>
 struct AddCellImmediateTerm {
   CellLayerDims d;
@@ -162,12 +171,16 @@ struct AddCellImmediateTerm {
   const T* v;
   T* Q;
   const T* h;
-  RTRL_HD void operator()(index_t r, index_t, index_t k) const {
-    const index_t GH = d.gates() * d.hidden, W = d.width(), I = d.inputs, H = d.hidden;
+  RTRL_HD ImmediateTermRow<T> row(index_t r, index_t) const {
+    const index_t GH = d.gates() * d.hidden, W = d.width(), H = d.hidden;
     const index_t s = r / GH, g = r % GH;
-    const bool x_side_of_n = d.cell == CellKind::gru && g >= 2 * H && (k < I || k == I + H);
-    const T value = d.elementwise() && k == I ? h[s * H + g % H] : v[s * W + k];
-    if (!x_side_of_n) Q[g * ldq + (r * W + k - q0)] += value;
+    return {g * ldq + r * W - q0, v + s * W, d.elementwise() ? h[s * H + g % H] : T(0),
+            d.cell == CellKind::gru && g >= 2 * H};
+  }
+  RTRL_HD void operator()(const ImmediateTermRow<T>& row, index_t, index_t, index_t k) const {
+    const index_t I = d.inputs;
+    if (row.gru_n && (k < I || k == I + d.hidden)) return;
+    Q[row.at + k] += d.elementwise() && k == I ? row.recurrent : row.v[k];
   }
 };
 

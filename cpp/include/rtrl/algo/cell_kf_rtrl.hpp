@@ -106,15 +106,6 @@ class CellStackKfRtrl {
   decltype(std::declval<Ctx&>().template alloc<T>(0)) buf_;
 };
 
-template <class Cell, class Ctx, class T>
-OnlineLayout cell_net_kf_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  CellStackModel<Cell, Ctx, T>::declare(d, l);
-  CellStackKfRtrl<Cell, Ctx, T>::declare(d, l);
-  l.workspace += online_loop_workspace(d.n_params(), update, state_rows);
-  return l;
-}
-
 // Returns the optimizer's update count after the call.
 template <class Cell, class Ctx, class T>
 std::int64_t cell_net_kf(Ctx& ctx, const CellNetDims& d, const CellNetState<T>& st, T* const* u,

@@ -306,16 +306,6 @@ class CellStackExactRtrl {
   T* G_;  // [B N_<L] the top layer's contraction, column q as in its sensitivities
 };
 
-// What cell_net_rtrl holds and needs (layout.hpp): the model's, the algorithm's and the loop's parts.
-template <class Cell, class Ctx, class T>
-OnlineLayout cell_net_rtrl_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  CellStackModel<Cell, Ctx, T>::declare(d, l);
-  CellStackExactRtrl<Cell, Ctx, T>::declare(d, l);
-  l.workspace += online_loop_workspace(d.n_params(), update, state_rows);
-  return l;
-}
-
 // Returns the optimizer's update count after the call; `events` receives what the non-finite check
 // saw.
 template <class Cell, class Ctx, class T>

@@ -96,15 +96,6 @@ class CellStackTraces {
   decltype(std::declval<Ctx&>().template alloc<T>(0)) buf_;
 };
 
-template <class Cell, class Ctx, class T>
-OnlineLayout cell_net_traces_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  CellStackModel<Cell, Ctx, T>::declare(d, l);
-  CellStackTraces<Cell, Ctx, T>::declare(d, l);
-  l.workspace += online_loop_workspace(d.n_params(), update, state_rows);
-  return l;
-}
-
 // feedback: [O, H] in w_out's place for the top layer's error (random feedback), or null.
 // Returns the optimizer's update count after the call.
 template <class Cell, class Ctx, class T>

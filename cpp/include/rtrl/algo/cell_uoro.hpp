@@ -100,15 +100,6 @@ class CellStackUoro {
   decltype(std::declval<Ctx&>().template alloc<T>(0)) buf_;
 };
 
-template <class Cell, class Ctx, class T>
-OnlineLayout cell_net_uoro_layout(const CellNetDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  CellStackModel<Cell, Ctx, T>::declare(d, l);
-  CellStackUoro<Cell, Ctx, T>::declare(d, l);
-  l.workspace += online_loop_workspace(d.n_params(), update, state_rows);
-  return l;
-}
-
 // Returns the optimizer's update count after the call.
 template <class Cell, class Ctx, class T>
 std::int64_t cell_net_uoro(Ctx& ctx, const CellNetDims& d, const CellNetState<T>& st, T* tangent,

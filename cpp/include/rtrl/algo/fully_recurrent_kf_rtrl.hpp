@@ -66,15 +66,6 @@ class FullyRecurrentKfRtrl {
   decltype(std::declval<Ctx&>().template alloc<T>(0)) buf_;
 };
 
-template <class Ctx, class T>
-OnlineLayout fully_recurrent_kf_layout(const FullyRecurrentDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  FullyRecurrentModel<Ctx, T>::declare(d, l);
-  FullyRecurrentKfRtrl<Ctx, T>::declare(d, l);
-  l.workspace += online_loop_workspace(d.n_weights(), update, state_rows);
-  return l;
-}
-
 // st.P holds A [n, B n]; u: [B, L]. Returns the optimizer's update count after the call.
 template <class Ctx, class T>
 std::int64_t fully_recurrent_kf(Ctx& ctx, const FullyRecurrentDims& d, const FullyRecurrentState<T>& st,

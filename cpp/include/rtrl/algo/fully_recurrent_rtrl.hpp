@@ -140,16 +140,6 @@ class FullyRecurrentExactRtrl {
   T* G_ = nullptr;
 };
 
-// What fully_recurrent_rtrl holds and needs (layout.hpp): the model's, the algorithm's and the loop's.
-template <class Ctx, class T>
-OnlineLayout fully_recurrent_rtrl_layout(const FullyRecurrentDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  FullyRecurrentModel<Ctx, T>::declare(d, l);
-  FullyRecurrentExactRtrl<Ctx, T>::declare(d, l);
-  l.workspace += online_loop_workspace(d.n_weights(), update, state_rows);
-  return l;
-}
-
 // Returns the number of optimizer updates applied so far (options.optimizer_step + updates made);
 // `events` receives what the non-finite check saw.
 template <class Ctx, class T>

@@ -41,15 +41,6 @@ class FullyRecurrentTraces {
   T* J_;
 };
 
-template <class Ctx, class T>
-OnlineLayout fully_recurrent_traces_layout(const FullyRecurrentDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  FullyRecurrentModel<Ctx, T>::declare(d, l);
-  FullyRecurrentTraces<Ctx, T>::declare(d, l);
-  l.workspace += online_loop_workspace(d.n_weights(), update, state_rows);
-  return l;
-}
-
 // st.P holds the traces J [B, n, L]. Returns the optimizer's update count after the call.
 template <class Ctx, class T>
 std::int64_t fully_recurrent_traces(Ctx& ctx, const FullyRecurrentDims& d,

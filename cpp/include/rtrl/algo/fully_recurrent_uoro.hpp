@@ -58,15 +58,6 @@ class FullyRecurrentUoro {
   decltype(std::declval<Ctx&>().template alloc<T>(0)) buf_;
 };
 
-template <class Ctx, class T>
-OnlineLayout fully_recurrent_uoro_layout(const FullyRecurrentDims& d, bool update, index_t state_rows) {
-  OnlineLayout l;
-  FullyRecurrentModel<Ctx, T>::declare(d, l);
-  FullyRecurrentUoro<Ctx, T>::declare(d, l);
-  l.workspace += online_loop_workspace(d.n_weights(), update, state_rows);
-  return l;
-}
-
 // st.P holds theta~ [B, n, L]; tilde: s~ [B, n]. Returns the optimizer's update count after the call.
 template <class Ctx, class T>
 std::int64_t fully_recurrent_uoro(Ctx& ctx, const FullyRecurrentDims& d, const FullyRecurrentState<T>& st,

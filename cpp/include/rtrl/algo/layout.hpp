@@ -15,6 +15,10 @@ struct ProductShape {
   index_t rows, depth, cols;
 };
 
+// The algorithm an online call runs: exact RTRL, one with unit-diagonal traces (SnAp-1; e-prop,
+// of which RFLO is the leaky rnn's case), UORO or KF-RTRL.
+enum class OnlineAlgorithm { exact, snap1, eprop, uoro, kf };
+
 struct OnlineLayout {
   index_t state = 0;          // the recurrent state, kept between calls
   index_t sensitivities = 0;  // the algorithm's state, kept between calls

@@ -37,6 +37,17 @@ inline index_t online_loop_workspace(index_t n_params, bool update, index_t stat
   return (update ? (2 + state_rows) * n_params : n_params) + 1;
 }
 
+// What online_loop over Model and Algorithm holds and needs (layout.hpp): the parts both declare next
+// to their buffers, and the loop's own workspace for n_params parameters.
+template <class Model, class Algorithm, class Dims>
+OnlineLayout online_layout(const Dims& d, index_t n_params, bool update, index_t state_rows) {
+  OnlineLayout l;
+  Model::declare(d, l);
+  Algorithm::declare(d, l);
+  l.workspace += online_loop_workspace(n_params, update, state_rows);
+  return l;
+}
+
 // Runs `steps` online steps; returns the optimizer's update count after the call. `events` receives
 // what the non-finite check saw.
 template <class T, class Ctx, class Model, class Algorithm>
