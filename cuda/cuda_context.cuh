@@ -160,6 +160,16 @@ struct FlagNonFinite {
   }
 };
 
+// f(i) for one i; flag[0] = 1 when it returns false.
+template <class F>
+struct FlagFalse {
+  F f;
+  int* flag;
+  __device__ void operator()(index_t i) const {
+    if (!f(i)) *flag = 1;
+  }
+};
+
 // The calling host thread's cuBLAS handle for `device` (created on first use, with it current).
 cublasHandle_t cublas_handle(int device);
 
@@ -224,6 +234,19 @@ class CudaContext {
     if (count <= 0) return;
     for_each_kernel<<<grid(count), kThreads, 0, stream_>>>(count, f);
     RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
+  }
+
+  // Runs f(i) for every i in [0, count); returns whether every call returned true (one wait for
+  // the stream).
+  template <class F>
+  bool for_each_all(index_t count, const F& f) {
+    if (flag_.size() == 0) flag_ = DeviceBuffer<int>(1, stream_);
+    RTRL_CUDA_CHECK(cudaMemsetAsync(flag_.data(), 0, sizeof(int), stream_));
+    for_each(count, FlagFalse<F>{f, flag_.data()});
+    int host = 0;
+    RTRL_CUDA_CHECK(cudaMemcpyAsync(&host, flag_.data(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    RTRL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return host == 0;
   }
 
   template <class F>

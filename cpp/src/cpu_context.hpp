@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <type_traits>
 #include <utility>
 #include <memory>
 #include <vector>
@@ -129,18 +130,26 @@ class CpuContext {
     });
   }
 
-  // True when no value in the ranges (pointer, count) is +-inf or NaN (x * 0 is 0 exactly for
-  // finite x).
+  // True when no value in the ranges (pointer, count) is +-inf or NaN: the largest magnitude as an
+  // unsigned integer (the bits without the sign) stays below the all-ones exponent. An integer max
+  // has a one-cycle latency, so the reduction runs at the load rate.
   //   ranges: a range of (const T*, count) pairs
   template <class T, class Ranges>
   bool all_finite(const Ranges& ranges) {
-    T acc = T(0);
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    constexpr Bits magnitude = ~Bits(0) >> 1;
+    constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+    Bits largest = 0;
     for (const auto& r : ranges) {
       const T* data = r.first;
-#pragma omp simd reduction(+ : acc)
-      for (index_t i = 0; i < r.second; ++i) acc += data[i] * T(0);
+#pragma omp simd reduction(max : largest)
+      for (index_t i = 0; i < r.second; ++i) {
+        Bits bits;
+        __builtin_memcpy(&bits, data + i, sizeof(T));
+        largest = std::max(largest, Bits(bits & magnitude));
+      }
     }
-    return acc == T(0);
+    return largest < exponent;
   }
 
   template <class T>
@@ -160,6 +169,22 @@ class CpuContext {
     }
 #pragma omp parallel for simd num_threads(threads_) schedule(static)
     for (index_t i = 0; i < count; ++i) f(i);
+  }
+
+  // Runs f(i) for every i in [0, count), split among threads as for_each splits it; returns whether
+  // every call returned true.
+  template <class F>
+  bool for_each_all(index_t count, const F& functor) {
+    const F f = functor;
+    int failed = 0;
+    if (threads_ == 1 || omp_in_parallel() || count * ItemCost<F>::value < kParallelItems) {
+#pragma omp simd reduction(| : failed)
+      for (index_t i = 0; i < count; ++i) failed |= f(i) ? 0 : 1;
+      return failed == 0;
+    }
+#pragma omp parallel for simd num_threads(threads_) schedule(static) reduction(| : failed)
+    for (index_t i = 0; i < count; ++i) failed |= f(i) ? 0 : 1;
+    return failed == 0;
   }
 
   // The reductions of reduce.hpp in the serial order: one item per result, summed in increasing index.

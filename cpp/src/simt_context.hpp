@@ -61,6 +61,13 @@ class SimtContext {
   }
 
   template <class F>
+  bool for_each_all(index_t count, const F& f) {
+    bool all = true;
+    for (index_t i = 0; i < count; ++i) all = f(i) && all;  // every call made, as on the device
+    return all;
+  }
+
+  template <class F>
   void for_each_2d(index_t rows, index_t cols, const F& f) {
     for (index_t i = 0; i < rows * cols; ++i) f(i / cols, i % cols);
   }

@@ -39,6 +39,16 @@ struct CopyInto {
   RTRL_HD void operator()(index_t i) const { out[i] = in[i]; }
 };
 
+// out[r, c] = in[r, c] between arrays with row strides ld_in and ld_out; called as f(r, c)
+template <class T>
+struct CopyRows {
+  const T* in;
+  index_t ld_in;
+  T* out;
+  index_t ld_out;
+  RTRL_HD void operator()(index_t r, index_t c) const { out[r * ld_out + c] = in[r * ld_in + c]; }
+};
+
 // out[c, r] = in[r, c]:  in [rows, cols] -> out [cols, rows]; called as f(c, r)
 template <class T>
 struct Transpose {

@@ -274,28 +274,18 @@ struct StackedOperand {
   }
 };
 
-// Moves the packed theta gradient of one layer [G H, W] into the flat gradient's w_ih, w_hh, b_ih,
-// b_hh (= or +=); for RNN and LSTM the single bias column is reported for both biases.   f(g', k)
-template <class T>
-struct ScatterThetaGradient {
-  CellLayerDims d;
-  bool accumulate;
-  const T* packed;
-  T* grad;
-  RTRL_HD void put(index_t at, T value) const { grad[at] = accumulate ? grad[at] + value : value; }
-  RTRL_HD void operator()(index_t g, index_t k) const {
-    const index_t I = d.inputs;
-    const T value = packed[g * d.width() + k];
-    const index_t R = d.recurrent_cols();
-    if (k < I) put(d.params_at + g * I + k, value);
-    else if (k < I + R) put(d.off_w_hh() + g * R + (k - I), value);
-    else if (k == I + R) {
-      put(d.off_b_ih() + g, value);
-      if (d.cell != CellKind::gru) put(d.off_b_hh() + g, value);
-    } else {
-      put(d.off_b_hh() + g, value);
-    }
-  }
-};
+// Moves the packed theta gradient of one layer [G H, W] into the flat gradient's w_ih, w_hh, b_ih and
+// b_hh; for RNN and LSTM the single bias column is reported for both biases. Each block of columns is
+// one strided copy (contiguous runs the CPU vectorises, an element per thread on CUDA).
+//   packed: [G H, W]   grad: the flat gradient (this layer's part at d.params_at)
+template <class Ctx, class T>
+void scatter_theta_gradient(Ctx& ctx, const CellLayerDims& d, const T* packed, T* grad) {
+  const index_t GH = d.gates() * d.hidden, I = d.inputs, R = d.recurrent_cols(), W = d.width();
+  ctx.for_each_2d(GH, I, CopyRows<T>{packed, W, grad + d.params_at, I});
+  ctx.for_each_2d(GH, R, CopyRows<T>{packed + I, W, grad + d.off_w_hh(), R});
+  ctx.for_each_2d(GH, 1, CopyRows<T>{packed + I + R, W, grad + d.off_b_ih(), 1});
+  const index_t hh_column = d.cell == CellKind::gru ? I + R + 1 : I + R;
+  ctx.for_each_2d(GH, 1, CopyRows<T>{packed + hh_column, W, grad + d.off_b_hh(), 1});
+}
 
 }  // namespace rtrl

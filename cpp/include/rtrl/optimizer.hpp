@@ -45,22 +45,36 @@ struct SgdUpdate {
 
 // Adam with bias correction at step t (t >= 1):
 //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps),
-//   c1 = 1 - b1^t, c2 = 1 - b2^t.     param, grad, m, v: [count]
+//   c1 = 1 - b1^t, c2 = 1 - b2^t; step_size = lr / c1 and sqrt_c2 = sqrt(c2), in T, are the caller's
+//   (adam_update), so that the loop divides and takes a root once per element, not per use.
+//   param, grad, m, v: [count]
 template <class T>
 struct AdamUpdate {
-  T lr, beta1, beta2, eps, correction1, correction2;
+  T beta1, beta2, eps, step_size, sqrt_c2;
   T* param;
   const T* grad;
   T* m;
   T* v;
   RTRL_HD void operator()(index_t i) const {
     const T g = grad[i];
-    m[i] = beta1 * m[i] + (T(1) - beta1) * g;
-    v[i] = beta2 * v[i] + (T(1) - beta2) * g * g;
-    const T denom = math::sqrt(v[i]) / math::sqrt(correction2) + eps;
-    param[i] -= (lr / correction1) * m[i] / denom;
+    const T m_new = beta1 * m[i] + (T(1) - beta1) * g;
+    const T v_new = beta2 * v[i] + (T(1) - beta2) * g * g;
+    m[i] = m_new;
+    v[i] = v_new;
+    const T denom = math::sqrt(v_new) / sqrt_c2 + eps;
+    param[i] -= step_size * m_new / denom;
   }
 };
+
+// The Adam functor of update `step` (1-based) with torch's scalars: lr / c1 and sqrt(c2) in T.
+template <class T>
+AdamUpdate<T> adam_update(const OptimizerConfig& opt, std::int64_t step, T* param, const T* grad, T* state,
+                          index_t count) {
+  const T c1 = T(1.0 - std::pow(opt.beta1, double(step)));
+  const T c2 = T(1.0 - std::pow(opt.beta2, double(step)));
+  return AdamUpdate<T>{T(opt.beta1), T(opt.beta2), T(opt.eps), T(opt.lr) / c1, math::sqrt(c2),
+                       param, grad, state, state + count};
+}
 
 // PyTorch's clip_grad_norm_: grad *= max_norm / (norm + 1e-6) when that factor is below 1.
 template <class T>

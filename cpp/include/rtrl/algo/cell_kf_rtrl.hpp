@@ -95,7 +95,7 @@ class CellStackKfRtrl {
       ctx.for_each_2d(B, GH, KfContract<T>{H, GH, B, delta, A_h, w});
       T* G = packed + dl.theta_at;
       ctx.gemm(true, false, GH, W, B, T(1), w, GH, u_[l], W, T(0), G, W);
-      ctx.for_each_2d(GH, W, ScatterThetaGradient<T>{dl, false, G, step_grad});
+      scatter_theta_gradient(ctx, dl, G, step_grad);
     }
   }
 

@@ -158,11 +158,11 @@ class CellStackModel {
   }
 
   void advance(Ctx& ctx) {
-    const index_t BH = d_.batch * d_.hidden, H = d_.hidden;
+    const index_t B = d_.batch, H = d_.hidden, BH = B * H;
     for (index_t l = 0; l < d_.layers; ++l) {
       const CellLayerStep<T>& s = steps_[size_t(l)];
-      ctx.for_each(BH, CopyRows<T>{H, s.h_new, H, st_.h + l * BH, H});
-      if (st_.c) ctx.for_each(BH, CopyRows<T>{H, s.c_new, H, st_.c + l * BH, H});
+      ctx.for_each_2d(B, H, CopyRows<T>{s.h_new, H, st_.h + l * BH, H});
+      if (st_.c) ctx.for_each_2d(B, H, CopyRows<T>{s.c_new, H, st_.c + l * BH, H});
     }
   }
 
@@ -296,7 +296,7 @@ class CellStackExactRtrl {
       const CellLayerDims dl = d.layer(l);
       const index_t n = dl.n_theta();
       ctx.for_each_serial_k(0, n, n, B, SumOverStreams<T>{n, G + B * dl.theta_at, packed + dl.theta_at});
-      ctx.for_each_2d(GH, dl.width(), ScatterThetaGradient<T>{dl, false, packed + dl.theta_at, step_grad});
+      scatter_theta_gradient(ctx, dl, packed + dl.theta_at, step_grad);
     }
   }
 

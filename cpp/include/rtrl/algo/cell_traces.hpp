@@ -86,7 +86,7 @@ class CellStackTraces {
                             CellTraceStep<Cell, T, kLeaky>{dl, recurrent, st_.params + dl.off_w_hh(), s.coef,
                                                            s.v, st_.h + l * BH, delta_of(l), st_.P_h[l],
                                                            st_.P_c ? st_.P_c[l] : nullptr, G});
-      ctx.for_each_2d(GH, dl.width(), ScatterThetaGradient<T>{dl, false, G, step_grad});
+      scatter_theta_gradient(ctx, dl, G, step_grad);
     }
   }
 

@@ -89,7 +89,7 @@ class CellStackUoro {
       T* G = packed + dl.theta_at;
       ctx.for_each_serial_k(0, GH * dl.width(), dl.width(), B,
                             UoroParamStep<Cell, T>{dl, theta, A, s.v, h_prev, rho, G});
-      ctx.for_each_2d(GH, dl.width(), ScatterThetaGradient<T>{dl, false, G, step_grad});
+      scatter_theta_gradient(ctx, dl, G, step_grad);
     }
   }
 

@@ -59,18 +59,18 @@ class NonfiniteGuard {
     return false;
   }
 
-  // update() applies an optimizer step to params and grad [param_count] and state [state_count].
-  // Returns true when the parameters and the state it leaves are finite; else puts all three back
-  // and records step t.
+  // update(backup) applies an optimizer step to params [param_count] and state [state_count], and
+  // to grad [param_count] when clipping scales it (`clips`; else grad is only read), copying what it
+  // changes into backup on the way (optimizer_step's layout), and returns whether the parameters and
+  // the state it leaves are finite. Returns that; when false, puts back what the step changed and
+  // records step t.
   template <class Update>
-  bool update_ok(index_t t, T* params, T* grad, T* state, Update&& update) {
+  bool update_ok(index_t t, T* params, T* grad, T* state, bool clips, Update&& update) {
     T* backup = backup_.data();
-    const index_t state_count = state ? state_ : 0;
-    copy(params, backup, grad, backup + params_, state, backup + 2 * params_, state_count);
-    update();
-    const std::pair<const T*, index_t> changed[2] = {{params, params_}, {state, state_count}};
-    if (ctx_.template all_finite<T>(changed)) return true;
-    copy(backup, params, backup + params_, grad, backup + 2 * params_, state, state_count);
+    if (update(backup)) return true;
+    ctx_.for_each(params_, CopyInto<T>{backup, params});
+    if (clips) ctx_.for_each(params_, CopyInto<T>{backup + params_, grad});
+    if (state) ctx_.for_each(state_, CopyInto<T>{backup + 2 * params_, state});
     record(t, {});
     return false;
   }
@@ -81,13 +81,6 @@ class NonfiniteGuard {
   bool stop() const { return events_.stopped; }
 
  private:
-  void copy(const T* params_in, T* params_out, const T* grad_in, T* grad_out, const T* state_in,
-            T* state_out, index_t state_count) {
-    ctx_.for_each(params_, CopyInto<T>{params_in, params_out});
-    ctx_.for_each(params_, CopyInto<T>{grad_in, grad_out});
-    ctx_.for_each(state_count, CopyInto<T>{state_in, state_out});
-  }
-
   void record(index_t t, const std::vector<index_t>& streams) {
     if (events_.first_step < 0) {
       events_.first_step = t;
@@ -140,8 +133,9 @@ bool optimizer_step_if_finite(Ctx& ctx, const OptimizerConfig& opt, std::int64_t
                               T* param, T* grad, T* state) {
   NonfiniteEvents events;
   NonfiniteGuard<Ctx, T> guard(ctx, NonfinitePolicy::skip, 1, events, count, opt.state_rows() * count);
-  return guard.update_ok(0, param, grad, state,
-                         [&] { optimizer_step(ctx, opt, step, count, param, grad, state); });
+  return guard.update_ok(0, param, grad, state, opt.max_grad_norm > 0.0, [&](T* backup) {
+    return optimizer_step(ctx, opt, step, count, param, grad, state, static_cast<T*>(nullptr), backup);
+  });
 }
 
 // BPTT's check (its step is a chunk): `run()` computes the chunk, adding its gradient into

@@ -78,9 +78,10 @@ std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const Onl
     }
     if (finite && update) {
       ++updates;
-      if (!guard.update_ok(t, model.params(), model.grad(), model.opt_state(), [&] {
-            optimizer_step(ctx, opt.optimizer, updates, np, model.params(), model.grad(),
-                           model.opt_state(), norm);
+      const bool clips = opt.optimizer.max_grad_norm > 0.0;  // clipping scales the gradient in place
+      if (!guard.update_ok(t, model.params(), model.grad(), model.opt_state(), clips, [&](T* backup) {
+            return optimizer_step(ctx, opt.optimizer, updates, np, model.params(), model.grad(),
+                                  model.opt_state(), norm, backup);
           }))
         --updates;
     } else if (finite) {

@@ -4,39 +4,66 @@
 #include <cmath>
 #include <cstdint>
 
+#include "rtrl/array_ops.hpp"
 #include "rtrl/optimizer.hpp"
 
 namespace rtrl {
 
+// What an update changes, copied on its way so that the update can be undone: param at 0, grad at
+// count (when clipping scales it), the state rows from 2 count.   backup: [(2 + state_rows) count]
+//
+// The update of element i with its backup, and whether what it leaves is finite: one pass over the
+// parameters (ctx.for_each_all), so that the copy and the check read nothing a second time.
+template <class T, int kStateRows, class Update>
+struct BackedUpUpdate {
+  Update update;
+  index_t count;
+  T* param;
+  T* state;
+  T* backup;
+  RTRL_HD bool operator()(index_t i) const {
+    backup[i] = param[i];
+    for (int r = 0; r < kStateRows; ++r) backup[(2 + r) * count + i] = state[r * count + i];
+    update(i);
+    bool finite = param[i] - param[i] == T(0);
+    for (int r = 0; r < kStateRows; ++r) finite &= state[r * count + i] - state[r * count + i] == T(0);
+    return finite;
+  }
+};
+
+template <int kStateRows, class Ctx, class T, class Update>
+bool update_backed_up(Ctx& ctx, index_t count, const Update& update, T* param, T* state, T* backup) {
+  if (!backup) {
+    ctx.for_each(count, update);
+    return true;
+  }
+  return ctx.for_each_all(count, BackedUpUpdate<T, kStateRows, Update>{update, count, param, state, backup});
+}
+
 // One optimizer step over `count` parameters. `step` is the 1-based index of this update (Adam).
 // With max_grad_norm > 0 the gradient is first clipped in place, as torch's clip_grad_norm_ does.
+// With a backup, what the step changes is copied there first (see BackedUpUpdate) and the step
+// returns whether the parameters and the state it leaves are all finite; without one it returns true.
 //   param, grad: [count]   state: [state_rows, count] or null   norm: [1] workspace, or null
 //   (then allocated here: loops pass theirs, so that a step allocates nothing)
+//   backup: [(2 + state_rows) count] or null
 template <class Ctx, class T>
-void optimizer_step(Ctx& ctx, const OptimizerConfig& opt, std::int64_t step, index_t count,
-                    T* param, T* grad, T* state, T* norm = nullptr) {
-  if (opt.kind == OptimizerKind::none) return;
+bool optimizer_step(Ctx& ctx, const OptimizerConfig& opt, std::int64_t step, index_t count,
+                    T* param, T* grad, T* state, T* norm = nullptr, T* backup = nullptr) {
+  if (opt.kind == OptimizerKind::none) return true;
   if (opt.max_grad_norm > 0.0) {
     auto own = ctx.template alloc<T>(norm ? 0 : 1);
     if (!norm) norm = own.data();
+    if (backup) ctx.for_each(count, CopyInto<T>{grad, backup + count});
     ctx.norm2(count, grad, norm);
     ctx.for_each(count, ClipToNorm<T>{T(opt.max_grad_norm), norm, grad});
   }
-  switch (opt.kind) {
-    case OptimizerKind::none:
-      return;
-    case OptimizerKind::sgd:
-      ctx.for_each(count, SgdUpdate<T>{T(opt.lr), T(opt.momentum), param, grad,
-                                       opt.momentum != 0.0 ? state : nullptr});
-      return;
-    case OptimizerKind::adam: {
-      const double c1 = 1.0 - std::pow(opt.beta1, double(step));
-      const double c2 = 1.0 - std::pow(opt.beta2, double(step));
-      ctx.for_each(count, AdamUpdate<T>{T(opt.lr), T(opt.beta1), T(opt.beta2), T(opt.eps), T(c1),
-                                        T(c2), param, grad, state, state + count});
-      return;
-    }
-  }
+  if (opt.kind == OptimizerKind::adam)
+    return update_backed_up<2>(ctx, count, adam_update(opt, step, param, grad, state, count), param, state,
+                               backup);
+  const SgdUpdate<T> sgd{T(opt.lr), T(opt.momentum), param, grad, opt.momentum != 0.0 ? state : nullptr};
+  if (sgd.velocity) return update_backed_up<1>(ctx, count, sgd, param, state, backup);
+  return update_backed_up<0>(ctx, count, sgd, param, state, backup);
 }
 
 }  // namespace rtrl

@@ -29,20 +29,6 @@ struct CellBackwardOp {
   RTRL_HD void operator()(index_t b, index_t j) const { Cell::backward(a, b, j); }
 };
 
-// Copies rows of `cols` values between buffers with different row strides.
-template <class T>
-struct CopyRows {
-  index_t cols;
-  const T* in;
-  index_t ld_in;
-  T* out;
-  index_t ld_out;
-  RTRL_HD void operator()(index_t idx) const {
-    const index_t r = idx / cols, c = idx % cols;
-    out[r * ld_out + c] = in[r * ld_in + c];
-  }
-};
-
 // Below this many rows (steps x streams) the forward multiplies by the weights read transposed.
 constexpr index_t kTransposeRows = 64;
 
@@ -94,12 +80,12 @@ void recurrent_layer_forward(Ctx& ctx, const LayerDims& d, const LayerWeights<T>
   }
   const index_t t_last = d.time(d.steps - 1);
   if (d.steps == 0) {
-    ctx.for_each(BH, CopyRows<T>{H, io.h0 ? io.h0 : zeros, H, io.h_n, H});
-    if (io.c_n) ctx.for_each(BH, CopyRows<T>{H, io.c0 ? io.c0 : zeros, H, io.c_n, H});
+    ctx.for_each_2d(B, H, CopyRows<T>{io.h0 ? io.h0 : zeros, H, io.h_n, H});
+    if (io.c_n) ctx.for_each_2d(B, H, CopyRows<T>{io.c0 ? io.c0 : zeros, H, io.c_n, H});
     return;
   }
-  ctx.for_each(BH, CopyRows<T>{H, io.y + t_last * B * io.ldy, io.ldy, io.h_n, H});
-  if (io.c_n) ctx.for_each(BH, CopyRows<T>{H, saved.c + t_last * BH, H, io.c_n, H});
+  ctx.for_each_2d(B, H, CopyRows<T>{io.y + t_last * B * io.ldy, io.ldy, io.h_n, H});
+  if (io.c_n) ctx.for_each_2d(B, H, CopyRows<T>{saved.c + t_last * BH, H, io.c_n, H});
 }
 
 template <class Cell, class Ctx, class T>
@@ -121,8 +107,8 @@ void recurrent_layer_backward(Ctx& ctx, const LayerDims& d, const LayerWeights<T
   T* ones = dc + BH;
   ctx.for_each(BH, Fill<T>{T(0), zeros});
   ctx.for_each(TB, Fill<T>{T(1), ones});
-  ctx.for_each(BH, CopyRows<T>{H, g.dh_n ? g.dh_n : zeros, H, dh, H});
-  ctx.for_each(BH, CopyRows<T>{H, g.dc_n ? g.dc_n : zeros, H, dc, H});
+  ctx.for_each_2d(B, H, CopyRows<T>{g.dh_n ? g.dh_n : zeros, H, dh, H});
+  ctx.for_each_2d(B, H, CopyRows<T>{g.dc_n ? g.dc_n : zeros, H, dc, H});
   const auto w_hh_op = ctx.pack_operand(false, GH, H, w.w_hh, H, d.steps);  // W_hh [G H, H]
 
   for (index_t k = d.steps - 1; k >= 0; --k) {
@@ -141,8 +127,8 @@ void recurrent_layer_backward(Ctx& ctx, const LayerDims& d, const LayerWeights<T
     // dL/dh(t-1) = d_hh(t) W_hh (+ the direct part the GRU or leaky cell left in dh)
     ctx.gemm_packed(B, d_hh + t * B * GH, GH, w_hh_op, direct, dh, H);
   }
-  ctx.for_each(BH, CopyRows<T>{H, dh, H, g.dh0, H});
-  if (g.dc0) ctx.for_each(BH, CopyRows<T>{H, dc, H, g.dc0, H});
+  ctx.for_each_2d(B, H, CopyRows<T>{dh, H, g.dh0, H});
+  if (g.dc0) ctx.for_each_2d(B, H, CopyRows<T>{dc, H, g.dc0, H});
   if (d.steps == 0) return;
 
   // dW_ih += d_ih^T x;  dx = d_ih W_ih
