@@ -250,6 +250,26 @@ def test_an_update_that_would_overflow_the_optimizer_state_is_undone(policy, dev
     assert not np.array_equal(to_numpy(learner.model.weight_hh), to_numpy(after["parameters"]["weight_hh"]))
 
 
+def test_an_undone_update_puts_back_the_gradient_that_clipping_scaled(device):
+    """With clipping the update scales the gradient in place first; when the update is undone (float32
+    SGD whose step overflows the weights), the gradient is the step's own again: the same as a
+    learner that does not clip reports."""
+    learners = []
+    for clip in (10.0, None):
+        net = rtrl.RecurrentNet("rnn", I, 4, O, seed=0, device=device)
+        learner = rtrl.RTRL(net, optimizer=rtrl.optim.SGD(1e38), batch_size=B, on_nonfinite="skip",
+                            clip_grad_norm=clip)
+        X, D = problem(2)
+        learner.run(X[:1], D[:1] + 100.0)
+        assert learner.stats["skipped_steps"] == 1
+        learners.append(learner)
+    clipped, plain = (np.concatenate([np.ravel(to_numpy(g)) for g in l.gradients().values()]) for l in learners)
+    assert np.linalg.norm(clipped.astype(np.float64)) > 100.0  # clipping would have changed it
+    np.testing.assert_array_equal(clipped, plain)
+    for name, value in learners[0].model.parameters().items():  # and the weights are the initial ones
+        np.testing.assert_array_equal(to_numpy(value), to_numpy(learners[1].model.parameters()[name]))
+
+
 @pytest.mark.parametrize("make", MODELS)
 def test_bptt_goes_on_after_an_update_that_overflowed(make, device):
     model = make(device)
