@@ -120,11 +120,20 @@ def test_the_approximate_learners_table(monkeypatch, capsys, tmp_path):
     path = tmp_path / "approximate.json"
     assert cli.main(["bench", "--quick", "--only", "approximate", "--device", "cpu", "--json", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "SnAp/pass" in out and "KF-RTRL" in out
+    assert "SnAp/pass" in out and "UORO/pass" in out and "KF/sgemm" in out and "KF-RTRL" in out
     rows = json.loads(path.read_text())["tables"]["approximate"]["rows"]
     assert [r["cell"] for r in rows] == ["rnn", "gru"]
-    torch_column = {"torch_snap"} if importlib.util.find_spec("torch") else set()
-    assert set(rows[0]["us_per_step"]) == {"snap", "eprop", "rflo", "uoro", "kf", "rtrl", "bptt"} | torch_column
-    assert set(rows[1]["us_per_step"]) == {"snap", "eprop", "uoro", "rtrl", "bptt"} | torch_column  # no RFLO, KF
-    assert all(v > 0 for r in rows for v in r["us_per_step"].values()) and rows[0]["pass_us"] > 0
-    assert rows[0]["stream_bytes"] == rtrl.memory.estimate("rnn", 32, 8, 4, learner="snap")["sensitivities"]
+    has_torch = importlib.util.find_spec("torch") is not None
+    assert set(rows[0]["us_per_step"]) == ({"snap", "eprop", "rflo", "uoro", "kf", "rtrl", "bptt", "fwd"}
+                                           | ({"torch_snap", "torch_rflo", "torch_uoro", "torch_kf"} if has_torch else set()))
+    assert set(rows[1]["us_per_step"]) == ({"snap", "eprop", "uoro", "rtrl", "bptt", "fwd"}  # no RFLO, KF
+                                           | ({"torch_snap"} if has_torch else set()))
+    assert all(v > 0 for r in rows for v in r["us_per_step"].values())
+    for name in ("snap", "eprop", "rflo", "uoro", "kf"):  # each learner against a pass over its own state
+        bytes_ = rtrl.memory.estimate("rnn", 32, 8, 4, learner=name)["sensitivities"]
+        assert rows[0]["stream_bytes"][name] == bytes_ and rows[0]["pass_us"][name] > 0
+        assert rows[0]["over_pass"][name] == rows[0]["us_per_step"][name] / rows[0]["pass_us"][name]
+    assert set(rows[1]["over_pass"]) == {"snap", "eprop", "uoro"}
+    H, gates = 8, 1  # KF-RTRL's product: the recurrent matrix times its factors, rnn at H = 8, B = 1
+    assert rows[0]["kf_product_shape"] == [gates * H, H, gates * H] and rows[0]["kf_over_sgemm"] > 0
+    assert rows[1]["kf_product_shape"] is None and rows[1]["kf_over_sgemm"] is None

@@ -1,13 +1,17 @@
 """The online learners that scale (SnAp-1, e-prop, RFLO, UORO, KF-RTRL) against exact RTRL, BPTT's
-forward-and-backward step and one memory pass, for RecurrentNet (rnn, lstm, gru), I = 32, O = 4,
-float32, real-time Adam.
+forward-and-backward step, the forward step alone, memory passes, sgemm and the same learners written
+with torch ops, for RecurrentNet (rnn, lstm, gru), I = 32, O = 4, float32, real-time Adam.
 
-Each learner's per-step cost is bounded below by streaming its state once: the reference ``pass`` is
-one read+write pass (``a *= 1``, NumPy) over the bytes of SnAp-1's traces, timed interleaved with the
-learners on the same machine; ``SnAp/pass`` = SnAp-1's step time over it (1.0 = the memory rate).
-``BPTT`` is truncated BPTT's per-step time over chunks of 32 steps (forward, backward and update), the
-cost of a step that keeps no sensitivities at all; ``SnAp torch`` the same SnAp-1 written with torch
-ops (torch_snap.py). Cases whose learners would not fit in half the free memory are left out.
+Each learner's per-step cost is bounded below by streaming its state once: for each learner the
+reference ``pass`` is one read+write pass (``a *= 1``, NumPy) over the bytes of its own state (SnAp-1's,
+e-prop's and RFLO's traces, UORO's parameter tangents, KF-RTRL's factors: ``rtrl.memory.estimate``),
+timed interleaved with the learners on the same machine; ``x/pass`` = the learner's step time over it
+(1.0 = the memory rate). ``BPTT`` is truncated BPTT's per-step time over chunks of 32 steps (forward,
+backward and update), ``fwd`` the layer's forward alone (``rtrl.nn``, 32 steps per call), per step.
+KF-RTRL's step is also set against one OpenBLAS sgemm of its product's shape (the layout it declares):
+``KF/sgemm`` = the sgemm's time over KF-RTRL's step (1.0 = the GEMM rate). ``x torch/ours``: the same
+learners written with torch ops (SnAp-1 and RFLO in torch_snap.py; UORO and KF-RTRL, on the rnn, in
+torch_stochastic.py), their step time over ours. Cases whose learners would not fit in half the free memory are left out.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import gc
 from typing import Any, Callable, Optional
 
 from .device import run_timer
-from .machine import measure_interleaved, per_call_timer, table_lines
+from .machine import measure_interleaved, per_call_timer, sgemm_timer, table_lines
 
 N_INPUTS, N_OUTPUTS = 32, 4
 LR = 1e-3
@@ -30,6 +34,8 @@ EXACT_MAX_HIDDEN = 64
 FULL_SETTINGS = (3, 0.2, 0.05)  # repeats, min_time per measurement (s), settle between measurements (s)
 QUICK_SETTINGS = (2, 0.05, 0.01)
 LEARNERS = ("snap", "eprop", "rflo", "uoro", "kf", "rtrl", "bptt")
+PASS_LEARNERS = ("snap", "eprop", "rflo", "uoro", "kf")  # each set against a pass over its own state
+FORWARD_STEPS = 32
 
 
 def _learners(cell: str, hidden: int, batch: int, device: str) -> dict[str, Any]:
@@ -64,9 +70,10 @@ def _fits(cell: str, hidden: int, batch: int) -> bool:
     return need < free / 2
 
 
-def _torch_snap_step(cell: str, learner: Any, batch: int) -> Optional[Callable[[], Any]]:
-    """One step of SnAp-1 written with torch ops (torch_snap.py) on the same network, or None
-    without torch."""
+def _torch_trace_step(cell: str, learner: Any, batch: int, *, rule: str = "snap1", alpha: float = 1.0,
+                      feedback: Any = None) -> Optional[Callable[[], Any]]:
+    """One step of SnAp-1 / e-prop / RFLO written with torch ops (torch_snap.py) on the same network,
+    or None without torch."""
     try:
         import torch
     except ImportError:
@@ -77,21 +84,68 @@ def _torch_snap_step(cell: str, learner: Any, batch: int) -> Optional[Callable[[
     from .torch_snap import TorchSnAp
 
     params = {k: to_host(v) for k, v in learner.model.parameters().items()}
-    ref = TorchSnAp(cell, params, batch=batch, lr=LR, dtype="float32", torch=torch)
+    ref = TorchSnAp(cell, params, batch=batch, rule=rule, lr=LR, dtype="float32", alpha=alpha,
+                    feedback=feedback, torch=torch)
     rng = np.random.default_rng(1)
     x = torch.tensor(rng.uniform(-1, 1, (batch, N_INPUTS)), dtype=torch.float32)
     d = torch.tensor(rng.uniform(-1, 1, (batch, N_OUTPUTS)), dtype=torch.float32)
     return lambda: ref.step(x, d)
 
 
-def _torch_ratio(r: dict) -> str:
-    us = r["us_per_step"]
-    return f"{us['torch_snap'] / us['snap']:.1f}" if "torch_snap" in us else "-"
+def _torch_stochastic_step(kind: str, learner: Any, batch: int) -> Optional[Callable[[], Any]]:
+    """One step of UORO or KF-RTRL written with torch ops (torch_stochastic.py, the rnn) on the same
+    network and seed, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    import numpy as np
+
+    from . import torch_stochastic
+    from .device import to_host
+
+    params = {k: to_host(v) for k, v in learner.model.parameters().items()}
+    ref = getattr(torch_stochastic, kind)(params, learner.seed, batch=batch, lr=LR, dtype="float32", torch=torch)
+    rng = np.random.default_rng(1)
+    x = torch.tensor(rng.uniform(-1, 1, (batch, N_INPUTS)), dtype=torch.float32)
+    d = torch.tensor(rng.uniform(-1, 1, (batch, N_OUTPUTS)), dtype=torch.float32)
+    return lambda: ref.step(x, d)
+
+
+def _forward_step(cell: str, hidden: int, batch: int, device: str) -> Callable[[], Any]:
+    """The layer's forward alone over FORWARD_STEPS steps (rtrl.nn, the same cell kernels)."""
+    import numpy as np
+
+    import rtrl
+
+    from .device import synchronize, to_device
+
+    layer = {"rnn": rtrl.nn.RNN, "lstm": rtrl.nn.LSTM, "gru": rtrl.nn.GRU}[cell](
+        N_INPUTS, hidden, device=device, dtype="float32", seed=0)
+    x = to_device(np.random.default_rng(2).uniform(-1, 1, (FORWARD_STEPS, batch, N_INPUTS)).astype(np.float32),
+                  device)
+
+    def forward() -> None:
+        layer(x)
+        synchronize(device)
+    return forward
+
+
+def _ratio(top: str, bottom: str) -> Callable[[dict], str]:
+    def fmt(r: dict) -> str:
+        us = r["us_per_step"]
+        return f"{us[top] / us[bottom]:.1f}" if top in us and bottom in us else "-"
+    return fmt
+
+
+def _over_pass(name: str) -> Callable[[dict], str]:
+    return lambda r: f'{r["over_pass"][name]:.1f}' if name in r["over_pass"] else "-"
 
 
 def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: float, settle: float,
                  device: str = "cpu") -> dict[str, Any]:
-    """One row: every learner's RecurrentNet run on ``device`` and the CPU memory pass."""
+    """One row: every learner's RecurrentNet run on ``device``, the forward step, the CPU memory passes
+    over each learner's state, the sgemm of KF-RTRL's product and the torch-ops learners."""
     import numpy as np
 
     import rtrl
@@ -103,27 +157,58 @@ def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: 
         return (rng.uniform(-1, 1, (steps, batch, N_INPUTS)).astype(np.float32),
                 rng.uniform(-1, 1, (steps, batch, N_OUTPUTS)).astype(np.float32))
 
-    stream_bytes = rtrl.memory.estimate(cell, N_INPUTS, hidden, N_OUTPUTS, batch_size=batch,
-                                        learner="snap")["sensitivities"]
-    block = np.ones(max(1, stream_bytes // 4), dtype=np.float32)
+    threads = int(rtrl.info()["cpu"]["threads"])
     timers: dict[str, Callable[[int], float]] = {k: run_timer(v, make_data, device) for k, v in learners.items()}
-    timers["pass"] = per_call_timer(lambda: np.multiply(block, 1.0, out=block))
-    torch_step = _torch_snap_step(cell, learners["snap"], batch)
-    if torch_step is not None:
-        timers["torch_snap"] = per_call_timer(torch_step)
+    forward = _forward_step(cell, hidden, batch, device)
+    timers["fwd"] = per_call_timer(forward)
+    stream_bytes, blocks = {}, {}
+    for name in PASS_LEARNERS:
+        if name in learners:
+            stream_bytes[name] = int(rtrl.memory.estimate(cell, N_INPUTS, hidden, N_OUTPUTS, batch_size=batch,
+                                                          learner=name)["sensitivities"])
+    for size in sorted(set(stream_bytes.values())):
+        block = np.ones(max(1, size // 4), dtype=np.float32)
+        blocks[size] = block
+        timers[f"pass{size}"] = per_call_timer(lambda block=block: np.multiply(block, 1.0, out=block))
+    kf_shape = None
+    if "kf" in learners:
+        from .._backend import backend
+
+        config = backend("cpu").core.CellNetConfig(cell, "tanh", N_INPUTS, hidden, N_OUTPUTS, batch, "mse", "mean")
+        (kf_shape,) = config.layout("kf", True, 2)["products"]  # (M, K, N)
+        M, K, N = kf_shape
+        timers["sgemm"] = sgemm_timer(M, N, K, threads)
+    torch_steps = {"torch_snap": _torch_trace_step(cell, learners["snap"], batch)}
+    if "rflo" in learners:
+        feedback = np.asarray(learners["rflo"].state_dict()["feedback"])
+        torch_steps["torch_rflo"] = _torch_trace_step(cell, learners["rflo"], batch, rule="eprop",
+                                                      feedback=feedback)
+    if cell == "rnn":
+        torch_steps["torch_uoro"] = _torch_stochastic_step("TorchUORO", learners["uoro"], batch)
+        if "kf" in learners:
+            torch_steps["torch_kf"] = _torch_stochastic_step("TorchKFRTRL", learners["kf"], batch)
+    for name, step in torch_steps.items():
+        if step is not None:
+            timers[name] = per_call_timer(step)
     m = measure_interleaved(timers, repeats=repeats, min_time=min_time, settle=settle)
     us = {k: m[k]["best"] * 1e6 for k in learners}
-    if torch_step is not None:
-        us["torch_snap"] = m["torch_snap"]["best"] * 1e6
+    us["fwd"] = m["fwd"]["best"] * 1e6 / FORWARD_STEPS
+    for name in torch_steps:
+        if name in m:
+            us[name] = m[name]["best"] * 1e6
+    pass_us = {name: m[f"pass{size}"]["best"] * 1e6 for name, size in stream_bytes.items()}
     row = {
         "cell": cell, "device": device, "hidden": hidden, "batch": batch, "inputs": N_INPUTS,
-        "threads": int(rtrl.info()["cpu"]["threads"]), "repeats": repeats,
-        "us_per_step": us, "pass_us": m["pass"]["best"] * 1e6, "stream_bytes": int(stream_bytes),
+        "threads": threads, "repeats": repeats,
+        "us_per_step": us, "pass_us": pass_us, "stream_bytes": stream_bytes,
+        "over_pass": {name: us[name] / pass_us[name] for name in pass_us},
         "memory_bytes": {k: int(v.memory_bytes()) for k, v in learners.items() if k != "bptt"},
-        "snap_over_pass": us["snap"] / (m["pass"]["best"] * 1e6),
+        "kf_product_shape": kf_shape,
+        "kf_over_sgemm": None if kf_shape is None else m["sgemm"]["best"] * 1e6 / us["kf"],
         "other_cpu_share": m["other_cpu_share"],
         "samples_s": {k: m[k]["samples"] for k in timers},
     }
+    row["snap_over_pass"] = row["over_pass"]["snap"]
     del learners
     gc.collect()
     return row
@@ -163,11 +248,18 @@ _COLUMNS = (
     ("KF-RTRL", 9, _us("kf")),
     ("RTRL", 9, _us("rtrl")),
     ("BPTT", 8, _us("bptt")),
-    ("SnAp torch", 10, _us("torch_snap")),
-    ("torch/ours", 10, _torch_ratio),
-    ("MiB", 7, lambda r: f'{r["stream_bytes"] / 2**20:.1f}'),
-    ("pass", 8, lambda r: f'{r["pass_us"]:.1f}'),
-    ("SnAp/pass", 9, lambda r: f'{r["snap_over_pass"]:.1f}'),
+    ("fwd", 7, _us("fwd")),
+    ("MiB", 6, lambda r: f'{r["stream_bytes"]["snap"] / 2**20:.1f}'),
+    ("pass", 7, lambda r: f'{r["pass_us"]["snap"]:.1f}'),
+    ("SnAp/pass", 9, _over_pass("snap")),
+    ("e-prop/pass", 11, _over_pass("eprop")),
+    ("RFLO/pass", 9, _over_pass("rflo")),
+    ("UORO/pass", 9, _over_pass("uoro")),
+    ("KF/sgemm", 8, lambda r: "-" if r.get("kf_over_sgemm") is None else f'{r["kf_over_sgemm"]:.2f}'),
+    ("SnAp torch/ours", 15, _ratio("torch_snap", "snap")),
+    ("RFLO torch/ours", 15, _ratio("torch_rflo", "rflo")),
+    ("UORO torch/ours", 15, _ratio("torch_uoro", "uoro")),
+    ("KF torch/ours", 13, _ratio("torch_kf", "kf")),
     ("other%", 6, lambda r: "-" if r.get("other_cpu_share") is None else f'{100 * r["other_cpu_share"]:.0f}'),
 )
 
@@ -178,8 +270,11 @@ def format_table(rows: list[dict]) -> str:
 
 LEGEND = """\
 SnAp-1 ... BPTT: min over repeats of learner.run per step (real-time Adam, float32, I=32, O=4), us;
-RFLO on the rnn only, KF-RTRL on rnn and lstm up to H=256, exact RTRL up to H=64; BPTT: truncation 32.
-SnAp torch: SnAp-1 written with torch ops (rtrl.bench.torch_snap, one Python call per step, the same
-Adam) on torch's CPU threads; torch/ours = its step time over rtrl.SnAp's.
-MiB: SnAp-1's traces (the state it streams each step); pass: one NumPy read+write pass over that many
-bytes, interleaved with the learners; SnAp/pass = SnAp-1's step over the pass (1.0 = the memory rate)."""
+RFLO on the rnn only, KF-RTRL on rnn and lstm up to H=256, exact RTRL up to H=64; BPTT: truncation 32;
+fwd: the layer's forward alone (rtrl.nn, 32 steps a call) per step.
+MiB: SnAp-1's traces; pass: one NumPy read+write pass over them, interleaved with the learners;
+x/pass = the learner's step over a pass over its own state (rtrl.memory.estimate's sensitivities;
+1.0 = the memory rate). KF/sgemm = one OpenBLAS sgemm of KF-RTRL's product shape over its step.
+x torch/ours: the learner written with torch ops (rtrl.bench.torch_snap: SnAp-1, RFLO;
+rtrl.bench.torch_stochastic: UORO, KF-RTRL on the rnn; one Python call per step, the same Adam and
+seed, torch's CPU threads) over rtrl's step."""

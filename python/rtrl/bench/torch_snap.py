@@ -1,24 +1,27 @@
-"""SnAp-1 and e-prop written with PyTorch tensor ops: a speed reference of ``rtrl bench --only
-approximate`` (not a test oracle; the test suite checks it against ``rtrl.SnAp`` and ``rtrl.EProp``).
+"""SnAp-1, e-prop and RFLO written with PyTorch tensor ops: a speed reference of ``rtrl bench --only
+approximate`` (not a test oracle; the test suite checks it against ``rtrl.SnAp``, ``rtrl.EProp`` and
+``rtrl.RFLO``).
 
 One RecurrentNet layer (rnn tanh, lstm or gru; PyTorch's equations) and a linear readout, real-time
 Adam, the way one would write it with torch on the CPU: one Python call per step, the traces
 ``J_h`` (and ``J_c``) of shape (B, G H, W) (row g' = gate g of unit u, columns [x | h | 1 (| 1)]) moved on
 by the unit's own recurrent weight (SnAp-1; e-prop drops it) and the immediate term, with the
-coefficients of each cell written out. No autograd is involved.
+coefficients of each cell written out. RFLO is e-prop on the leaky rnn (``alpha``) with a random
+``feedback`` matrix carrying the error to the units. No autograd is involved.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["TorchSnAp"]
+__all__ = ["TorchSnAp", "adam_step"]
 
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 class TorchSnAp:
-    """SnAp-1 (``rule="snap1"``) or e-prop (``"eprop"``) with torch ops, real-time Adam, mse.
+    """SnAp-1 (``rule="snap1"``) or e-prop (``"eprop"``; RFLO with ``alpha`` and ``feedback``) with
+    torch ops, real-time Adam, mse.
 
     Parameters
     ----------
@@ -28,17 +31,21 @@ class TorchSnAp:
     batch : streams B.
     lr, betas, eps : Adam's (torch.optim.Adam's rule); ``lr=None`` accumulates ``grad`` only.
     dtype : "float32" or "float64".
+    alpha : the leaky rnn's factor, ``h' = (1 - alpha) h + alpha tanh(...)`` (rnn only).
+    feedback : (O, H) array carrying the error to the units in ``weight_out``'s place, or None.
     """
 
     NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_out", "bias_out")
 
     def __init__(self, cell: str, params: dict, batch: int = 1, *, rule: str = "snap1",
                  lr: Optional[float] = None, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 dtype: str = "float32", torch: Any = None) -> None:
+                 dtype: str = "float32", alpha: float = 1.0, feedback: Any = None, torch: Any = None) -> None:
         if torch is None:
             import torch
         if cell not in _GATES or rule not in ("snap1", "eprop"):
             raise ValueError("cell must be 'rnn', 'lstm' or 'gru', rule 'snap1' or 'eprop'")
+        if alpha != 1.0 and cell != "rnn":
+            raise ValueError("alpha: the leaky cell is the rnn's")
         self.torch, self.cell, self.rule = torch, cell, rule
         self.dtype = getattr(torch, dtype)
         self.p = {k: torch.tensor(params[k], dtype=self.dtype).clone() for k in self.NAMES}
@@ -57,6 +64,8 @@ class TorchSnAp:
         self.m = {k: torch.zeros_like(v) for k, v in self.p.items()}
         self.v = {k: torch.zeros_like(v) for k, v in self.p.items()}
         self.t = 0
+        self.alpha = float(alpha)
+        self.feedback = None if feedback is None else torch.tensor(feedback, dtype=self.dtype)
         self._ones = torch.ones(self.B, 1, dtype=self.dtype)
         self._units = torch.arange(self.H)
 
@@ -78,9 +87,12 @@ class TorchSnAp:
         gh = h @ p["weight_hh"].T + p["bias_hh"]
         J = self.J_h.reshape(B, G, H, self.W)
         if self.cell == "rnn":
-            h_new = torch.tanh(gi + gh)
-            k0 = 1 - h_new * h_new                                          # (B, H)
-            J_new = (k0 * D[0])[:, None, :, None] * J + k0[:, None, :, None] * v[:, None, None, :]
+            a = self.alpha
+            f = torch.tanh(gi + gh)
+            h_new = f if a == 1.0 else (1 - a) * h + a * f
+            k0 = a * (1 - f * f) if a != 1.0 else 1 - f * f                 # (B, H)
+            own = k0 * D[0] if a == 1.0 else (1 - a) + k0 * D[0]
+            J_new = own[:, None, :, None] * J + k0[:, None, :, None] * v[:, None, None, :]
         elif self.cell == "lstm":
             a = gi + gh
             i, f = torch.sigmoid(a[:, :H]), torch.sigmoid(a[:, H:2 * H])
@@ -120,7 +132,7 @@ class TorchSnAp:
         else:
             d = torch.as_tensor(d, dtype=self.dtype)
             dy = torch.where(torch.isnan(d), torch.zeros_like(y), y - d) * scale
-        delta = dy @ p["weight_out"]                                         # (B, H)
+        delta = dy @ (p["weight_out"] if self.feedback is None else self.feedback)  # (B, H)
         packed = torch.einsum("su,sguc->guc", delta, J_new).reshape(G * H, self.W)
         g = {"weight_ih": packed[:, :I], "weight_hh": packed[:, I:I + H], "bias_ih": packed[:, I + H],
              "bias_hh": packed[:, I + H + 1] if self.cell == "gru" else packed[:, I + H],
@@ -133,10 +145,17 @@ class TorchSnAp:
         return y
 
     def _adam(self, g: dict) -> None:
-        b1, b2 = self.betas
         self.t += 1
-        for k in self.NAMES:
-            self.m[k] = b1 * self.m[k] + (1 - b1) * g[k]
-            self.v[k] = b2 * self.v[k] + (1 - b2) * g[k] * g[k]
-            denom = self.v[k].sqrt() / (1 - b2 ** self.t) ** 0.5 + self.eps
-            self.p[k] = self.p[k] - self.lr / (1 - b1 ** self.t) * self.m[k] / denom
+        adam_step(self, g)
+
+
+def adam_step(learner: Any, g: dict) -> None:
+    """torch.optim.Adam's rule on ``learner.p`` with gradients ``g``, moments ``learner.m``, ``learner.v``
+    and ``learner.t`` updates so far (this one included)."""
+    b1, b2 = learner.betas
+    t = learner.t
+    for k in learner.NAMES:
+        learner.m[k] = b1 * learner.m[k] + (1 - b1) * g[k]
+        learner.v[k] = b2 * learner.v[k] + (1 - b2) * g[k] * g[k]
+        denom = learner.v[k].sqrt() / (1 - b2 ** t) ** 0.5 + learner.eps
+        learner.p[k] = learner.p[k] - learner.lr / (1 - b1 ** t) * learner.m[k] / denom
