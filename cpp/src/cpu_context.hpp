@@ -157,8 +157,10 @@ class CpuContext {
     std::copy(data, data + count, host);
   }
 
-  // Each loop works on a local copy of the functor: its members then cannot alias the arrays it
-  // writes, so loads through them stay loop-invariant and the loop vectorises.
+  // Each loop works on a local copy of the functor, and each thread of a parallel loop on its own:
+  // its members then cannot alias the arrays it writes, so loads through them stay loop-invariant
+  // and the loop vectorises with contiguous loads (a copy shared among threads is read through a
+  // pointer, and the loop turns into gathers).
   template <class F>
   void for_each(index_t count, const F& functor) {
     const F f = functor;
@@ -167,8 +169,12 @@ class CpuContext {
       for (index_t i = 0; i < count; ++i) f(i);
       return;
     }
-#pragma omp parallel for simd num_threads(threads_) schedule(static)
-    for (index_t i = 0; i < count; ++i) f(i);
+#pragma omp parallel num_threads(threads_)
+    {
+      const F g = f;
+#pragma omp for simd schedule(static)
+      for (index_t i = 0; i < count; ++i) g(i);
+    }
   }
 
   // Runs f(i) for every i in [0, count), split among threads as for_each splits it; returns whether
@@ -182,8 +188,12 @@ class CpuContext {
       for (index_t i = 0; i < count; ++i) failed |= f(i) ? 0 : 1;
       return failed == 0;
     }
-#pragma omp parallel for simd num_threads(threads_) schedule(static) reduction(| : failed)
-    for (index_t i = 0; i < count; ++i) failed |= f(i) ? 0 : 1;
+#pragma omp parallel num_threads(threads_)
+    {
+      const F g = f;
+#pragma omp for simd schedule(static) reduction(| : failed)
+      for (index_t i = 0; i < count; ++i) failed |= g(i) ? 0 : 1;
+    }
     return failed == 0;
   }
 
@@ -221,17 +231,21 @@ class CpuContext {
   template <class F>
   void for_each_2d(index_t rows, index_t cols, const F& functor) {
     const F f = functor;
-    auto row = [&](index_t r) {
+    auto row = [cols](const F& g, index_t r) {
 #pragma omp simd
-      for (index_t c = 0; c < cols; ++c) f(r, c);
+      for (index_t c = 0; c < cols; ++c) g(r, c);
     };
     if (threads_ == 1 || omp_in_parallel() || rows < 2 ||
         rows * cols * ItemCost<F>::value < kParallelItems) {
-      for (index_t r = 0; r < rows; ++r) row(r);
+      for (index_t r = 0; r < rows; ++r) row(f, r);
       return;
     }
-#pragma omp parallel for num_threads(threads_) schedule(static)
-    for (index_t r = 0; r < rows; ++r) row(r);
+#pragma omp parallel num_threads(threads_)
+    {
+      const F g = f;
+#pragma omp for schedule(static)
+      for (index_t r = 0; r < rows; ++r) row(g, r);
+    }
   }
 
   // f(s, k, c) for every column q = s * width + c in [q0, q1) and k in [0, depth), where the calls
@@ -241,8 +255,9 @@ class CpuContext {
   // accumulates per column across k stays in cache.
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& functor) {
-    const F f = functor;
+    const F shared = functor;
     auto part = [&](index_t lo, index_t hi) {
+      const F f = shared;  // this thread's own copy (see for_each)
       for (index_t s = lo / width; s * width < hi; ++s) {
         const index_t c0 = std::max(lo - s * width, index_t(0));
         const index_t c1 = std::min(hi - s * width, width);

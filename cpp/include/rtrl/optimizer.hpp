@@ -25,9 +25,10 @@ struct OptimizerConfig {
   }
 };
 
-// SGD: v = momentum v + g (when momentum != 0); p -= lr v.
-//   param, grad: [count]   velocity: [count] or null when momentum == 0
-template <class T>
+// SGD: v = momentum v + g (kMomentum); p -= lr v (p -= lr g without momentum). No branch inside, so
+// that the loop over parameters vectorises.
+//   param, grad: [count]   velocity: [count] (kMomentum) or unused
+template <class T, bool kMomentum>
 struct SgdUpdate {
   T lr, momentum;
   T* param;
@@ -35,7 +36,7 @@ struct SgdUpdate {
   T* velocity;
   RTRL_HD void operator()(index_t i) const {
     T step = grad[i];
-    if (velocity != nullptr) {
+    if constexpr (kMomentum) {
       step = momentum * velocity[i] + step;
       velocity[i] = step;
     }

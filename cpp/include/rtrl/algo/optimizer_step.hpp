@@ -16,17 +16,18 @@ namespace rtrl {
 // parameters (ctx.for_each_all), so that the copy and the check read nothing a second time.
 template <class T, int kStateRows, class Update>
 struct BackedUpUpdate {
+  static constexpr int kRows = kStateRows > 0 ? kStateRows : 1;
   Update update;
-  index_t count;
   T* param;
-  T* state;
-  T* backup;
+  T* param_backup;
+  T* state[kRows];  // each row's start, so that every access is contiguous (no gathers)
+  T* state_backup[kRows];
   RTRL_HD bool operator()(index_t i) const {
-    backup[i] = param[i];
-    for (int r = 0; r < kStateRows; ++r) backup[(2 + r) * count + i] = state[r * count + i];
+    param_backup[i] = param[i];
+    for (int r = 0; r < kStateRows; ++r) state_backup[r][i] = state[r][i];
     update(i);
     bool finite = param[i] - param[i] == T(0);
-    for (int r = 0; r < kStateRows; ++r) finite &= state[r * count + i] - state[r * count + i] == T(0);
+    for (int r = 0; r < kStateRows; ++r) finite &= state[r][i] - state[r][i] == T(0);
     return finite;
   }
 };
@@ -37,7 +38,12 @@ bool update_backed_up(Ctx& ctx, index_t count, const Update& update, T* param, T
     ctx.for_each(count, update);
     return true;
   }
-  return ctx.for_each_all(count, BackedUpUpdate<T, kStateRows, Update>{update, count, param, state, backup});
+  BackedUpUpdate<T, kStateRows, Update> f{update, param, backup, {}, {}};
+  for (int r = 0; r < kStateRows; ++r) {
+    f.state[r] = state + r * count;
+    f.state_backup[r] = backup + (2 + r) * count;
+  }
+  return ctx.for_each_all(count, f);
 }
 
 // One optimizer step over `count` parameters. `step` is the 1-based index of this update (Adam).
@@ -61,9 +67,11 @@ bool optimizer_step(Ctx& ctx, const OptimizerConfig& opt, std::int64_t step, ind
   if (opt.kind == OptimizerKind::adam)
     return update_backed_up<2>(ctx, count, adam_update(opt, step, param, grad, state, count), param, state,
                                backup);
-  const SgdUpdate<T> sgd{T(opt.lr), T(opt.momentum), param, grad, opt.momentum != 0.0 ? state : nullptr};
-  if (sgd.velocity) return update_backed_up<1>(ctx, count, sgd, param, state, backup);
-  return update_backed_up<0>(ctx, count, sgd, param, state, backup);
+  if (opt.momentum != 0.0)
+    return update_backed_up<1>(ctx, count, SgdUpdate<T, true>{T(opt.lr), T(opt.momentum), param, grad, state},
+                               param, state, backup);
+  return update_backed_up<0>(ctx, count, SgdUpdate<T, false>{T(opt.lr), T(0), param, grad, nullptr}, param,
+                             state, backup);
 }
 
 }  // namespace rtrl
