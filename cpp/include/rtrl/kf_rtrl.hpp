@@ -45,6 +45,7 @@ struct KfResponse {
 // sums[s, r] = sum_u A_h[u, s rows + r]^2 (+ A_c^2). f(s, r)   A_h, A_c: [S_h, B rows]
 template <class T>
 struct KfColumnNorms {
+  static constexpr index_t kItemCost = 64;  // a loop over the units
   index_t units, rows, ld;
   const T* A_h;
   const T* A_c;
@@ -95,27 +96,36 @@ struct KfScales {
   }
 };
 
-// A <- k0 (D_t A) + k1 A_t, A_t's column s rows + r holding R[s, r] in row r mod units only. f(i, q)
+// A <- k0 (D_t A) + k1 A_t, A_t's column s rows + r holding R[s, r] in row r mod units only. A's
+// [units, B rows] entries taken as rows of `units` values, row = (i B + s) G + g for unit i,
+// stream s and gate block g (rows = G units): the divisions once per row, not per entry. f(row, j)
 //   A: [units, B rows] (holding D_t A)   R: [B, rows]   k: [B, 2]
 template <class T>
 struct KfUpdate {
-  index_t units, rows;
+  index_t units, rows, batch;
   const T* R;
   const T* k;
   T* A;
-  index_t ld;  // B rows
-  T scale;     // 1; below 1 the unbiasedness tests' deliberately biased control
-  RTRL_HD void operator()(index_t i, index_t q) const {
-    const index_t s = q / rows, r = q % rows;
-    const T fresh = r % units == i ? scale * R[q] : T(0);
-    A[i * ld + q] = k[s * 2] * A[i * ld + q] + k[s * 2 + 1] * fresh;
+  T scale;  // 1; below 1 the unbiasedness tests' deliberately biased control
+  RTRL_HD void operator()(index_t row, index_t j) const {
+    const index_t blocks = rows / units, o = row / blocks, g = row % blocks, i = o / batch, s = o % batch;
+    const index_t at = row * units + j;
+    const T fresh = j == i ? scale * R[s * rows + g * units + j] : T(0);
+    A[at] = k[s * 2] * A[at] + k[s * 2 + 1] * fresh;
   }
 };
+
+// Runs KfUpdate over A [units, B rows].
+template <class Ctx, class T>
+void kf_update(Ctx& ctx, index_t units, index_t rows, index_t batch, const T* R, const T* k, T* A, T scale) {
+  ctx.for_each_2d(units * batch * (rows / units), units, KfUpdate<T>{units, rows, batch, R, k, A, scale});
+}
 
 // w[s, r] = sum_i delta[s, i] A_h[i, s rows + r], the per-stream factor of the gradient. f(s, r)
 //   delta: [B, units]   A_h: [units, B rows]   w: [B, rows]
 template <class T>
 struct KfContract {
+  static constexpr index_t kItemCost = 64;  // a loop over the units
   index_t units, rows, batch;
   const T* delta;
   const T* A_h;

@@ -79,6 +79,7 @@ struct UoroStateStep {
 //   theta: [B, G H, W]   A: [B, rows, H]   v: [B, W]   h_prev: [B, H]   sums: [B, G H, 2]
 template <class Cell, class T>
 struct UoroRowNorms {
+  static constexpr index_t kItemCost = 64;  // a loop over the row's W columns
   CellLayerDims d;
   const T* theta;
   const T* A;
@@ -92,16 +93,22 @@ struct UoroRowNorms {
     const T a_input = A[(s * rows + TraceRows<Cell>::input_side(gate)) * H + u];
     const T* t = theta + (s * GH + r) * W;
     const T* vs = v + s * W;
-    // kLanes partial sums, combined in a fixed order: vectorisable, the same for any thread count
+    // kLanes partial sums (lane k: the columns c = k mod kLanes, in increasing c), combined in a
+    // fixed order: the same for any thread count; whole blocks of kLanes columns as one vector.
     constexpr index_t kLanes = 8;
     T old[kLanes] = {}, fresh[kLanes] = {};
-    for (index_t c = 0; c < W; ++c) {
-      const bool input_column = c < I || c == I + d.recurrent_cols();
+    const index_t R = d.recurrent_cols();
+    auto add = [&](index_t c, index_t k) {
+      const bool input_column = c < I || c == I + R;
       const T value = Cell::kElementwiseRecurrence && c == I ? h_prev[s * H + u] : vs[c];
       const T n = (input_column ? a_input : a_gate) * value;
-      old[c % kLanes] += t[c] * t[c];
-      fresh[c % kLanes] += n * n;
-    }
+      old[k] += t[c] * t[c];
+      fresh[k] += n * n;
+    };
+    index_t c = 0;
+    for (; c + kLanes <= W; c += kLanes)
+      for (index_t k = 0; k < kLanes; ++k) add(c + k, k);
+    for (index_t k = 0; c < W; ++c, ++k) add(c, k);
     T o = T(0), f = T(0);
     for (index_t k = 0; k < kLanes; ++k) {
       o += old[k];

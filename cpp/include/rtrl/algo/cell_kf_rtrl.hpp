@@ -89,8 +89,8 @@ class CellStackKfRtrl {
       ctx.for_each(B, KfScales<T>{GH, W, sums, R_h, A_c ? R_c : nullptr, u_[l], s.v, k, rng, random_.step,
                                   2 * l});
       const T scale = T(random_.immediate_scale);
-      ctx.for_each_2d(H, ld, KfUpdate<T>{H, GH, R_h, k, A_h, ld, scale});
-      if (A_c) ctx.for_each_2d(H, ld, KfUpdate<T>{H, GH, R_c, k, A_c, ld, scale});
+      kf_update(ctx, H, GH, B, R_h, k, A_h, scale);
+      if (A_c) kf_update(ctx, H, GH, B, R_c, k, A_c, scale);
       const T* delta = l == top ? m.top_delta() : below + l * BH;
       ctx.for_each_2d(B, GH, KfContract<T>{H, GH, B, delta, A_h, w});
       T* G = packed + dl.theta_at;

@@ -42,7 +42,7 @@ class FullyRecurrentKfRtrl {
     ctx.for_each_2d(n, ld, KfFullyRecurrentSlope<T>{n, u.slope, Q, A_, ld});
     ctx.for_each_2d(B, n, KfColumnNorms<T>{n, n, ld, A_, nullptr, sums});
     ctx.for_each(B, KfScales<T>{n, L, sums, u.slope, nullptr, u_, m.z(), k, rng, random_.step, 0});
-    ctx.for_each_2d(n, ld, KfUpdate<T>{n, n, u.slope, k, A_, ld, T(random_.immediate_scale)});
+    kf_update(ctx, n, n, d_.batch, u.slope, k, A_, T(random_.immediate_scale));
     ctx.for_each(ld, ScaledCopy<T>{-m.loss_scale(), u.error, delta});
     ctx.for_each_2d(B, n, KfContract<T>{n, n, B, delta, A_, w});
     ctx.gemm(true, false, n, L, B, T(1), w, n, u_, L, T(0), step_grad, L);
