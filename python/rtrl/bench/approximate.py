@@ -11,7 +11,8 @@ backward and update), ``fwd`` the layer's forward alone (``rtrl.nn``, 32 steps p
 KF-RTRL's step is also set against one OpenBLAS sgemm of its product's shape (the layout it declares):
 ``KF/sgemm`` = the sgemm's time over KF-RTRL's step (1.0 = the GEMM rate). ``x torch/ours``: the same
 learners written with torch ops (SnAp-1 and RFLO in torch_snap.py; UORO and KF-RTRL, on the rnn, in
-torch_stochastic.py), their step time over ours. Cases whose learners would not fit in half the free memory are left out.
+torch_stochastic.py), their step time over ours. Cases whose learners would not fit in half the free
+memory are left out.
 """
 
 from __future__ import annotations
@@ -161,14 +162,13 @@ def measure_case(cell: str, hidden: int, batch: int, *, repeats: int, min_time: 
     timers: dict[str, Callable[[int], float]] = {k: run_timer(v, make_data, device) for k, v in learners.items()}
     forward = _forward_step(cell, hidden, batch, device)
     timers["fwd"] = per_call_timer(forward)
-    stream_bytes, blocks = {}, {}
+    stream_bytes = {}
     for name in PASS_LEARNERS:
         if name in learners:
             stream_bytes[name] = int(rtrl.memory.estimate(cell, N_INPUTS, hidden, N_OUTPUTS, batch_size=batch,
                                                           learner=name)["sensitivities"])
     for size in sorted(set(stream_bytes.values())):
         block = np.ones(max(1, size // 4), dtype=np.float32)
-        blocks[size] = block
         timers[f"pass{size}"] = per_call_timer(lambda block=block: np.multiply(block, 1.0, out=block))
     kf_shape = None
     if "kf" in learners:
