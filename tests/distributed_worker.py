@@ -51,9 +51,21 @@ def build(spec: dict, batch_size: int, seed_offset: int = 0, sharded: bool = Fal
                 **common)
 
 
+def poison(learner, spec) -> None:
+    """Sets one sensitivity of the fully recurrent network to NaN — unit 0, stream s, weight (row, 0)
+    — in the learner that carries that weight row (spec["poison"] = [stream, row])."""
+    if not spec.get("poison"):
+        return
+    s, row = spec["poison"]
+    first, rows = getattr(learner, "_shard", (0, learner.model.n_units))
+    if first <= row < first + rows:
+        learner._kernels.arrays["sensitivities"][0, s, row - first, 0] = np.nan
+
+
 def drive(learner, X, Y, spec):
     """Runs X in two calls (a save and load between them when asked); returns the learner and the
     outputs."""
+    poison(learner, spec)
     half = X.shape[0] // 2
     first = learner.run(X[:half], Y[:half]).outputs
     if spec.get("save_path"):

@@ -1,5 +1,6 @@
-"""rtrl.distributed.StreamParallel over torch.distributed (gloo, loopback): 2 and 3 processes started
-here, each bounded in time, against one process running all the streams (float64: 1e-12)."""
+"""rtrl.distributed over torch.distributed (gloo, loopback): 2 and 3 processes started here, each
+bounded in time — StreamParallel against one process running all the streams (float64: 1e-12),
+ShardedRTRL bit for bit against one process."""
 
 from __future__ import annotations
 
@@ -89,17 +90,21 @@ def test_stream_parallel_equals_one_process_with_all_streams(case, world, tmp_pa
 
 
 SHARDED = {
-    "teacher-forcing-adam": dict(optimizer="adam"),
-    "sgd-clipped": dict(optimizer="sgd", clip=0.05),
-    "epoch": dict(optimizer="adam", update="epoch"),
+    "fully-recurrent-teacher-forcing-adam": dict(model="fully_recurrent", optimizer="adam"),
+    "fully-recurrent-sgd-clipped": dict(model="fully_recurrent", optimizer="sgd", clip=0.05),
+    "fully-recurrent-epoch": dict(model="fully_recurrent", optimizer="adam", update="epoch"),
+    "lstm-adam": dict(model="lstm", optimizer="adam"),
+    "lstm-sgd-clipped": dict(model="lstm", optimizer="sgd", clip=0.05),
+    "lstm-epoch": dict(model="lstm", optimizer="adam", update="epoch"),
+    "stacked-gru-adam": dict(model="gru", layers=2, optimizer="adam"),
 }
 
 
 @pytest.mark.parametrize("world", [2, 3])
 @pytest.mark.parametrize("case", sorted(SHARDED))
 def test_column_sharded_rtrl_is_bit_identical_to_one_process(case, world, tmp_path):
-    spec = dict(SHARDED[case], model="fully_recurrent", learner="rtrl", sharded=True, world=world, streams=3,
-                steps=10, inputs=3, outputs=2)
+    spec = dict(SHARDED[case], learner="rtrl", sharded=True, world=world, streams=3, steps=10, inputs=3,
+                outputs=2)
     results, codes = _launch(spec, tmp_path)
     assert codes == [0] * world, [r.get("error") for r in results]
     reference, outputs = _one_process(spec)
@@ -109,8 +114,26 @@ def test_column_sharded_rtrl_is_bit_identical_to_one_process(case, world, tmp_pa
             np.testing.assert_array_equal(r[f"param_{k}"], v, err_msg=k)
 
 
-def test_sharded_checkpoints_resume_on_each_rank_and_gather_on_one_process(tmp_path):
-    spec = dict(model="fully_recurrent", learner="rtrl", optimizer="adam", sharded=True, world=2, streams=2,
+@pytest.mark.parametrize("update", ["realtime", "epoch"])
+def test_a_stream_not_finite_in_one_ranks_sensitivities_is_reset_on_every_rank(update, tmp_path):
+    # stream 1's sensitivity of weight row 4 (the last rank's) is NaN: that rank alone sees it, yet
+    # every rank must drop the step and reset the stream, as the one process does
+    spec = dict(model="fully_recurrent", learner="rtrl", optimizer="adam", update=update, sharded=True, world=2,
+                streams=3, steps=10, inputs=3, outputs=2, poison=[1, 4], on_nonfinite="skip")
+    results, codes = _launch(spec, tmp_path)
+    assert codes == [0, 0], [r.get("error") for r in results]
+    reference, outputs = _one_process(spec)
+    assert (reference.stats["skipped_steps"], reference.stats["reset_streams"]) == (1, 1)
+    for r in results:
+        assert (int(r["skipped"]), int(r["resets"])) == (1, 1)
+        np.testing.assert_array_equal(r["outputs"], outputs)
+        for k, v in reference.model.parameters().items():
+            np.testing.assert_array_equal(r[f"param_{k}"], v, err_msg=k)
+
+
+@pytest.mark.parametrize("model", ["fully_recurrent", "lstm"])
+def test_sharded_checkpoints_resume_on_each_rank_and_gather_on_one_process(model, tmp_path):
+    spec = dict(model=model, layers=2, learner="rtrl", optimizer="adam", sharded=True, world=2, streams=2,
                 steps=10, inputs=3, outputs=2, save_path=str(tmp_path / "ckpt-{rank}.npz"))
     results, codes = _launch(spec, tmp_path)
     assert codes == [0, 0], [r.get("error") for r in results]
@@ -125,8 +148,13 @@ def test_sharded_checkpoints_resume_on_each_rank_and_gather_on_one_process(tmp_p
     with pytest.raises(ValueError, match="2-rank learner has 2 files"):
         rtrl.load(shards[:1])
     gathered = rtrl.load(shards)  # the state halfway, on one process
-    assert type(gathered) is rtrl.RTRL and gathered.sensitivities.shape == (2, 5, 5, 9)
+    assert type(gathered) is rtrl.RTRL
     X, Y = data(spec)
+    halfway = build(spec, spec["streams"])  # the uninterrupted learner, stopped halfway
+    halfway.run(X[:5], Y[:5])
+    for name, value in halfway.state_dict().items():
+        if name.startswith("sensitivities") or name == "grad":
+            np.testing.assert_array_equal(gathered.state_dict()[name], value, err_msg=name)
     rest = gathered.run(X[5:], Y[5:]).outputs
     np.testing.assert_array_equal(rest, outputs[5:])
     for k, v in reference.model.parameters().items():
@@ -141,6 +169,11 @@ def test_a_shard_carries_its_rows_only():
     full = rtrl.memory.estimate("fully_recurrent", 3, 64, 1, batch_size=2)
     half = rtrl.memory.estimate("fully_recurrent", 3, 64, 1, batch_size=2, weight_rows=32)
     assert half["sensitivities"] * 2 == full["sensitivities"]
+    full = rtrl.memory.estimate("lstm", 3, 16, 1, batch_size=2, num_layers=2)
+    half = rtrl.memory.estimate("lstm", 3, 16, 1, batch_size=2, num_layers=2, weight_rows=32)  # of 4 * 16
+    assert half["sensitivities"] * 2 == full["sensitivities"]
+    with pytest.raises(ValueError, match="only exact RTRL"):
+        rtrl.memory.estimate("lstm", 3, 16, 1, learner="snap", weight_rows=32)
 
 
 def test_a_step_not_finite_on_one_rank_is_dropped_on_all(tmp_path):

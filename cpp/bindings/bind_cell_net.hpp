@@ -30,7 +30,7 @@ inline CellNetConfig make_cell_net_config(const std::string& cell, const std::st
                                           index_t inputs, index_t hidden, index_t outputs,
                                           index_t batch, const std::string& loss,
                                           const std::string& reduction, index_t layers,
-                                          double alpha) {
+                                          double alpha, index_t shard_row0, index_t shard_rows) {
   RTRL_CHECK(inputs >= 1, "input_size: expected a positive integer, got " + std::to_string(inputs));
   RTRL_CHECK(hidden >= 1, "hidden_size: expected a positive integer, got " + std::to_string(hidden));
   RTRL_CHECK(outputs >= 1, "output_size: expected a positive integer, got " + std::to_string(outputs));
@@ -43,6 +43,14 @@ inline CellNetConfig make_cell_net_config(const std::string& cell, const std::st
                        batch, layers, alpha};
   RTRL_CHECK(alpha == 1.0 || c.dims.cell == CellKind::rnn,
              "alpha: the leaky cell is an rnn; cell '" + cell + "' takes alpha=1 only");
+  const index_t gate_rows = c.dims.gates() * hidden;
+  RTRL_CHECK(shard_rows == -1 ? shard_row0 == 0
+                              : shard_rows >= 1 && shard_row0 >= 0 && shard_row0 + shard_rows <= gate_rows,
+             "shard: expected gate rows [row0, row0 + rows) within [0, gates * hidden_size=" +
+                 std::to_string(gate_rows) + "), got row0=" + std::to_string(shard_row0) +
+                 ", rows=" + std::to_string(shard_rows));
+  c.dims.shard_row0 = shard_row0;
+  c.dims.shard_rows = shard_rows;
   if (loss == "mse") c.loss = LossKind::mse;
   else if (loss == "cross_entropy") c.loss = LossKind::cross_entropy;
   else throw std::invalid_argument("loss: expected 'mse' or 'cross_entropy', got '" + loss + "'");
@@ -93,7 +101,8 @@ struct CellNetBindings {
     return checked<T>(Reader::read(obj, name), name, {d.layers, B, H}, "(layers, streams, hidden)", true);
   }
 
-  // One array per layer: [H, B, N_0] with one layer, [H, B N_<=l] for layer l of more (cell_rtrl.hpp).
+  // One array per layer: [H, B, C_0] with one layer, [H, B C_<=l] for layer l of more (cell_rtrl.hpp;
+  // C = N unless the learner is a shard of column-sharded RTRL).
   template <class T>
   static std::vector<T*> sensitivities(const CellNetDims& d, py::object obj, const char* name) {
     const index_t B = d.batch, H = d.hidden;
@@ -105,8 +114,8 @@ struct CellNetBindings {
     for (index_t l = 0; l < d.layers; ++l) {
       const std::string what = std::string(name) + "[" + std::to_string(l) + "]";
       const std::vector<index_t> shape =
-          d.layers == 1 ? std::vector<index_t>{H, B, d.n_theta()}
-                        : std::vector<index_t>{H, B * d.theta_through(l)};
+          d.layers == 1 ? std::vector<index_t>{H, B, d.n_carried()}
+                        : std::vector<index_t>{H, B * d.carried_through(l)};
       out.push_back(checked<T>(Reader::read(seq[size_t(l)], what.c_str()), what.c_str(), shape, "", true));
     }
     return out;
@@ -165,6 +174,7 @@ struct CellNetBindings {
     st.c = lstm ? state<T>(d, cc, "state_c") : nullptr;
     const bool exact = algorithm == OnlineAlgorithm::exact;
     const bool kf = algorithm == OnlineAlgorithm::kf;
+    RTRL_CHECK(exact || d.shard_rows < 0, "config: only exact RTRL shards its sensitivities (shard_rows must be -1)");
     std::vector<T*> p_h = exact ? sensitivities<T>(d, P_h, "sensitivities_h")
                           : kf  ? kron_factors<T>(d, P_h, "kron_A_h", false)
                                 : traces<T>(d, P_h, "traces_h");
@@ -240,6 +250,7 @@ struct CellNetBindings {
                        py::object loss, NonfinitePolicy policy, std::uintptr_t stream) {
     const CellNetDims& d = c.dims;
     const index_t NP = d.n_params();
+    RTRL_CHECK(d.shard_rows < 0, "config: BPTT keeps no sensitivities to shard (shard_rows must be -1)");
     const CellNetSequence<T> seq =
         sequence<T>(c, X, target_obj, outputs, loss, policy == NonfinitePolicy::skip, stream);
     CellNetBpttState<T> st{};
@@ -315,7 +326,8 @@ struct CellNetBindings {
     py::class_<CellNetConfig>(m, "CellNetConfig", py::module_local())
         .def(py::init(&make_cell_net_config), py::arg("cell"), py::arg("nonlinearity"),
              py::arg("inputs"), py::arg("hidden"), py::arg("outputs"), py::arg("batch"),
-             py::arg("loss"), py::arg("reduction"), py::arg("layers") = 1, py::arg("alpha") = 1.0)
+             py::arg("loss"), py::arg("reduction"), py::arg("layers") = 1, py::arg("alpha") = 1.0,
+             py::arg("shard_row0") = 0, py::arg("shard_rows") = -1)
         .def_property_readonly("n_theta", [](const CellNetConfig& c) { return c.dims.n_theta(); })
         .def_property_readonly("layers", [](const CellNetConfig& c) { return c.dims.layers; })
         .def_property_readonly("theta_through", [](const CellNetConfig& c) {
@@ -328,12 +340,36 @@ struct CellNetBindings {
           for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.layer(l).theta_at);
           return n;
         }, "N_<l for each layer l: where layer l's parameter columns start")
+        .def("shard_parameters", [](const CellNetConfig& c, index_t row0, index_t rows) {
+          const index_t GH = c.dims.gates() * c.dims.hidden;
+          RTRL_CHECK(rows >= 1 && row0 >= 0 && row0 + rows <= GH, "shard: gate rows outside [0, " + std::to_string(GH) + ")");
+          std::vector<std::pair<index_t, index_t>> out;
+          for (index_t l = 0; l < c.dims.layers; ++l)
+            for (const ThetaBlock& b : theta_blocks(c.dims.layer(l))) out.push_back({b.at + row0 * b.cols, rows * b.cols});
+          return out;
+        }, py::arg("row0"), py::arg("rows"),
+           "(start, count) ranges of the flat parameters whose gradient a shard carrying gate rows "
+           "[row0, row0 + rows) of every layer computes")
+        .def_property_readonly("carried_rows", [](const CellNetConfig& c) { return c.dims.layer(0).carried_rows(); },
+                               "gate rows of every layer whose sensitivities this process carries (all, unsharded)")
+        .def_property_readonly("carried_through", [](const CellNetConfig& c) {
+          std::vector<index_t> n;
+          for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.carried_through(l));
+          return n;
+        }, "C_<=l for each layer l: the columns per stream of layer l's sensitivities (N_<=l unsharded)")
+        .def_property_readonly("carried_at", [](const CellNetConfig& c) {
+          std::vector<index_t> n;
+          for (index_t l = 0; l < c.dims.layers; ++l) n.push_back(c.dims.layer(l).carried_at);
+          return n;
+        }, "C_<l for each layer l: where layer l's carried columns start (N_<l unsharded)")
         .def_property_readonly("n_params", [](const CellNetConfig& c) { return c.dims.n_params(); })
         .def("layout", [](const CellNetConfig& c, const std::string& algorithm, bool update_each_step,
                           index_t optimizer_rows) {
           const OnlineAlgorithm a = parse_online_algorithm(algorithm);
           RTRL_CHECK(a != OnlineAlgorithm::kf || c.dims.cell == CellKind::rnn || c.dims.cell == CellKind::lstm,
                      "model: KF-RTRL runs on 'fully_recurrent', 'rnn' and 'lstm'");
+          RTRL_CHECK(a == OnlineAlgorithm::exact || c.dims.shard_rows < 0,
+                     "config: only exact RTRL shards its sensitivities (shard_rows must be -1)");
           return layout_dict(Backend::cell_net_layout(a, c.dims, update_each_step, optimizer_rows),
                              c.dims.n_params());
         }, py::arg("algorithm"), py::arg("update_each_step"), py::arg("optimizer_rows"), kLayoutDoc)

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <string>
 
 #include "array_ref.hpp"
@@ -130,18 +131,32 @@ inline py::dict layout_dict(const OnlineLayout& l, index_t n_params) {
   return r;
 }
 
-// A Python callable hook(grad, finite) -> bool as the loop's GradientCombiner (nonfinite.hpp): called
-// with the GIL, grad a NumPy view of the step's gradient to combine in place. Host memory only.
+// A Python callable hook(grad, finite, streams) -> (everywhere, streams) as the loop's
+// GradientCombiner (nonfinite.hpp): grad a view of the step's gradient or None, streams a list of
+// stream indices; its attribute each_step (default False) asks for the calls at epoch-mode steps.
+// Called on the host thread, the GIL taken for the call only.
 template <class T, class Reader>
 GradientCombiner python_gradient_combiner(py::object hook) {
   if (hook.is_none()) return {};
   RTRL_CHECK(Reader::kHostMemory, "gradient_hook: the CUDA backend does not take a gradient hook (host "
                                   "memory only)");
-  return [hook](void* grad, index_t count, bool finite) {
+  GradientCombiner c;
+  c.each_step = py::bool_(py::getattr(hook, "each_step", py::bool_(false)));
+  // the loop copies the combiner without the GIL: the copies share one reference, dropped with the GIL
+  std::shared_ptr<py::object> held(new py::object(hook), [](py::object* o) {
     py::gil_scoped_acquire gil;
-    py::array_t<T> view({py::ssize_t(count)}, {py::ssize_t(sizeof(T))}, static_cast<T*>(grad), py::none());
-    return py::cast<bool>(hook(view, finite));
+    delete o;
+  });
+  c.combine = [held](void* grad, index_t count, bool finite, std::vector<index_t>& streams) {
+    py::gil_scoped_acquire gil;
+    py::object view = grad ? py::object(py::array_t<T>({py::ssize_t(count)}, {py::ssize_t(sizeof(T))},
+                                                       static_cast<T*>(grad), py::none()))
+                           : py::object(py::none());
+    const auto answer = py::cast<std::pair<bool, std::vector<index_t>>>((*held)(view, finite, streams));
+    streams = answer.second;
+    return answer.first;
   };
+  return c;
 }
 
 // Runs an RTRL loop, run(events) -> update count, without the GIL; returns its run_report.
@@ -317,6 +332,13 @@ struct FullyRecurrentBindings {
              py::arg("shard_rows") = -1)
         .def_property_readonly("n_weights", [](const FullyRecurrentConfig& c) { return c.dims.n_weights(); })
         .def_property_readonly("width", [](const FullyRecurrentConfig& c) { return c.dims.width(); })
+        .def("shard_parameters", [](const FullyRecurrentConfig& c, index_t row0, index_t rows) {
+          const index_t n = c.dims.units, L = c.dims.width();
+          RTRL_CHECK(rows >= 1 && row0 >= 0 && row0 + rows <= n, "shard: weight rows outside [0, " + std::to_string(n) + ")");
+          return std::vector<std::pair<index_t, index_t>>{{row0 * L, rows * L}};
+        }, py::arg("row0"), py::arg("rows"),
+           "(start, count) ranges of the flat weights whose gradient a shard carrying weight rows "
+           "[row0, row0 + rows) computes")
         .def_property_readonly("carried_rows", [](const FullyRecurrentConfig& c) { return c.dims.carried_rows(); },
                                "weight rows whose sensitivities this process carries (all, unsharded)")
         .def("layout", [](const FullyRecurrentConfig& c, const std::string& algorithm, bool update_each_step,

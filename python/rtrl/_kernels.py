@@ -93,9 +93,11 @@ class RecurrentNetKernels:
         m, xp, B = learner.model, learner._xp, learner.batch_size
         self.learner, self.model, self.xp = learner, m, xp
         self.core, self.stream = learner._core, learner._be.stream
+        row0, rows = getattr(learner, "_shard", (0, -1))  # column-sharded RTRL: this process's gate rows
         self.config = self.core.CellNetConfig(m.cell, m.nonlinearity, m.input_size, m.hidden_size,
                                               m.output_size, B, learner.loss, learner.reduction,
-                                              layers=m.num_layers, alpha=m.alpha)
+                                              layers=m.num_layers, alpha=m.alpha, shard_row0=row0,
+                                              shard_rows=rows)
         H, L, lstm = m.hidden_size, m.num_layers, m.cell == "lstm"
         state_shape = (B, H) if L == 1 else (L, B, H)
         parts = ("h", "c") if lstm else ("h",)
@@ -142,12 +144,12 @@ class RecurrentNetKernels:
         if sensitivities and L == 1:
             for p in parts:
                 name = f"sensitivities_{p}"
-                self.arrays[name] = zeros_touched(xp, (H, B, self.config.n_theta), dtype=m.dtype)
+                self.arrays[name] = zeros_touched(xp, (H, B, self.config.carried_through[0]), dtype=m.dtype)
                 self.stream_axis[name] = 1
                 self._stream_views.append((self.arrays[name], 1))
                 self.sensitivity_names[p].append(name)
         elif sensitivities:
-            through, at = self.config.theta_through, self.config.theta_at
+            through, at = self.config.carried_through, self.config.carried_at
             for p in parts:
                 for l in range(L):
                     name = f"sensitivities_{p}_l{l}"

@@ -360,12 +360,12 @@ def _check_size(model_cls: type, model_config: dict, learner_cls: type, learner_
     common = dict(batch_size=learner_config.get("batch_size", 1), dtype=model_config.get("dtype", "float32"),
                   learner=learner_cls._kind, optimizer=kind, update=learner_config.get("update", "realtime"),
                   steps=1)
+    shard = learner_config.get("shard")  # a column-sharded learner's file: its weight rows only
+    common["weight_rows"] = None if shard is None else int(shard[1])
     if model_cls.__name__ == "FullyRecurrent":
         n_outputs = model_config.get("n_outputs")
-        shard = learner_config.get("shard")  # a column-sharded learner's file: its weight rows only
         need = memory.estimate("fully_recurrent", model_config["n_inputs"], model_config["n_units"],
-                               n_outputs, bias=bool(model_config.get("bias", True)),
-                               weight_rows=None if shard is None else int(shard[1]), **common)
+                               n_outputs, bias=bool(model_config.get("bias", True)), **common)
     else:
         need = memory.estimate(model_config["cell"], model_config["input_size"], model_config["hidden_size"],
                                model_config["output_size"], num_layers=model_config.get("num_layers", 1), **common)

@@ -4,10 +4,10 @@
 the ranks' gradients before the optimizer, so the weights stay identical on every rank, and the run
 equals one process running all the streams (to rounding: the sum over streams is taken rank by rank).
 
-:class:`ShardedRTRL` — exact RTRL for one FullyRecurrent network with its sensitivities split by weight
-rows across the ranks: every rank replays the forward, moves its rows' sensitivities on and computes
-its rows' gradient, and the ranks gather the whole gradient before the (replicated) update: bit for bit
-one process's run, with 1/ranks of the sensitivities' memory on each.
+:class:`ShardedRTRL` — exact RTRL for one network (FullyRecurrent or RecurrentNet) with its
+sensitivities split by weight rows across the ranks: every rank replays the forward, moves its rows'
+sensitivities on and computes its rows' gradient, and the ranks gather the whole gradient before the
+(replicated) update: bit for bit one process's run, with 1/ranks of the sensitivities' memory on each.
 
 The combination happens inside the native loop, at the step where the update needs it (a hook of the
 one online loop, DESIGN §8, that takes the GIL for the collective only). torch is needed (``pip install
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from .learners import RTRL, Learner
-from .models import FullyRecurrent
+from .models import FullyRecurrent, RecurrentNet
 
-__all__ = ["RTRLShard", "ShardedRTRL", "StreamParallel", "gather_shards", "shard_rows"]
+__all__ = ["RTRLShard", "ShardedRTRL", "StreamParallel", "gather_shards", "shard_rows", "weight_rows"]
 
 
 def _dist() -> Any:
@@ -90,11 +90,12 @@ class StreamParallel:
         self.total_streams = sum(streams)
         mean = learner.reduction == "mean"
         self._weights = [b / self.total_streams if mean else 1.0 for b in streams]
-        learner._gradient_hook = self._combine
+        learner._gradient_hook = _LoopHook(self._combine, each_step=False)
 
-    def _combine(self, grad: np.ndarray, finite: bool) -> bool:
+    def _combine(self, grad: np.ndarray, finite: bool, streams: list) -> tuple[bool, list]:
         """Replaces ``grad`` (this rank's, in place) by the weighted sum of every rank's, in rank
-        order (the same bits on every rank); returns whether every rank's was finite."""
+        order (the same bits on every rank); returns whether every rank's was finite, and this
+        rank's own streams to reset (each rank runs its own streams)."""
         import torch
 
         dist = _dist()
@@ -109,7 +110,7 @@ class StreamParallel:
         for weight, p in zip(self._weights, parts):
             total += grad.dtype.type(weight) * p[:-1].numpy()
         grad[...] = total
-        return everywhere
+        return everywhere, streams
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["learner"], name)
@@ -117,6 +118,18 @@ class StreamParallel:
     def __repr__(self) -> str:
         return (f"StreamParallel({self.learner!r}, rank {self.rank} of {self.world_size}, "
                 f"{self.total_streams} streams in all)")
+
+
+class _LoopHook:
+    """What a learner's native loop calls after each step's non-finite check (the core's
+    GradientCombiner): ``hook(grad, finite, streams) -> (everywhere, streams)``; ``each_step``: also
+    at the steps of epoch mode, with ``grad=None``."""
+
+    def __init__(self, combine: Any, each_step: bool) -> None:
+        self.combine, self.each_step = combine, each_step
+
+    def __call__(self, grad: Any, finite: bool, streams: list) -> tuple[bool, list]:
+        return self.combine(grad, finite, streams)
 
 
 def _check_group(group: Any) -> Any:
@@ -144,37 +157,61 @@ def shard_rows(units: int, world_size: int, rank: int) -> tuple[int, int]:
     return rank * base + min(rank, extra), base + (rank < extra)
 
 
+def weight_rows(model: Any) -> int:
+    """The weight rows column-sharded RTRL splits: the fully recurrent network's ``n_units`` (the
+    rows of W), or a RecurrentNet's ``gates * hidden_size`` (the rows of every layer's w_ih, w_hh and
+    biases; a rank carries the same rows of each layer)."""
+    if isinstance(model, FullyRecurrent):
+        return model.n_units
+    if isinstance(model, RecurrentNet):
+        return model.gates * model.hidden_size
+    raise ValueError("model: column-sharded RTRL shards the sensitivities of rtrl.FullyRecurrent or "
+                     f"rtrl.RecurrentNet; got {type(model).__name__}")
+
+
 class RTRLShard(RTRL):
-    """Exact RTRL carrying the sensitivities of the weight rows ``shard = (first, rows)`` only, of a
-    column-sharded learner of ``world_size`` ranks — what one rank's checkpoint holds. It runs no
-    collective: :class:`ShardedRTRL` joins it to a process group, and ``rtrl.load([paths])`` gathers
-    every rank's into one :class:`rtrl.RTRL`."""
+    """Exact RTRL carrying the sensitivities of the weight rows ``shard = (first, rows)`` only (of
+    :func:`weight_rows`), of a column-sharded learner of ``world_size`` ranks — what one rank's
+    checkpoint holds. Its gradient holds those rows' part (zero in the other rows; the readout's part
+    in full). It runs no collective: :class:`ShardedRTRL` joins it to a process group, and
+    ``rtrl.load([paths])`` gathers every rank's into one :class:`rtrl.RTRL`."""
 
     def __init__(self, model: Any, *, shard: Any, world_size: int, **kwargs: Any) -> None:
-        if not isinstance(model, FullyRecurrent):
-            raise ValueError("model: column-sharded RTRL shards the fully recurrent network's sensitivities "
-                             f"(rtrl.FullyRecurrent); got {type(model).__name__}")
-        first, rows = (int(v) for v in shard)
+        total = weight_rows(model)
         if isinstance(world_size, bool) or not isinstance(world_size, (int, np.integer)) or world_size < 1:
             raise ValueError(f"world_size: expected a positive integer, got {world_size!r}")
+        try:
+            first, rows = (int(v) for v in shard)
+        except (TypeError, ValueError):
+            raise ValueError(f"shard: expected (first row, rows), got {shard!r}") from None
+        if rows < 1 or first < 0 or first + rows > total:
+            raise ValueError(f"shard: expected weight rows [first, first + rows) within [0, {total}), got "
+                             f"first={first}, rows={rows}")
         self._shard, self.world_size = (first, rows), int(world_size)
         super().__init__(model, **kwargs)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "shard": list(self._shard), "world_size": self.world_size}
 
+    def _shard_parameters(self, rank: int) -> list:
+        """(start, count) ranges of the flat parameters whose gradient rank ``rank`` computes."""
+        return self._kernels.config.shard_parameters(*shard_rows(weight_rows(self.model), self.world_size, rank))
+
 
 class ShardedRTRL(RTRLShard):
-    """Exact RTRL (``rtrl.RTRL``'s keyword arguments and interface) for a FullyRecurrent network
-    with its sensitivities split by weight rows across the ranks of ``group`` (the default group
-    unless given; initialised by the caller).
+    """Exact RTRL (``rtrl.RTRL``'s keyword arguments and interface) for a FullyRecurrent network or
+    a RecurrentNet with its sensitivities split by weight rows across the ranks of ``group`` (the
+    default group unless given; initialised by the caller).
 
     Every rank passes the same model (checked once: a ValueError on every rank otherwise) and the
-    same inputs. Rank r carries the sensitivities of weight rows ``shard_rows(n_units, ranks, r)``
-    — (n_units, B, rows, width), ``learner.sensitivities`` — and computes their part of each step's
-    gradient; the ranks gather the whole gradient before the update (real time: every step, inside
-    the native loop; epoch mode: at ``apply()``, so ``gradients()`` before it holds this rank's rows
-    only). Weights, outputs and losses are bit for bit those of one process.
+    same inputs. Rank r carries the sensitivities of weight rows ``shard_rows(weight_rows(model),
+    ranks, r)`` and computes their part of each step's gradient: for FullyRecurrent the rows of W —
+    sensitivities (n_units, B, rows, width); for a RecurrentNet the same gate rows of every layer
+    (rows of w_ih, w_hh and the biases) — each layer's sensitivities then cover ``rows`` of the
+    ``gates * hidden_size`` rows of every layer below and of its own (``learner.state_dict()``). The
+    ranks gather the whole gradient before the update (real time: every step, inside the native
+    loop; epoch mode: at ``apply()``, so ``gradients()`` before it holds this rank's rows only, and
+    the readout's gradient in full). Weights, outputs and losses are bit for bit those of one process.
 
     Each rank saves its own shard (``learner.save(f"ckpt-{rank}.npz")``); :meth:`load` resumes it on
     the same world size, and ``rtrl.load([path_0, ..., path_last])`` gathers all of them into one
@@ -183,29 +220,29 @@ class ShardedRTRL(RTRLShard):
 
     def __init__(self, model: Any, *, group: Any = None, **kwargs: Any) -> None:
         dist = _check_group(group)
-        if not isinstance(model, FullyRecurrent):
-            raise ValueError("model: ShardedRTRL shards the fully recurrent network's sensitivities "
-                             f"(rtrl.FullyRecurrent); got {type(model).__name__}")
+        rows = weight_rows(model)
         if model.device != "cpu":
             raise ValueError(f"model: ShardedRTRL runs on the CPU (gloo); this one is on {model.device!r}")
         world, rank = dist.get_world_size(group), dist.get_rank(group)
-        if world > model.n_units:
-            raise ValueError(f"group: {world} ranks cannot share {model.n_units} weight rows; "
-                             "use at most n_units ranks")
-        super().__init__(model, shard=shard_rows(model.n_units, world, rank), world_size=world, **kwargs)
+        if world > rows:
+            raise ValueError(f"group: {world} ranks cannot share {rows} weight rows; use at most {rows} ranks")
+        super().__init__(model, shard=shard_rows(rows, world, rank), world_size=world, **kwargs)
         self._join(group)
 
     def _join(self, group: Any) -> None:
         """Takes part in ``group``: this rank's shard must be the one the group gives it."""
         dist = _check_group(group)
         self.group, self.rank = group, dist.get_rank(group)
+        rows = weight_rows(self.model)
         if dist.get_world_size(group) != self.world_size or \
-                self._shard != shard_rows(self.model.n_units, self.world_size, self.rank):
+                self._shard != shard_rows(rows, self.world_size, self.rank):
             raise ValueError(f"group: this shard carries weight rows {self._shard} of a {self.world_size}-rank "
                              f"learner; rank {self.rank} of {dist.get_world_size(group)} carries "
-                             f"{shard_rows(self.model.n_units, dist.get_world_size(group), self.rank)}")
+                             f"{shard_rows(rows, dist.get_world_size(group), self.rank)}")
         _same_everywhere(self, group, self.world_size)
-        self._gradient_hook = self._gather_gradient
+        self._ranges = [self._shard_parameters(r) for r in range(self.world_size)]
+        # every step, in epoch mode too: every rank must drop the same steps and reset the same streams
+        self._gradient_hook = _LoopHook(self._gather_gradient, each_step=True)
 
     @classmethod
     def load(cls, path: Any, *, group: Any = None, device: Any = None) -> "ShardedRTRL":
@@ -220,26 +257,35 @@ class ShardedRTRL(RTRLShard):
         learner._join(group)
         return learner
 
-    def _gather_gradient(self, grad: np.ndarray, finite: bool) -> bool:
-        """Fills ``grad`` [n L] (this rank's rows, zeros elsewhere) with every rank's rows; returns
-        whether every rank's part was finite. Each rank sends its rows only (padded to the largest
-        shard, as all_gather wants equal parts)."""
+    def _gather_gradient(self, grad: Any, finite: bool, streams: list) -> tuple[bool, list]:
+        """Fills ``grad`` (this rank's rows, zeros in the others; None at a step of epoch mode) with
+        every rank's rows; returns whether every rank's part was finite, and the streams any rank
+        reset (the ones the one-process run resets: every rank resets them). Each rank sends its rows'
+        values (padded to the largest shard's, as all_gather wants equal parts), its verdict and
+        its streams' flags."""
         import torch
 
         dist = _dist()
-        grad = grad.reshape(-1)  # a view: the learner's gradient array is contiguous
-        n, L = self.model.n_units, self.model.width
-        widest = shard_rows(n, self.world_size, 0)[1] * L
-        row0, rows = self._shard
-        mine = torch.zeros(widest + 1, dtype=torch.float64 if grad.dtype == np.float64 else torch.float32)
-        mine[:rows * L] = torch.from_numpy(grad[row0 * L:(row0 + rows) * L])
-        mine[-1] = 1.0 if finite else 0.0
+        B = self.batch_size
+        widest = 0 if grad is None else max(sum(count for _, count in ranges) for ranges in self._ranges)
+        mine = torch.zeros(widest + 1 + B, dtype=torch.float64 if self.model.dtype == np.float64 else torch.float32)
+        if grad is not None:
+            grad = grad.reshape(-1)  # a view: the learner's gradient array is contiguous
+            values = np.concatenate([grad[start:start + count] for start, count in self._ranges[self.rank]])
+            mine[:values.size] = torch.from_numpy(values)
+        mine[widest] = 1.0 if finite else 0.0
+        mine[widest + 1 + torch.tensor(streams, dtype=torch.long)] = 1.0
         parts = [torch.empty_like(mine) for _ in range(self.world_size)]
         dist.all_gather(parts, mine, group=self.group)
-        for r, part in enumerate(parts):
-            first, count = shard_rows(n, self.world_size, r)
-            grad[first * L:(first + count) * L] = part[:count * L].numpy()
-        return all(bool(p[-1] == 1.0) for p in parts)
+        if grad is not None:
+            for ranges, part in zip(self._ranges, parts):
+                values, at = part.numpy(), 0
+                for start, count in ranges:
+                    grad[start:start + count] = values[at:at + count]
+                    at += count
+        flags = torch.stack(parts)[:, widest:]
+        everywhere = bool((flags[:, 0] == 1.0).all())
+        return everywhere, [int(s) for s in torch.nonzero(flags[:, 1:].amax(0)).flatten()]
 
 
 def gather_shards(shards: list, device: Any = None) -> RTRL:
@@ -249,12 +295,12 @@ def gather_shards(shards: list, device: Any = None) -> RTRL:
     if not shards or not all(isinstance(s, RTRLShard) for s in shards):
         raise ValueError("path: expected the files of every rank of one column-sharded learner")
     shards = sorted(shards, key=lambda s: s._shard[0])
-    world, n = shards[0].world_size, shards[0].model.n_units
+    world, total = shards[0].world_size, weight_rows(shards[0].model)
     if len(shards) != world or any(s.world_size != world for s in shards):
         raise ValueError(f"path: a {world}-rank learner has {world} files; got {len(shards)}")
-    if [s._shard for s in shards] != [shard_rows(n, world, r) for r in range(world)]:
+    if [s._shard for s in shards] != [shard_rows(total, world, r) for r in range(world)]:
         raise ValueError(f"path: the files carry weight rows {[s._shard for s in shards]}, not the {world} "
-                         f"shards of {n} rows")
+                         f"shards of {total} rows")
     if len({_fingerprint(s) for s in shards}) != 1:
         raise ValueError("path: the shards hold different models or settings (not one learner's)")
     first = shards[0]
@@ -262,11 +308,42 @@ def gather_shards(shards: list, device: Any = None) -> RTRL:
     config["optimizer"] = first.optimizer
     learner = RTRL(first.model, **config)
     state = first.state_dict()
-    state["sensitivities"] = np.concatenate([s.state_dict()["sensitivities"] for s in shards], axis=2)
-    width = first.model.width
+    states = [s.state_dict() for s in shards]
+    for name in _sensitivity_names(first):
+        state[name] = _join_columns(first, name, [st[name] for st in states], [s._shard[1] for s in shards])
     grad = state["grad"].reshape(-1)
-    for s in shards:  # in epoch mode each rank has summed its own rows
-        row0, rows = s._shard
-        grad[row0 * width:(row0 + rows) * width] = s._grad.reshape(-1)[row0 * width:(row0 + rows) * width]
+    for rank, s in enumerate(shards):  # in epoch mode each rank has summed its own rows
+        mine = s._grad.reshape(-1)
+        for start, count in s._shard_parameters(rank):
+            grad[start:start + count] = mine[start:start + count]
     learner.load_state_dict(state)
     return learner
+
+
+def _sensitivity_names(learner: RTRLShard) -> list[str]:
+    if isinstance(learner.model, FullyRecurrent):
+        return ["sensitivities"]
+    return [name for names in learner._kernels.sensitivity_names.values() for name in names]
+
+
+def _join_columns(first: RTRLShard, name: str, parts: list, rows: list) -> np.ndarray:
+    """One learner's sensitivity array from its shards' (in rank order), which carry ``rows`` weight
+    rows each: FullyRecurrent (n, B, rows, L) joined on the rows; a RecurrentNet layer's (H, B, C_0)
+    or (H, B C_<=l) joined, for each layer m it covers and each stream, on the rows of layer m's
+    columns [rows, W_m] (cell_rtrl.hpp)."""
+    model, B = first.model, first.batch_size
+    if isinstance(model, FullyRecurrent):
+        return np.concatenate(parts, axis=2)
+    H, GH = model.hidden_size, model.gates * model.hidden_size
+    layer = 0 if model.num_layers == 1 else int(name.rsplit("_l", 1)[1])
+    widths = [n // GH for n in first._kernels.config.layer_theta[:layer + 1]]  # W_m
+    blocks, at = [], [0] * len(parts)
+    for W in widths:  # layer m's columns of every shard: [H, B, rows_r, W_m]
+        pieces = []
+        for r, (part, n_g) in enumerate(zip(parts, rows)):
+            flat = part.reshape(H, -1)
+            pieces.append(flat[:, at[r]:at[r] + B * n_g * W].reshape(H, B, n_g, W))
+            at[r] += B * n_g * W
+        blocks.append(np.concatenate(pieces, axis=2).reshape(H, B * GH * W))
+    joined = np.concatenate(blocks, axis=1)
+    return joined.reshape(H, B, -1) if model.num_layers == 1 else joined

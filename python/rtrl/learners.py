@@ -156,12 +156,13 @@ class Learner:
             need = _memory.of_learner(model, self._kind, self.batch_size, rows if self.optimizer else None,
                                       update=getattr(self, "update", "realtime"),
                                       weight_rows=getattr(self, "_shard", (0, None))[1])
-            layers = (_memory.layer_sensitivities(model, self.batch_size)
+            layers = (_memory.layer_sensitivities(model, self.batch_size, getattr(self, "_shard", (0, None))[1])
                       if self._algorithm == "exact" and isinstance(model, RecurrentNet) and model.num_layers > 1
                       else None)
             _memory.check_fits(need, model.device, f"{type(self).__name__} with batch_size={self.batch_size} "
                                f"on {model!r}", layers)
-        # combines each real-time step's gradient with other processes' (rtrl.distributed); None: alone
+        # links the loop to other processes (rtrl.distributed): hook(grad, finite, streams) ->
+        # (everywhere, streams), GradientCombiner in the core's nonfinite.hpp; None: alone
         self._gradient_hook = None
         self._grad = zeros_touched(self._xp, model._flat.shape, model.dtype)
         self._optimizer_state = (zeros_touched(self._xp, (rows,) + tuple(model._flat.shape), model.dtype)
@@ -349,7 +350,7 @@ class Learner:
         if self.optimizer is None:
             raise RuntimeError("apply(): this learner has no optimizer; pass lr= or optimizer=")
         if self._pending and self._gradient_hook is not None:
-            self._gradient_hook(self._grad, True)  # the other processes' accumulated gradients
+            self._gradient_hook(self._grad, True, [])  # the other processes' accumulated gradients
         if not self._pending or self._apply_update():
             return
         if self.on_nonfinite == "raise":
@@ -733,7 +734,7 @@ class BPTT(Learner):
             self.steps += stop - start
             reset = report["first_streams"] if report["skipped_steps"] else None
             if self.optimizer is not None and self._gradient_hook is not None:
-                if not self._gradient_hook(self._grad, reset is None) and reset is None:
+                if not self._gradient_hook(self._grad, reset is None, [])[0] and reset is None:
                     reset = []  # another process's chunk was not finite: every process drops it
                     self._grad[...] = before
             self._pending = True

@@ -60,8 +60,9 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
     bias : bool
         Fully recurrent network: whether it has a bias line.
     weight_rows : int, optional
-        Fully recurrent network, column-sharded RTRL (``rtrl.distributed.ShardedRTRL``): the weight
-        rows whose sensitivities one process carries (default: all).
+        Column-sharded RTRL (``rtrl.distributed.ShardedRTRL``): the weight rows whose sensitivities
+        one process carries — of the fully recurrent network's ``n_units``, or of each layer's
+        ``gates * hidden_size`` for a RecurrentNet (default: all).
     num_layers : int
         RecurrentNet: stacked layers (sensitivities sum over the layers, layer l's covering the
         parameters of layers <= l).
@@ -111,7 +112,7 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
         if output_size is None:
             raise ValueError("output_size: RecurrentNet needs the readout's size")
         sizes = _cell_net(core, model, I, H, int(output_size), B, learner, steps, item, where,
-                          int(num_layers), realtime, rows)
+                          int(num_layers), realtime, rows, -1 if weight_rows is None else int(weight_rows))
     else:
         raise ValueError(f"model: expected 'fully_recurrent' or one of {tuple(CELLS)}, got {model!r}")
     n_params = sizes.pop("n_params")
@@ -135,15 +136,16 @@ def of_learner(model: Any, learner: str, batch_size: int, optimizer_rows: int | 
         return estimate("fully_recurrent", model.n_inputs, model.n_units, model.n_outputs, bias=model.bias,
                         weight_rows=weight_rows, **common)
     return estimate(model.cell, model.input_size, model.hidden_size, model.output_size,
-                    num_layers=model.num_layers, **common)
+                    num_layers=model.num_layers, weight_rows=weight_rows, **common)
 
 
-def layer_sensitivities(model: Any, batch_size: int) -> list[int]:
+def layer_sensitivities(model: Any, batch_size: int, weight_rows: int | None = None) -> list[int]:
     """Bytes of exact RTRL's sensitivities for each layer of a RecurrentNet, as its algorithm declares
-    them (layer l's cover the parameters of layers <= l)."""
+    them (layer l's cover the parameters of layers <= l; ``weight_rows`` of each layer's, sharded)."""
     config = model._backend.core.CellNetConfig(model.cell, model.nonlinearity, model.input_size,
                                                model.hidden_size, model.output_size, batch_size, "mse",
-                                               "mean", layers=model.num_layers, alpha=model.alpha)
+                                               "mean", layers=model.num_layers, alpha=model.alpha,
+                                               shard_rows=-1 if weight_rows is None else int(weight_rows))
     return [n * model.dtype.itemsize for n in config.layout("exact", False, 0)["layer_sensitivities"]]
 
 
@@ -196,8 +198,10 @@ def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, lear
 
 def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str,
               steps: int | None, item: int, device: str, layers: int, realtime: bool,
-              rows: int) -> dict[str, int]:
-    config = core.CellNetConfig(cell, "tanh", I, H, O, B, "mse", "mean", layers=layers)
+              rows: int, weight_rows: int = -1) -> dict[str, int]:
+    if weight_rows != -1 and learner != "rtrl":
+        raise ValueError(f"weight_rows: only exact RTRL (learner='rtrl') shards its sensitivities, got {learner!r}")
+    config = core.CellNetConfig(cell, "tanh", I, H, O, B, "mse", "mean", layers=layers, shard_rows=weight_rows)
     if learner in _ONLINE:
         return _rtrl(config.layout(_ONLINE[learner], realtime, rows), item, device)
     info = CELL_INFO[cell]

@@ -12,12 +12,16 @@
 //   column q = B N_<m + s N_m + c  for parameter c of layer m <= l, stream s,
 // so that the columns of the layers below l are the same in P^l and P^{l-1} and one product
 // W_ih^l P_h^{l-1}(t) + W_hh^l P_h^l(t-1) covers them. With one layer this is P_h [H, B N_0].
+// A process of column-sharded RTRL (DESIGN §12) carries the gate rows [g0, g0 + n_g) of every layer:
+// C_l = n_g W_l columns of layer l per stream, in place of N_l (c counted from g0 W_l), and
+// C_<l in place of N_<l.
 // v_l = [h^{l-1}_t | h^l_{t-1} | 1 (| 1)] (h^{-1} = x) is the value each own column multiplies.
 //
 // The flat parameter vector holds, layer by layer, w_ih [G H, I_l], w_hh [G H, H], b_ih [G H],
 // b_hh [G H]; then w_out [O, H], b_out [O].
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "rtrl/array_ops.hpp"
@@ -52,6 +56,9 @@ struct CellLayerDims {
   double alpha = 1.0;
   index_t inputs = 0, hidden = 0, batch = 1;  // I_l, H, B
   index_t params_at = 0, theta_at = 0;
+  // The gate rows whose sensitivities this process carries (column-sharded RTRL):
+  // [row0, row0 + carried_rows()), rows < 0: all G H; carried_at: C_<l.
+  index_t row0 = 0, rows = -1, carried_at = 0;
 
   RTRL_HD index_t gates() const { return cell_gates(cell); }
   RTRL_HD index_t bias_cols() const { return cell_bias_columns(cell); }
@@ -63,6 +70,8 @@ struct CellLayerDims {
   RTRL_HD index_t off_b_ih() const { return off_w_hh() + gates() * hidden * recurrent_cols(); }
   RTRL_HD index_t off_b_hh() const { return off_b_ih() + gates() * hidden; }
   RTRL_HD index_t n_params() const { return gates() * hidden * (inputs + recurrent_cols() + 2); }
+  RTRL_HD index_t carried_rows() const { return rows < 0 ? gates() * hidden : rows; }  // n_g
+  RTRL_HD index_t n_carried() const { return carried_rows() * width(); }                // C_l
 };
 
 struct CellNetDims {
@@ -71,20 +80,28 @@ struct CellNetDims {
   index_t inputs = 0, hidden = 0, outputs = 0, batch = 1;
   index_t layers = 1;  // L
   double alpha = 1.0;  // RNN: the leaky cell's factor
+  // Column-sharded RTRL: the gate rows of every layer this process carries (shard_rows < 0: all).
+  index_t shard_row0 = 0, shard_rows = -1;
 
   RTRL_HD index_t gates() const { return cell_gates(cell); }
   RTRL_HD index_t bias_cols() const { return cell_bias_columns(cell); }
   RTRL_HD CellLayerDims layer(index_t l) const {
     const index_t G = gates(), H = hidden, R = cell == CellKind::elstm ? 1 : H;  // w_hh's per row
     CellLayerDims d{cell, nonlinearity, alpha, l == 0 ? inputs : H, H, batch, 0, 0};
+    d.row0 = shard_row0;
+    d.rows = shard_rows;
     if (l > 0) {
+      const index_t n_g = d.carried_rows();
       d.params_at = G * H * (inputs + R + 2) + (l - 1) * G * H * (H + R + 2);
       d.theta_at = G * H * (inputs + R + bias_cols()) + (l - 1) * G * H * (H + R + bias_cols());
+      d.carried_at = n_g * (inputs + R + bias_cols()) + (l - 1) * n_g * (H + R + bias_cols());
     }
     return d;
   }
   RTRL_HD index_t n_theta() const { return layer(layers).theta_at; }  // N_<L, all layers
   RTRL_HD index_t theta_through(index_t l) const { return layer(l + 1).theta_at; }  // N_<=l
+  RTRL_HD index_t n_carried() const { return layer(layers).carried_at; }  // C_<L
+  RTRL_HD index_t carried_through(index_t l) const { return layer(l + 1).carried_at; }  // C_<=l
   RTRL_HD index_t width() const { return layer(0).width(); }
   RTRL_HD index_t off_w_out() const { return layer(layers).params_at; }
   RTRL_HD index_t off_b_out() const { return off_w_out() + outputs * hidden; }
@@ -151,8 +168,8 @@ struct LoadColumnValues {
 // Q[g', column (s, g', k)] += v[s, k]: each weight of gate row g' acts on that row directly.
 // GRU's n rows take only the h-side columns here (w_hn, b_hn sit inside r); the x side (w_in, b_in)
 // is added in the sensitivity pass. Called as f(r, 0, k) for the columns r W + k of the layer's
-// own columns, counted from their first; Q holds those from q0 on, r = s G H + g'. The eLSTM's w_hh
-// column of row g' takes h[s, g' mod H].
+// own columns, counted from their first; Q holds those from q0 on, r = s n_g + g' - g0 (all rows
+// unsharded: r = s G H + g'). The eLSTM's w_hh column of row g' takes h[s, g' mod H].
 //   Q: [G H, ldq]   v: [B, W]   h: [B, H]
 // What AddCellImmediateTerm reads once per row r = s G H + g' (the division stays out of the columns).
 template <class T>
@@ -172,8 +189,8 @@ struct AddCellImmediateTerm {
   T* Q;
   const T* h;
   RTRL_HD ImmediateTermRow<T> row(index_t r, index_t) const {
-    const index_t GH = d.gates() * d.hidden, W = d.width(), H = d.hidden;
-    const index_t s = r / GH, g = r % GH;
+    const index_t n_g = d.carried_rows(), W = d.width(), H = d.hidden;
+    const index_t s = r / n_g, g = d.row0 + r % n_g;
     return {g * ldq + r * W - q0, v + s * W, d.elementwise() ? h[s * H + g % H] : T(0),
             d.cell == CellKind::gru && g >= 2 * H};
   }
@@ -201,8 +218,8 @@ struct ComputeCoefficients {
 template <class T>
 struct CellSensitivityStep {
   CellLayerDims d;     // layer l (whose coefficients apply); inputs and width are layer m's
-  index_t per_stream;  // N_m
-  index_t ld;          // B N_<=l, the row stride of P_h^l
+  index_t per_stream;  // C_m (N_m unsharded)
+  index_t ld;          // B C_<=l, the row stride of P_h^l
   index_t q0;          // the column of Q's first, counted like the group's
   const T* Q;          // [rows, ldq]  W_hh P_h(t-1) (+ W_ih P_h^{l-1}(t)) + immediate terms
   index_t ldq;
@@ -227,7 +244,7 @@ RTRL_HD CellSensitivityRow<T> sensitivity_row(const CellSensitivityStep<T>& a, i
   for (int m = 0; m < K; ++m) r.k[m] = k[m * a.d.batch * H];
   r.delta = a.delta_h ? a.delta_h[s * H + j] : T(0);
   r.first = j == 0;
-  r.n_row = (2 * H + j) * a.d.width();
+  r.n_row = (2 * H + j - a.d.row0) * a.d.width();
   r.v = a.v ? a.v + s * a.d.width() : nullptr;
   r.inputs = a.d.inputs;
   r.width = a.d.width();
@@ -274,18 +291,34 @@ struct StackedOperand {
   }
 };
 
+// Where the columns of one layer's theta rows [G H, W] sit in the flat parameters: w_ih, w_hh, b_ih
+// and b_hh, each `cols` columns from theta's column `column` (RNN and LSTM keep one bias column for
+// both biases), gate row g' at at + g' cols.
+struct ThetaBlock {
+  index_t column, at, cols;
+};
+
+inline std::array<ThetaBlock, 4> theta_blocks(const CellLayerDims& d) {
+  const index_t I = d.inputs, R = d.recurrent_cols();
+  const index_t hh_column = d.cell == CellKind::gru ? I + R + 1 : I + R;
+  return {{{0, d.params_at, I}, {I, d.off_w_hh(), R}, {I + R, d.off_b_ih(), 1}, {hh_column, d.off_b_hh(), 1}}};
+}
+
 // Moves the packed theta gradient of one layer [G H, W] into the flat gradient's w_ih, w_hh, b_ih and
-// b_hh; for RNN and LSTM the single bias column is reported for both biases. Each block of columns is
-// one strided copy (contiguous runs the CPU vectorises, an element per thread on CUDA).
-//   packed: [G H, W]   grad: the flat gradient (this layer's part at d.params_at)
+// b_hh (theta_blocks). Each block is one strided copy (contiguous runs the CPU vectorises, an element
+// per thread on CUDA). A shard's packed gradient holds its gate rows [g0, g0 + n_g) only; the other
+// rows' gradient is set to zero (the other processes').
+//   packed: [n_g, W]   grad: the flat gradient
 template <class Ctx, class T>
 void scatter_theta_gradient(Ctx& ctx, const CellLayerDims& d, const T* packed, T* grad) {
-  const index_t GH = d.gates() * d.hidden, I = d.inputs, R = d.recurrent_cols(), W = d.width();
-  ctx.for_each_2d(GH, I, CopyRows<T>{packed, W, grad + d.params_at, I});
-  ctx.for_each_2d(GH, R, CopyRows<T>{packed + I, W, grad + d.off_w_hh(), R});
-  ctx.for_each_2d(GH, 1, CopyRows<T>{packed + I + R, W, grad + d.off_b_ih(), 1});
-  const index_t hh_column = d.cell == CellKind::gru ? I + R + 1 : I + R;
-  ctx.for_each_2d(GH, 1, CopyRows<T>{packed + hh_column, W, grad + d.off_b_hh(), 1});
+  const index_t W = d.width(), g0 = d.row0, n_g = d.carried_rows();
+  const index_t after = d.gates() * d.hidden - g0 - n_g;
+  for (const ThetaBlock& b : theta_blocks(d)) {
+    T* out = grad + b.at;
+    ctx.for_each_2d(n_g, b.cols, CopyRows<T>{packed + b.column, W, out + g0 * b.cols, b.cols});
+    if (g0 > 0) ctx.for_each(g0 * b.cols, Fill<T>{T(0), out});
+    if (after > 0) ctx.for_each(after * b.cols, Fill<T>{T(0), out + (g0 + n_g) * b.cols});
+  }
 }
 
 }  // namespace rtrl

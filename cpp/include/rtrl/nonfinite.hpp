@@ -11,10 +11,19 @@ namespace rtrl {
 
 enum class NonfinitePolicy { raise, skip };
 
-// Combines a step's gradient [count] with the other processes' in place, before the optimizer
-// (stream-parallel learning, DESIGN §12), and returns whether the step was finite on all of them;
-// `finite` is this process's verdict. Empty: one process. Called on the host with host memory.
-using GradientCombiner = std::function<bool(void* grad, index_t count, bool finite)>;
+// The loop's link to the other processes of a distributed learner (DESIGN §12), called on the host
+// with host memory after each step's non-finite check: combine(grad, count, finite, streams)
+// combines the step's gradient [count] with the other processes' in place, before the optimizer
+// (grad is null at a step of epoch mode: the call only agrees on the verdict), and returns whether
+// the step was finite on all of them. `finite` is this process's verdict and `streams` the streams
+// it reset (empty when finite); on return `streams` holds the streams every process resets — the
+// union over the processes when they run the same streams (column-sharded RTRL), this process's
+// own when each runs its own. each_step: also called at the steps of epoch mode. Empty: one process.
+struct GradientCombiner {
+  std::function<bool(void* grad, index_t count, bool finite, std::vector<index_t>& streams)> combine;
+  bool each_step = false;
+  explicit operator bool() const { return bool(combine); }
+};
 
 // What a run's guard saw; the first offending step (relative to the call) and its streams.
 struct NonfiniteEvents {

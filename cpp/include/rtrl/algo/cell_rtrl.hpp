@@ -179,31 +179,32 @@ class CellStackModel {
   const T* feedback_ = nullptr;
 };
 
-// Exact RTRL's sensitivities over a stack: P_h^l [H, B N_<=l] (and P_c^l) per layer.
+// Exact RTRL's sensitivities over a stack: P_h^l [H, B N_<=l] (and P_c^l) per layer; a shard of
+// column-sharded RTRL carries [H, B C_<=l] (cell_rtrl.hpp) and computes its gate rows' gradient.
 template <class Cell, class Ctx, class T>
 class CellStackExactRtrl {
  public:
   using Model = CellStackModel<Cell, Ctx, T>;
 
   CellStackExactRtrl(Ctx& ctx, const CellNetDims& d, const CellNetState<T>& st)
-      : d_(d), st_(st), G_buf_(ctx.template alloc<T>(d.batch * d.n_theta())),
-        packed_buf_(ctx.template alloc<T>(d.n_theta())),
+      : d_(d), st_(st), G_buf_(ctx.template alloc<T>(d.batch * d.n_carried())),
+        packed_buf_(ctx.template alloc<T>(d.n_carried())),
         operand_buf_(ctx.template alloc<T>(d.layers > 1 ? operand_rows(d) * 2 * d.hidden : 0)),
         dense_buf_(ctx.template alloc<T>(dense_size(d))),
         G_(G_buf_.data()) {}
 
-  // Per layer l: P_h^l (and P_c^l) [H, B N_<=l]; the contraction [B N_<L], its stream sum [N_<L],
+  // Per layer l: P_h^l (and P_c^l) [H, B C_<=l]; the contraction [B C_<L], its stream sum [C_<L],
   // the stacked operand [W_ih | W_hh]; the products over the own columns and over those below.
   static void declare(const CellNetDims& d, OnlineLayout& l) {
     const index_t B = d.batch, H = d.hidden, GH = d.gates() * H;
     for (index_t m = 0; m < d.layers; ++m) {
-      const index_t layer = (Cell::kHasCellState ? 2 : 1) * H * B * d.theta_through(m);
+      const index_t layer = (Cell::kHasCellState ? 2 : 1) * H * B * d.carried_through(m);
       l.sensitivities += layer;
       l.layer_sensitivities.push_back(layer);
-      l.products.push_back({GH, H, B * d.layer(m).n_theta()});
-      if (m > 0) l.products.push_back({operand_rows(d), 2 * H, B * d.layer(m).theta_at});
+      l.products.push_back({GH, H, B * d.layer(m).n_carried()});
+      if (m > 0) l.products.push_back({operand_rows(d), 2 * H, B * d.layer(m).carried_at});
     }
-    l.workspace += B * d.n_theta() + d.n_theta() + (d.layers > 1 ? operand_rows(d) * 2 * H : 0) +
+    l.workspace += B * d.n_carried() + d.n_carried() + (d.layers > 1 ? operand_rows(d) * 2 * H : 0) +
                    dense_size(d);
   }
 
@@ -225,10 +226,10 @@ class CellStackExactRtrl {
   void add_checks(StepCheck<T>& c) const {
     const index_t B = d_.batch, H = d_.hidden;
     for (index_t l = 0; l < d_.layers; ++l) {
-      const index_t ld = B * d_.theta_through(l);
+      const index_t ld = B * d_.carried_through(l);
       for (index_t m = 0; m <= l; ++m) {
         const CellLayerDims dm = d_.layer(m);
-        const index_t at = B * dm.theta_at, n = dm.n_theta();
+        const index_t at = B * dm.carried_at, n = dm.n_carried();
         if (l == d_.layers - 1) c.watched.push_back(StreamBlock<const T>{G_ + at, 1, 0, n, n});
         c.reset.push_back(StreamBlock<T>{st_.P_h[l] + at, H, ld, n, n});
         if (st_.P_c) c.reset.push_back(StreamBlock<T>{st_.P_c[l] + at, H, ld, n, n});
@@ -245,7 +246,7 @@ class CellStackExactRtrl {
     for (index_t l = 0; l < d.layers; ++l) {
       const CellLayerDims dl = d.layer(l);
       const CellLayerStep<T>& s = m.step(l);
-      const index_t ld = B * d.theta_through(l), own_at = B * dl.theta_at, W = dl.width();
+      const index_t ld = B * d.carried_through(l), own_at = B * dl.carried_at, W = dl.width();
       T* P_h = st_.P_h[l];
       T* P_c = st_.P_c ? st_.P_c[l] : nullptr;
       const bool contract = l == top;
@@ -255,32 +256,32 @@ class CellStackExactRtrl {
                                       contract ? s.delta_h : nullptr, P_h + at,
                                       P_c ? P_c + at : nullptr, contract ? G + at : nullptr};
       };
-      // Own columns (s, g', k), r = s G H + g', counted from own_at.
+      // Own columns (s, g', k), r = s n_g + g' - g0, counted from own_at.
       const T* w_hh = st_.params + dl.off_w_hh();
       const T* h_prev = st_.h + l * B * H;
       if (dl.elementwise()) {
         ctx.for_each_2d(GH, H, DenseDiagonal<T>{H, w_hh, dense_buf_.data()});
         w_hh = dense_buf_.data();
       }
-      ctx.template for_product_blocks<T>(GH, H, B * dl.n_theta(), w_hh, H, P_h + own_at, ld,
+      ctx.template for_product_blocks<T>(GH, H, B * dl.n_carried(), w_hh, H, P_h + own_at, ld,
                                          [&](index_t q0, index_t cols, T* Q, index_t ldq) {
         ctx.for_each_serial_k(q0, q0 + cols, W, 1, AddCellImmediateTerm<T>{dl, q0, ldq, s.v, Q, h_prev});
-        const CellSensitivityStep<T> a = step_of(own_at, dl.n_theta(), q0, Q, ldq, s.v);
+        const CellSensitivityStep<T> a = step_of(own_at, dl.n_carried(), q0, Q, ldq, s.v);
         if (contract)
-          ctx.for_each_serial_k(q0, q0 + cols, dl.n_theta(), H, CellSensitivity<Cell, T, true, false, kLeaky>{a});
+          ctx.for_each_serial_k(q0, q0 + cols, dl.n_carried(), H, CellSensitivity<Cell, T, true, false, kLeaky>{a});
         else
-          ctx.for_each_serial_k(q0, q0 + cols, dl.n_theta(), H, CellSensitivity<Cell, T, false, false, kLeaky>{a});
+          ctx.for_each_serial_k(q0, q0 + cols, dl.n_carried(), H, CellSensitivity<Cell, T, false, false, kLeaky>{a});
       });
       if (l == 0) continue;
       // The columns of the layers below: [W_ih | W_hh] over [P_h^{l-1}(t); P_h^l(t-1)].
       T* A = operand_buf_.data();
       ctx.for_each_2d(operand_rows(d), 2 * H, StackedOperand<T>{dl, st_.params, A});
-      const ProductSlabs<T> slabs{st_.P_h[l - 1], B * d.theta_through(l - 1), H, P_h, ld, H};
+      const ProductSlabs<T> slabs{st_.P_h[l - 1], B * d.carried_through(l - 1), H, P_h, ld, H};
       ctx.template for_product_blocks<T>(operand_rows(d), own_at, A, 2 * H, slabs,
                                          [&](index_t q0, index_t cols, T* Q, index_t ldq) {
         for (index_t mi = 0; mi < l; ++mi) {
           const CellLayerDims dm = d.layer(mi);
-          const index_t at = B * dm.theta_at, n = dm.n_theta();
+          const index_t at = B * dm.carried_at, n = dm.n_carried();
           const index_t lo = q0 > at ? q0 : at, hi = q0 + cols < at + B * n ? q0 + cols : at + B * n;
           if (lo >= hi) continue;
           const CellSensitivityStep<T> a = step_of(at, n, q0 - at, Q, ldq, nullptr);
@@ -294,16 +295,16 @@ class CellStackExactRtrl {
     T* packed = packed_buf_.data();
     for (index_t l = 0; l < d.layers; ++l) {
       const CellLayerDims dl = d.layer(l);
-      const index_t n = dl.n_theta();
-      ctx.for_each_serial_k(0, n, n, B, SumOverStreams<T>{n, G + B * dl.theta_at, packed + dl.theta_at});
-      scatter_theta_gradient(ctx, dl, packed + dl.theta_at, step_grad);
+      const index_t n = dl.n_carried();
+      ctx.for_each_serial_k(0, n, n, B, SumOverStreams<T>{n, G + B * dl.carried_at, packed + dl.carried_at});
+      scatter_theta_gradient(ctx, dl, packed + dl.carried_at, step_grad);
     }
   }
 
   CellNetDims d_;
   CellNetState<T> st_;
   decltype(std::declval<Ctx&>().template alloc<T>(0)) G_buf_, packed_buf_, operand_buf_, dense_buf_;
-  T* G_;  // [B N_<L] the top layer's contraction, column q as in its sensitivities
+  T* G_;  // [B C_<L] the top layer's contraction, column q as in its sensitivities
 };
 
 // Returns the optimizer's update count after the call; `events` receives what the non-finite check

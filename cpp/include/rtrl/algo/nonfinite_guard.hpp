@@ -10,6 +10,7 @@
 // taken before it and counted the same way, without resetting any stream.
 #pragma once
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -52,11 +53,32 @@ class NonfiniteGuard {
   bool step_ok(index_t t, const Ranges& ranges, const Watched& watched, const Reset& reset) {
     events_.steps_done = t + 1;
     if (ctx_.template all_finite<T>(ranges)) return true;
-    const std::vector<index_t> bad = offending_streams(watched);
-    for (index_t s : bad)
-      for (const StreamBlock<T>& b : reset) ctx_.for_each_2d(b.outer, b.width, ZeroStreamBlock<T>{b, s});
-    record(t, bad);
+    reset_ = offending_streams(watched);
+    zero_streams(reset_, reset);
+    record(t, reset_);
     return false;
+  }
+
+  // The streams the last step_ok that failed reset, in increasing order.
+  const std::vector<index_t>& reset_streams() const { return reset_; }
+
+  // Another process found step t not finite: the step is dropped here too, and the streams of `all`
+  // (increasing) this process has not reset itself are reset in `reset`'s blocks. finite_here: this
+  // process's own check passed (else step_ok has dropped the step and reset its streams already).
+  template <class Reset>
+  void adopt(index_t t, bool finite_here, const std::vector<index_t>& all, const Reset& reset) {
+    const std::vector<index_t> none;
+    const std::vector<index_t>& own = finite_here ? none : reset_;
+    std::vector<index_t> extra;
+    for (index_t s : all)
+      if (std::find(own.begin(), own.end(), s) == own.end()) extra.push_back(s);
+    zero_streams(extra, reset);
+    if (finite_here) {
+      record(t, all);
+      return;
+    }
+    events_.reset_streams += index_t(extra.size());
+    if (events_.first_step == t) events_.first_streams = all;
   }
 
   // update(backup) applies an optimizer step to params [param_count] and state [state_count], and
@@ -75,9 +97,6 @@ class NonfiniteGuard {
     return false;
   }
 
-  // Records step t as dropped for a reason outside this process (no stream of its own reset).
-  void drop(index_t t) { record(t, {}); }
-
   bool stop() const { return events_.stopped; }
 
  private:
@@ -90,6 +109,12 @@ class NonfiniteGuard {
     events_.skipped_steps += 1;
     events_.reset_streams += index_t(streams.size());
     events_.stopped = policy_ == NonfinitePolicy::raise;
+  }
+
+  template <class Reset>
+  void zero_streams(const std::vector<index_t>& streams, const Reset& reset) {
+    for (index_t s : streams)
+      for (const StreamBlock<T>& b : reset) ctx_.for_each_2d(b.outer, b.width, ZeroStreamBlock<T>{b, s});
   }
 
   // The rare path: copies the watched blocks to the host and lists the streams with a non-finite
@@ -124,6 +149,7 @@ class NonfiniteGuard {
   index_t streams_;
   NonfiniteEvents& events_;
   index_t params_, state_;
+  std::vector<index_t> reset_;
   decltype(std::declval<Ctx&>().template alloc<T>(0)) backup_;
 };
 

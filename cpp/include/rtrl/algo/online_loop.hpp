@@ -6,7 +6,8 @@
 //                                      the learner's sensitivity-like state moved on one step and
 //                                      contracted with dL/dstate into step_grad
 //   the non-finite guard               on what both declare (add_checks)
-//   opt.combine_gradient               with other processes, when set (DESIGN §12)
+//   opt.combine_gradient               with other processes, when set (DESIGN §12): the gradient,
+//                                      the verdict and the streams to reset
 //   optimizer (real-time) or accumulation (epoch)
 //   model.advance()                    the new state becomes the current one
 // A model offers begin/forward/advance/end, the parameter pointers and add_checks; an algorithm
@@ -71,9 +72,10 @@ std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const Onl
     model.add_checks(check);
     algorithm.add_checks(check);
     bool finite = guard.step_ok(t, check.ranges, check.watched, check.reset);
-    if (update && opt.combine_gradient) {
-      const bool everywhere = opt.combine_gradient(step_grad, np, finite);
-      if (finite && !everywhere) guard.drop(t);  // another process's streams were not finite
+    if (opt.combine_gradient && (update || opt.combine_gradient.each_step)) {
+      std::vector<index_t> streams = finite ? std::vector<index_t>() : guard.reset_streams();
+      const bool everywhere = opt.combine_gradient.combine(update ? step_grad : nullptr, np, finite, streams);
+      if (!everywhere) guard.adopt(t, finite, streams, check.reset);  // another process's step was not finite
       finite = everywhere;
     }
     if (finite && update) {
