@@ -176,9 +176,10 @@ def test_a_shard_carries_its_rows_only():
         rtrl.memory.estimate("lstm", 3, 16, 1, learner="snap", weight_rows=32)
 
 
-def test_a_step_not_finite_on_one_rank_is_dropped_on_all(tmp_path):
-    spec = dict(model="lstm", learner="rtrl", optimizer="adam", world=2, streams=4, steps=10, inputs=3,
-                outputs=2, inf_at=[4, 3], on_nonfinite="skip")
+@pytest.mark.parametrize("update", ["realtime", "epoch"])
+def test_a_step_not_finite_on_one_rank_is_dropped_on_all(update, tmp_path):
+    spec = dict(model="lstm", learner="rtrl", optimizer="adam", update=update, world=2, streams=4, steps=10,
+                inputs=3, outputs=2, inf_at=[4, 3], on_nonfinite="skip")
     results, codes = _launch(spec, tmp_path)
     assert codes == [0, 0], [r.get("error") for r in results]
     reference, outputs = _one_process(spec)

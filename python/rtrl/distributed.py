@@ -71,7 +71,8 @@ class StreamParallel:
     Real-time updates combine each step's gradient, epoch mode combines at ``apply()``, BPTT at each
     chunk's update. With ``reduction="mean"`` the combined gradient is the mean over all the ranks'
     streams (each rank's mean weighted by its share of the streams); with ``"sum"`` their sum. A step
-    that is not finite on one rank is dropped on all (only that rank's offending streams are reset).
+    that is not finite on one rank is dropped on all (only that rank's offending streams are reset),
+    in epoch mode too: there the ranks agree on each step's verdict (one value each) as they go.
     """
 
     def __init__(self, learner: Any, *, group: Any = None) -> None:
@@ -90,26 +91,31 @@ class StreamParallel:
         self.total_streams = sum(streams)
         mean = learner.reduction == "mean"
         self._weights = [b / self.total_streams if mean else 1.0 for b in streams]
-        learner._gradient_hook = _LoopHook(self._combine, each_step=False)
+        # in epoch mode too, each step: a step not finite on one rank is dropped on all, as in one process
+        learner._gradient_hook = _LoopHook(self._combine, each_step=True)
 
-    def _combine(self, grad: np.ndarray, finite: bool, streams: list) -> tuple[bool, list]:
+    def _combine(self, grad: Any, finite: bool, streams: list) -> tuple[bool, list]:
         """Replaces ``grad`` (this rank's, in place) by the weighted sum of every rank's, in rank
-        order (the same bits on every rank); returns whether every rank's was finite, and this
-        rank's own streams to reset (each rank runs its own streams)."""
+        order (the same bits on every rank; None at a step of epoch mode: the ranks only agree on
+        the verdict); returns whether every rank's step was finite, and this rank's own streams to
+        reset (each rank runs its own streams)."""
         import torch
 
         dist = _dist()
-        grad = grad.reshape(-1)  # a view: the learner's gradient array is contiguous
-        mine = torch.empty(grad.size + 1, dtype=torch.float64 if grad.dtype == np.float64 else torch.float32)
-        mine[:-1] = torch.from_numpy(grad)
+        size = 0 if grad is None else grad.size
+        mine = torch.empty(size + 1, dtype=torch.float64 if self.learner.model.dtype == np.float64 else torch.float32)
+        if grad is not None:
+            grad = grad.reshape(-1)  # a view: the learner's gradient array is contiguous
+            mine[:-1] = torch.from_numpy(grad)
         mine[-1] = 1.0 if finite else 0.0
         parts = [torch.empty_like(mine) for _ in range(self.world_size)]
         dist.all_gather(parts, mine, group=self.group)
         everywhere = all(bool(p[-1] == 1.0) for p in parts)
-        total = np.zeros_like(grad)
-        for weight, p in zip(self._weights, parts):
-            total += grad.dtype.type(weight) * p[:-1].numpy()
-        grad[...] = total
+        if grad is not None:
+            total = np.zeros_like(grad)
+            for weight, p in zip(self._weights, parts):
+                total += grad.dtype.type(weight) * p[:-1].numpy()
+            grad[...] = total
         return everywhere, streams
 
     def __getattr__(self, name: str) -> Any:
