@@ -2,10 +2,12 @@
 
     python benchmarks/distributed.py [--steps N] [--quick]
 
-Column-sharded exact RTRL (FullyRecurrent, n in {64, 128, 256}, B = 1, real-time Adam) and
-stream-parallel RTRL (RecurrentNet LSTM H = 64, 16 streams): us per step (the slowest rank's, after a
-warm-up) and per-rank peak RSS and sensitivities, for one process with one thread, one process with two
-threads, and two processes of one thread each. Prints the ratios the design states its targets in.
+Column-sharded exact RTRL (FullyRecurrent, n in {64, 128, 256}, and RecurrentNet LSTM H in {32, 64};
+B = 1, real-time Adam) and stream-parallel RTRL (RecurrentNet LSTM H = 64, 16 streams, real-time and
+epoch mode — there the ranks agree on each step's verdict and combine the gradient at apply()): us per
+step (the slowest rank's, after a warm-up) and per-rank peak RSS and sensitivities, for one process
+with one thread, one process with two threads, and two processes of one thread each. Prints the
+ratios the design states its targets in.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ def _learner(kind: str, size: int, streams: int, sharded: bool):
     import rtrl
     import rtrl.distributed
 
-    if kind == "sharded":
-        net = rtrl.FullyRecurrent(size, 4, n_outputs=1, seed=0, device="cpu")
+    update = "epoch" if kind.endswith("epoch") else "realtime"
+    if kind.startswith("sharded"):
+        net = (rtrl.FullyRecurrent(size, 4, n_outputs=1, seed=0, device="cpu") if kind == "sharded" else
+               rtrl.RecurrentNet("lstm", 4, size, 1, seed=0, device="cpu"))
         cls = rtrl.distributed.ShardedRTRL if sharded else rtrl.RTRL
         return cls(net, optimizer=rtrl.optim.Adam(1e-3), batch_size=streams)
     net = rtrl.RecurrentNet("lstm", 4, size, 1, seed=0, device="cpu")
-    learner = rtrl.RTRL(net, optimizer=rtrl.optim.Adam(1e-3), batch_size=streams)
+    learner = rtrl.RTRL(net, optimizer=rtrl.optim.Adam(1e-3), batch_size=streams, update=update)
     return rtrl.distributed.StreamParallel(learner) if sharded else learner
 
 
@@ -54,6 +58,8 @@ def worker(spec: dict, rank: int) -> None:
         dist.barrier()
     start = time.perf_counter()
     learner.run(X, Y)
+    if spec["kind"].endswith("epoch"):
+        learner.apply()
     if distributed:
         dist.barrier()
     seconds = time.perf_counter() - start
@@ -93,17 +99,19 @@ def main() -> None:
     if args.worker:
         worker(json.loads(args.worker[0]), int(args.worker[1]))
         return
-    cases = [("sharded", n, 1) for n in ((64, 128) if args.quick else (64, 128, 256))] + [("streams", 64, 16)]
-    print(f"{'mode':>8} {'size':>5} {'B':>3}  {'1p x1t us':>10} {'1p x2t us':>10} {'2p x1t us':>10}"
+    cases = ([("sharded", n, 1) for n in ((64, 128) if args.quick else (64, 128, 256))] +
+             [("sharded-lstm", h, 1) for h in ((32,) if args.quick else (32, 64))] +
+             [("streams", 64, 16), ("streams-epoch", 64, 16)])
+    print(f"{'mode':>13} {'size':>5} {'B':>3}  {'1p x1t us':>10} {'1p x2t us':>10} {'2p x1t us':>10}"
           f"  {'2p/1p1t':>7} {'2p vs 1p2t':>10}  {'sens/rank 1p':>12} {'2p':>10}  {'RSS/rank 1p':>11} {'2p':>9}")
     for kind, size, streams in cases:
         steps = args.steps or (20 if size >= 256 else 60)
         base = {"kind": kind, "size": size, "streams": streams, "steps": steps}
         one = launch({**base, "world": 1}, 1)
         two_threads = launch({**base, "world": 1}, 2)
-        share = streams // 2 if kind == "streams" else streams
+        share = streams // 2 if kind.startswith("streams") else streams
         two = launch({**base, "world": 2, "streams": share}, 1)
-        print(f"{kind:>8} {size:>5} {streams:>3}  {one['us_per_step']:>10.1f} {two_threads['us_per_step']:>10.1f} "
+        print(f"{kind:>13} {size:>5} {streams:>3}  {one['us_per_step']:>10.1f} {two_threads['us_per_step']:>10.1f} "
               f"{two['us_per_step']:>10.1f}  {one['us_per_step'] / two['us_per_step']:>6.2f}x "
               f"{two['us_per_step'] / two_threads['us_per_step']:>9.2f}x  {one['sensitivities'] / 2**20:>10.1f}Mi "
               f"{two['sensitivities'] / 2**20:>8.1f}Mi  {one['peak_rss'] / 2**20:>9.0f}Mi {two['peak_rss'] / 2**20:>7.0f}Mi",

@@ -92,6 +92,7 @@ class StreamParallel:
         mean = learner.reduction == "mean"
         self._weights = [b / self.total_streams if mean else 1.0 for b in streams]
         # in epoch mode too, each step: a step not finite on one rank is dropped on all, as in one process
+        self._exchanges: dict[int, _Exchange] = {}
         learner._gradient_hook = _LoopHook(self._combine, each_step=True)
 
     def _combine(self, grad: Any, finite: bool, streams: list) -> tuple[bool, list]:
@@ -99,22 +100,17 @@ class StreamParallel:
         order (the same bits on every rank; None at a step of epoch mode: the ranks only agree on
         the verdict); returns whether every rank's step was finite, and this rank's own streams to
         reset (each rank runs its own streams)."""
-        import torch
-
-        dist = _dist()
         size = 0 if grad is None else grad.size
-        mine = torch.empty(size + 1, dtype=torch.float64 if self.learner.model.dtype == np.float64 else torch.float32)
+        exchange = self._exchanges.get(size) or self._exchanges.setdefault(
+            size, _Exchange(self.group, self.world_size, size, 0, self.learner.model.dtype))
         if grad is not None:
             grad = grad.reshape(-1)  # a view: the learner's gradient array is contiguous
-            mine[:-1] = torch.from_numpy(grad)
-        mine[-1] = 1.0 if finite else 0.0
-        parts = [torch.empty_like(mine) for _ in range(self.world_size)]
-        dist.all_gather(parts, mine, group=self.group)
-        everywhere = all(bool(p[-1] == 1.0) for p in parts)
+            exchange.values[...] = grad
+        received, everywhere, _ = exchange(finite, [])
         if grad is not None:
             total = np.zeros_like(grad)
-            for weight, p in zip(self._weights, parts):
-                total += grad.dtype.type(weight) * p[:-1].numpy()
+            for weight, values in zip(self._weights, received):
+                total += grad.dtype.type(weight) * values
             grad[...] = total
         return everywhere, streams
 
@@ -136,6 +132,35 @@ class _LoopHook:
 
     def __call__(self, grad: Any, finite: bool, streams: list) -> tuple[bool, list]:
         return self.combine(grad, finite, streams)
+
+
+class _Exchange:
+    """One all_gather of a fixed-size message per call, through buffers allocated once: each rank
+    sends ``[values (width) | verdict | stream flags (streams)]``; ``values`` is this rank's part to
+    fill before the call."""
+
+    def __init__(self, group: Any, world_size: int, width: int, streams: int, dtype: Any) -> None:
+        import torch
+
+        kind = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+        self.group, self.width = group, width
+        self._mine = torch.zeros(width + 1 + streams, dtype=kind)
+        self._received = torch.zeros((world_size, width + 1 + streams), dtype=kind)
+        self._parts = list(self._received.unbind(0))  # contiguous rows: all_gather's outputs
+        self._mine_np, self._received_np = self._mine.numpy(), self._received.numpy()
+        self.values = self._mine_np[:width]
+
+    def __call__(self, finite: bool, streams: list) -> tuple[np.ndarray, bool, list]:
+        """Every rank's values [ranks, width], whether every rank's verdict was finite, and the
+        streams any rank flagged (increasing)."""
+        w = self.width
+        self._mine_np[w] = 1.0 if finite else 0.0
+        self._mine_np[w + 1:] = 0.0
+        self._mine_np[[w + 1 + s for s in streams]] = 1.0
+        _dist().all_gather(self._parts, self._mine, group=self.group)
+        flags = self._received_np[:, w + 1:]
+        union = np.flatnonzero(flags.max(axis=0)).tolist() if flags.size else []
+        return self._received_np[:, :w], bool((self._received_np[:, w] == 1.0).all()), union
 
 
 def _check_group(group: Any) -> Any:
@@ -247,6 +272,7 @@ class ShardedRTRL(RTRLShard):
                              f"{shard_rows(rows, dist.get_world_size(group), self.rank)}")
         _same_everywhere(self, group, self.world_size)
         self._ranges = [self._shard_parameters(r) for r in range(self.world_size)]
+        self._exchanges: dict[int, _Exchange] = {}
         # every step, in epoch mode too: every rank must drop the same steps and reset the same streams
         self._gradient_hook = _LoopHook(self._gather_gradient, each_step=True)
 
@@ -269,29 +295,22 @@ class ShardedRTRL(RTRLShard):
         reset (the ones the one-process run resets: every rank resets them). Each rank sends its rows'
         values (padded to the largest shard's, as all_gather wants equal parts), its verdict and
         its streams' flags."""
-        import torch
-
-        dist = _dist()
-        B = self.batch_size
-        widest = 0 if grad is None else max(sum(count for _, count in ranges) for ranges in self._ranges)
-        mine = torch.zeros(widest + 1 + B, dtype=torch.float64 if self.model.dtype == np.float64 else torch.float32)
+        width = 0 if grad is None else max(sum(count for _, count in ranges) for ranges in self._ranges)
+        exchange = self._exchanges.get(width) or self._exchanges.setdefault(
+            width, _Exchange(self.group, self.world_size, width, self.batch_size, self.model.dtype))
         if grad is not None:
-            grad = grad.reshape(-1)  # a view: the learner's gradient array is contiguous
-            values = np.concatenate([grad[start:start + count] for start, count in self._ranges[self.rank]])
-            mine[:values.size] = torch.from_numpy(values)
-        mine[widest] = 1.0 if finite else 0.0
-        mine[widest + 1 + torch.tensor(streams, dtype=torch.long)] = 1.0
-        parts = [torch.empty_like(mine) for _ in range(self.world_size)]
-        dist.all_gather(parts, mine, group=self.group)
+            grad, at = grad.reshape(-1), 0  # a view: the learner's gradient array is contiguous
+            for start, count in self._ranges[self.rank]:
+                exchange.values[at:at + count] = grad[start:start + count]
+                at += count
+        received, everywhere, union = exchange(finite, streams)
         if grad is not None:
-            for ranges, part in zip(self._ranges, parts):
-                values, at = part.numpy(), 0
+            for ranges, values in zip(self._ranges, received):
+                at = 0
                 for start, count in ranges:
                     grad[start:start + count] = values[at:at + count]
                     at += count
-        flags = torch.stack(parts)[:, widest:]
-        everywhere = bool((flags[:, 0] == 1.0).all())
-        return everywhere, [int(s) for s in torch.nonzero(flags[:, 1:].amax(0)).flatten()]
+        return everywhere, union
 
 
 def gather_shards(shards: list, device: Any = None) -> RTRL:
