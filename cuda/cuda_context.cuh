@@ -183,6 +183,25 @@ class CudaContext {
 
   cudaStream_t stream() const { return stream_; }
 
+  // Check windows (algo/check_window.hpp): while deferred, all_finite and for_each_all raise a
+  // window flag on the device instead of waiting for the stream, and answer true; deferred_ok()
+  // reads the flag — the window's one wait.
+  static constexpr bool kDefersChecks = true;
+  index_t check_window() const { return index_t(cuda_check_window()); }
+  void defer_checks(bool on) {
+    if (on) {
+      if (window_flag_.size() == 0) window_flag_ = DeviceBuffer<int>(1, stream_);
+      RTRL_CUDA_CHECK(cudaMemsetAsync(window_flag_.data(), 0, sizeof(int), stream_));
+    }
+    deferred_ = on;
+  }
+  bool deferred_ok() {
+    int host = 0;
+    RTRL_CUDA_CHECK(cudaMemcpyAsync(&host, window_flag_.data(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    RTRL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return host == 0;
+  }
+
   template <class T>
   DeviceBuffer<T> alloc(index_t count) {
     return DeviceBuffer<T>(count, stream_);
@@ -240,6 +259,10 @@ class CudaContext {
   // the stream).
   template <class F>
   bool for_each_all(index_t count, const F& f) {
+    if (deferred_) {
+      for_each(count, FlagFalse<F>{f, window_flag_.data()});
+      return true;
+    }
     if (flag_.size() == 0) flag_ = DeviceBuffer<int>(1, stream_);
     RTRL_CUDA_CHECK(cudaMemsetAsync(flag_.data(), 0, sizeof(int), stream_));
     for_each(count, FlagFalse<F>{f, flag_.data()});
@@ -303,6 +326,10 @@ class CudaContext {
   //   ranges: a range of (const T*, count) pairs
   template <class T, class Ranges>
   bool all_finite(const Ranges& ranges) {
+    if (deferred_) {
+      for (const auto& r : ranges) for_each(r.second, FlagNonFinite<T>{r.first, window_flag_.data()});
+      return true;
+    }
     if (flag_.size() == 0) flag_ = DeviceBuffer<int>(1, stream_);
     RTRL_CUDA_CHECK(cudaMemsetAsync(flag_.data(), 0, sizeof(int), stream_));
     for (const auto& r : ranges) for_each(r.second, FlagNonFinite<T>{r.first, flag_.data()});
@@ -382,6 +409,8 @@ class CudaContext {
   DeviceBuffer<double> scratch_;
   DeviceBuffer<double> partials_;  // the tree reductions' partial sums
   DeviceBuffer<int> flag_;
+  DeviceBuffer<int> window_flag_;  // raised by a deferred check (check windows)
+  bool deferred_ = false;
 };
 
 }  // namespace rtrl

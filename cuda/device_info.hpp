@@ -44,4 +44,8 @@ bool cuda_sync_check();
 // set small to take the multi-block paths).
 std::int64_t& cuda_scratch_bytes();
 
+// Steps per check window of the online loop (32; algo/check_window.hpp; a test hook, 1: a check and a
+// wait every step).
+std::int64_t& cuda_check_window();
+
 }  // namespace rtrl

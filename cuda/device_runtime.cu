@@ -115,6 +115,11 @@ std::int64_t& cuda_scratch_bytes() {
   return bytes;
 }
 
+std::int64_t& cuda_check_window() {
+  static std::int64_t steps = 32;
+  return steps;
+}
+
 cublasHandle_t cublas_handle(int device) {
   struct Handle {
     cublasHandle_t h = nullptr;

@@ -91,11 +91,12 @@ def test_nonfinite_streams_are_found_and_reset_alike(scratch):
     X, Y = _data(6, 3, 3, 2)
     X[2, 1, 0] = np.inf
     cpu, simt = _pair(make, lambda m: rtrl.RTRL(m, lr=0.1, batch_size=3, on_nonfinite="skip"))
-    blocks = _rtrl_simt._product_blocks_taken()
+    blocks, replayed = _rtrl_simt._product_blocks_taken(), _rtrl_simt._check_windows_replayed()
     cpu.run(X, Y), simt.run(X, Y)
     taken = _rtrl_simt._product_blocks_taken() - blocks
+    assert _rtrl_simt._check_windows_replayed() - replayed == 1  # the 6 steps' window, run twice
     per_step = 3  # layer 0's own columns; layer 1's own columns and those of layer 0 below it
-    assert taken == 6 * per_step if scratch == "default" else taken > 6 * per_step * 3
+    assert taken == 2 * 6 * per_step if scratch == "default" else taken > 2 * 6 * per_step * 3
     assert simt.stats == cpu.stats and cpu.stats["reset_streams"] == 1
     _assert_same(simt.state, cpu.state)
 

@@ -108,6 +108,14 @@ PYBIND11_MODULE(_rtrl_cuda, m) {
   }, py::arg("bytes"),
      "Sets the bytes of product scratch a block may use (256 MiB by default); returns the previous "
      "value. Small values take the multi-block paths.");
+  m.def("_set_check_window", [](index_t steps) {
+    RTRL_CHECK(steps >= 1, "steps: expected a positive integer");
+    const index_t previous = cuda_check_window();
+    cuda_check_window() = steps;
+    return previous;
+  }, py::arg("steps"),
+     "Sets the steps of an online loop's check window (32 by default; 1: a check and a wait every "
+     "step); returns the previous value.");
   m.def("_workspaces_in_use", []() { return live_workspaces().size(); },
         "Number of CuPy blocks the backend holds as workspaces now (0 between calls).");
 }

@@ -15,6 +15,8 @@ using namespace rtrl;
 namespace rtrl {
 index_t& simt_scratch_bytes();
 index_t& simt_blocks_taken();
+index_t& simt_check_window();
+index_t& simt_windows_replayed();
 }
 
 PYBIND11_MODULE(_rtrl_simt, m) {
@@ -34,4 +36,14 @@ PYBIND11_MODULE(_rtrl_simt, m) {
      "default); returns the previous value. Small values take the multi-block paths.");
   m.def("_product_blocks_taken", []() { return simt_blocks_taken(); },
         "Product blocks taken since the module loaded.");
+  m.def("_set_check_window", [](index_t steps) {
+    RTRL_CHECK(steps >= 1, "steps: expected a positive integer");
+    const index_t previous = simt_check_window();
+    simt_check_window() = steps;
+    return previous;
+  }, py::arg("steps"),
+     "Sets the steps of an online loop's check window (32 by default, as on CUDA; 1: a check and a "
+     "wait every step); returns the previous value.");
+  m.def("_check_windows_replayed", []() { return simt_windows_replayed(); },
+        "Check windows put back and run again with per-step checks since the module loaded.");
 }

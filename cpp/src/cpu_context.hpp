@@ -48,6 +48,9 @@ class HostBuffer {
 
 class CpuContext {
  public:
+  // A check costs no wait on the host: the online loop checks every step (check_window.hpp).
+  static constexpr bool kDefersChecks = false;
+
   CpuContext() : threads_(std::max(1, omp_get_max_threads())) {}
   explicit CpuContext(int threads) : threads_(std::max(1, threads)) {}
 

@@ -14,6 +14,14 @@ index_t& simt_blocks_taken() {
   static index_t blocks = 0;
   return blocks;
 }
+index_t& simt_check_window() {
+  static index_t steps = 32;  // the CUDA context's default
+  return steps;
+}
+index_t& simt_windows_replayed() {
+  static index_t windows = 0;
+  return windows;
+}
 }  // namespace rtrl
 
 #define CpuBackend SimtBackend

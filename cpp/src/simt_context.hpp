@@ -23,9 +23,26 @@ namespace rtrl {
 index_t& simt_scratch_bytes();
 // Product blocks taken since the module loaded (a test hook: shows the multi-block paths were run).
 index_t& simt_blocks_taken();
+// Steps per check window (online_loop.hpp; the CUDA context's default; a test hook, 1: every step).
+index_t& simt_check_window();
+// Check windows put back and run again since the module loaded (a test hook).
+index_t& simt_windows_replayed();
 
 class SimtContext {
  public:
+  // Check windows (check_window.hpp): while deferred, all_finite and for_each_all keep their
+  // verdict and answer true; deferred_ok() says whether every verdict since defer_checks(true) was.
+  static constexpr bool kDefersChecks = true;
+  index_t check_window() const { return simt_check_window(); }
+  void defer_checks(bool on) {
+    if (on) window_ok_ = true;
+    deferred_ = on;
+  }
+  bool deferred_ok() {
+    if (!window_ok_) ++simt_windows_replayed();
+    return window_ok_;
+  }
+
   template <class T>
   HostBuffer<T> alloc(index_t count) {
     return HostBuffer<T>(count);
@@ -64,7 +81,7 @@ class SimtContext {
   bool for_each_all(index_t count, const F& f) {
     bool all = true;
     for (index_t i = 0; i < count; ++i) all = f(i) && all;  // every call made, as on the device
-    return all;
+    return verdict(all);
   }
 
   template <class F>
@@ -116,8 +133,8 @@ class SimtContext {
   bool all_finite(const Ranges& ranges) {
     for (const auto& r : ranges)
       for (index_t i = 0; i < r.second; ++i)
-        if (!(r.first[i] - r.first[i] == T(0))) return false;
-    return true;
+        if (!(r.first[i] - r.first[i] == T(0))) return verdict(false);
+    return verdict(true);
   }
 
   template <class T>
@@ -170,6 +187,15 @@ class SimtContext {
       body(q0, cols, Q, cols);
     }
   }
+
+ private:
+  bool verdict(bool ok) {
+    if (!deferred_) return ok;
+    window_ok_ = window_ok_ && ok;
+    return true;
+  }
+
+  bool deferred_ = false, window_ok_ = true;
 };
 
 }  // namespace rtrl

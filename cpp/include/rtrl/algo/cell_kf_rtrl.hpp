@@ -58,6 +58,17 @@ class CellStackKfRtrl {
     }
   }
 
+  template <class S>
+  void carry(S& s) {
+    const index_t B = d_.batch, H = d_.hidden, GH = d_.gates() * H;
+    for (index_t l = 0; l < d_.layers; ++l) {
+      s.device(st_.P_h[l], H * B * GH);
+      if (st_.P_c) s.device(st_.P_c[l], H * B * GH);
+      s.device(u_[l], B * d_.layer(l).width());
+    }
+    s.host(random_.step);
+  }
+
  private:
   template <bool kLeaky>
   void run(Ctx& ctx, const Model& m, T* step_grad) {

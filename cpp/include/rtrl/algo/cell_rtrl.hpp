@@ -37,6 +37,7 @@ struct CellLayerStep {
 template <class Cell, class Ctx, class T>
 class CellStackModel {
  public:
+  using Context = Ctx;
   static constexpr int K = Cell::kCoefficients;
 
   CellStackModel(Ctx& ctx, const CellNetDims& d, const CellNetState<T>& st,
@@ -64,6 +65,7 @@ class CellStackModel {
   static void declare(const CellNetDims& d, OnlineLayout& l) {
     l.state += (Cell::kHasCellState ? 2 : 1) * d.layers * d.batch * d.hidden;
     l.workspace += buffer_size(d);
+    l.carried += (Cell::kHasCellState ? 2 : 1) * d.layers * d.batch * d.hidden;
   }
 
   static index_t buffer_size(const CellNetDims& d) {
@@ -168,6 +170,12 @@ class CellStackModel {
 
   void end(Ctx&) {}
 
+  template <class S>
+  void carry(S& s) {
+    s.device(st_.h, d_.layers * d_.batch * d_.hidden);
+    s.device(st_.c, st_.c ? d_.layers * d_.batch * d_.hidden : 0);
+  }
+
  private:
   CellNetDims d_;
   CellNetState<T> st_;
@@ -234,6 +242,15 @@ class CellStackExactRtrl {
         c.reset.push_back(StreamBlock<T>{st_.P_h[l] + at, H, ld, n, n});
         if (st_.P_c) c.reset.push_back(StreamBlock<T>{st_.P_c[l] + at, H, ld, n, n});
       }
+    }
+  }
+
+  template <class S>
+  void carry(S& s) {
+    for (index_t l = 0; l < d_.layers; ++l) {
+      const index_t n = d_.hidden * d_.batch * d_.carried_through(l);
+      s.device(st_.P_h[l], n);
+      if (st_.P_c) s.device(st_.P_c[l], n);
     }
   }
 

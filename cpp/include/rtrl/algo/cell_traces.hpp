@@ -66,6 +66,14 @@ class CellStackTraces {
     }
   }
 
+  template <class S>
+  void carry(S& s) {
+    for (index_t l = 0; l < d_.layers; ++l) {
+      s.device(st_.P_h[l], d_.batch * d_.layer(l).n_theta());
+      if (st_.P_c) s.device(st_.P_c[l], d_.batch * d_.layer(l).n_theta());
+    }
+  }
+
  private:
   template <bool kLeaky>
   void run(Ctx& ctx, const Model& m, T* step_grad) {

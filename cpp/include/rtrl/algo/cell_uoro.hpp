@@ -55,6 +55,13 @@ class CellStackUoro {
     }
   }
 
+  template <class S>
+  void carry(S& s) {
+    for (index_t l = 0; l < d_.layers; ++l) s.device(st_.P_h[l], d_.batch * d_.layer(l).n_theta());
+    s.device(tangent_, parts() * d_.layers * d_.batch * d_.hidden);
+    s.host(random_.step);
+  }
+
  private:
   template <bool kLeaky>
   void run(Ctx& ctx, const Model& m, T* step_grad) {

@@ -58,6 +58,13 @@ class FullyRecurrentKfRtrl {
     c.reset.push_back(StreamBlock<T>{u_, 1, 0, L, L});
   }
 
+  template <class S>
+  void carry(S& s) {
+    s.device(A_, d_.units * d_.batch * d_.units);
+    s.device(u_, d_.batch * d_.width());
+    s.host(random_.step);
+  }
+
  private:
   FullyRecurrentDims d_;
   T* A_;

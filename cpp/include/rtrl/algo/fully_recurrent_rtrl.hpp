@@ -21,6 +21,8 @@ namespace rtrl {
 template <class Ctx, class T>
 class FullyRecurrentModel {
  public:
+  using Context = Ctx;
+
   FullyRecurrentModel(Ctx& ctx, const FullyRecurrentDims& d, const FullyRecurrentState<T>& st,
                       const FullyRecurrentSequence<T>& seq, const FullyRecurrentOptions& opt)
       : d_(d), st_(st), seq_(seq), opt_(opt), z_buf_(ctx.template alloc<T>(2 * d.batch * d.width())),
@@ -35,6 +37,7 @@ class FullyRecurrentModel {
   static void declare(const FullyRecurrentDims& d, OnlineLayout& l) {
     l.state += d.batch * d.units;
     l.workspace += 2 * d.batch * d.width() + 5 * d.batch * d.units;
+    l.carried += 2 * d.batch * d.width();
   }
 
   const FullyRecurrentDims& dims() const { return d_; }
@@ -67,6 +70,14 @@ class FullyRecurrentModel {
   }
 
   void advance(Ctx&) { std::swap(z_t_, z_next_); }
+
+  // Within a call the state is z(t), in whichever of the two buffers advance() left it.
+  template <class S>
+  void carry(S& s) {
+    s.device(z_buf_.data(), 2 * d_.batch * d_.width());
+    s.host(z_t_);
+    s.host(z_next_);
+  }
 
   void end(Ctx& ctx) { ctx.for_each(d_.batch * d_.units, UnitsOfZ<T>{d_, false, z_t_, st_.y}); }
 
@@ -132,6 +143,9 @@ class FullyRecurrentExactRtrl {
     c.watched.push_back(StreamBlock<const T>{G_, 1, 0, N, N});
     c.reset.push_back(StreamBlock<T>{P_, d_.units, d_.batch * N, N, N});
   }
+
+  template <class S>
+  void carry(S& s) { s.device(P_, d_.units * d_.batch * d_.carried()); }
 
  private:
   FullyRecurrentDims d_;

@@ -35,6 +35,9 @@ class FullyRecurrentTraces {
     c.reset.push_back(StreamBlock<T>{J_, 1, 0, N, N});
   }
 
+  template <class S>
+  void carry(S& s) { s.device(J_, d_.batch * d_.n_weights()); }
+
  private:
   FullyRecurrentDims d_;
   TraceRule rule_;

@@ -50,6 +50,13 @@ class FullyRecurrentUoro {
     c.reset.push_back(StreamBlock<T>{tilde_, 1, 0, n, n});
   }
 
+  template <class S>
+  void carry(S& s) {
+    s.device(theta_, d_.batch * d_.n_weights());
+    s.device(tilde_, d_.batch * d_.units);
+    s.host(random_.step);
+  }
+
  private:
   FullyRecurrentDims d_;
   T* theta_;

@@ -10,14 +10,17 @@
 //                                      the verdict and the streams to reset
 //   optimizer (real-time) or accumulation (epoch)
 //   model.advance()                    the new state becomes the current one
-// A model offers begin/forward/advance/end, the parameter pointers and add_checks; an algorithm
-// offers propagate and add_checks. What differs between learners is only the algorithm.
+// A model offers begin/forward/advance/end, the parameter pointers, add_checks and carry (what carries
+// from step to step, check_window.hpp); an algorithm offers propagate, add_checks and carry. What
+// differs between learners is only the algorithm.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
+#include "rtrl/algo/check_window.hpp"
 #include "rtrl/algo/layout.hpp"
 #include "rtrl/algo/nonfinite_guard.hpp"
 #include "rtrl/algo/optimizer_step.hpp"
@@ -38,19 +41,35 @@ inline index_t online_loop_workspace(index_t n_params, bool update, index_t stat
   return (update ? (2 + state_rows) * n_params : n_params) + 1;
 }
 
+// What a check window copies (check_window.hpp): the model's and the algorithm's carried state, the
+// parameters, the gradient and the optimizer's state [state].
+template <class Model, class Algorithm, class Dims>
+index_t online_carried(const Dims& d, index_t n_params, index_t state) {
+  OnlineLayout l;
+  Model::declare(d, l);
+  Algorithm::declare(d, l);
+  return l.carried + l.sensitivities + 2 * n_params + state;
+}
+
 // What online_loop over Model and Algorithm holds and needs (layout.hpp): the parts both declare next
-// to their buffers, and the loop's own workspace for n_params parameters.
+// to their buffers, and the loop's own workspace for n_params parameters (with a check window's copy
+// on a context that defers its checks, when it takes one).
 template <class Model, class Algorithm, class Dims>
 OnlineLayout online_layout(const Dims& d, index_t n_params, bool update, index_t state_rows) {
   OnlineLayout l;
   Model::declare(d, l);
   Algorithm::declare(d, l);
   l.workspace += online_loop_workspace(n_params, update, state_rows);
+  if constexpr (Model::Context::kDefersChecks) {
+    const index_t carried = online_carried<Model, Algorithm>(d, n_params, state_rows * n_params);
+    if (carried <= kCheckWindowElements) l.workspace += carried;
+  }
   return l;
 }
 
 // Runs `steps` online steps; returns the optimizer's update count after the call. `events` receives
-// what the non-finite check saw.
+// what the non-finite check saw. On a context that defers its checks the steps run in check windows
+// (check_window.hpp), with the same results.
 template <class T, class Ctx, class Model, class Algorithm>
 std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const OnlineOptions& opt,
                          index_t steps, NonfiniteEvents& events) {
@@ -63,8 +82,7 @@ std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const Onl
                                update ? opt.optimizer.state_rows() * np : 0);
   StepCheck<T> check;
   std::int64_t updates = opt.optimizer_step;
-  model.begin(ctx);
-  for (index_t t = 0; t < steps; ++t) {
+  auto step = [&](index_t t) {
     model.forward(ctx, t, step_grad);
     algorithm.propagate(ctx, model, step_grad);
     check.clear();
@@ -92,8 +110,41 @@ std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const Onl
       ctx.for_each(np, Fill<T>{T(0), model.grad()});
     }
     model.advance(ctx);
-    if (guard.stop()) break;
+  };
+  model.begin(ctx);
+  index_t t = 0;
+  if constexpr (Ctx::kDefersChecks) {
+    const index_t state = opt.optimizer.state_rows() * np;
+    const index_t carried = online_carried<Model, Algorithm>(model.dims(), np, state);
+    const index_t window = opt.combine_gradient ? 1 : ctx.check_window();  // other processes: every step
+    if (window > 1 && carried <= kCheckWindowElements) {
+      auto saved = ctx.template alloc<T>(carried);
+      std::vector<unsigned char> host;
+      auto carry = [&](auto& s) {
+        model.carry(s);
+        algorithm.carry(s);
+        s.device(model.params(), np);
+        s.device(model.grad(), np);
+        s.device(model.opt_state(), state);
+        s.host(updates);
+        s.finish();
+      };
+      for (; t < steps; t = std::min(steps, t + window)) {
+        const index_t end = std::min(steps, t + window);
+        CarriedState<Ctx, T, true> save(ctx, saved.data(), carried, host);
+        carry(save);
+        ctx.defer_checks(true);
+        for (index_t u = t; u < end; ++u) step(u);
+        ctx.defer_checks(false);
+        if (ctx.deferred_ok()) continue;
+        CarriedState<Ctx, T, false> restore(ctx, saved.data(), carried, host);
+        carry(restore);
+        for (index_t u = t; u < end && !guard.stop(); ++u) step(u);
+        if (guard.stop()) break;
+      }
+    }
   }
+  for (; t < steps && !guard.stop(); ++t) step(t);
   model.end(ctx);
   return updates;
 }
