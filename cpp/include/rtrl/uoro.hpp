@@ -37,6 +37,7 @@ RTRL_HD T uoro_eps() {
 //   tilde_h, tilde_c: [B, H] in: s~, out: D_t s~   A: [B, rows, H]
 template <class Cell, class T, bool kLeaky>
 struct UoroStateStep {
+  static constexpr index_t kItemCost = 16;  // the cell's pass for each pre-activation row
   index_t H, B;
   const T* coef;
   const T* hw;
@@ -75,47 +76,62 @@ struct UoroStateStep {
   }
 };
 
-// Per stream and parameter row: sums[s, r] = (|theta~[s, r, :]|^2, |theta~_nu[s, r, :]|^2). f(s, r)
-//   theta: [B, G H, W]   A: [B, rows, H]   v: [B, W]   h_prev: [B, H]   sums: [B, G H, 2]
+// Per stream: the squared norms of the column values on the two sides of a gate row (the gate's
+// side, and the input side: w_ih's columns and b_ih's), values[s] = (|v_gate|^2, |v_input|^2). f(s)
+//   v: [B, W]   values: [B, 2]
+template <class T>
+struct UoroValueNorms {
+  index_t W, I, R;  // columns per row, inputs, w_hh's columns per row
+  const T* v;
+  T* values;
+  RTRL_HD void operator()(index_t s) const {
+    T gate_side = T(0), input_side = T(0);
+    for (index_t c = 0; c < W; ++c) {
+      const T x = v[s * W + c];
+      if (c < I || c == I + R) input_side += x * x;
+      else gate_side += x * x;
+    }
+    values[s * 2] = gate_side;
+    values[s * 2 + 1] = input_side;
+  }
+};
+
+// Per stream and parameter row: sums[s, r] = (|theta~[s, r, :]|^2, |theta~_nu[s, r, :]|^2). The
+// row of theta~_nu is the signs' response a times the column values — a_gate v_c on the gate's
+// side of the row, a_input v_c on its input side (the GRU's n gate; the same response elsewhere),
+// the eLSTM's w_hh column h_prev[u] (v holds 0 there) — so its norm is
+//   a_gate^2 (|v_gate|^2 + h_own^2) + a_input^2 |v_input|^2, without forming it. f(s, r)
+//   theta: [B, G H, W]   A: [B, rows, H]   values: [B, 2] (UoroValueNorms)   h_prev: [B, H]
+//   sums: [B, G H, 2]
 template <class Cell, class T>
 struct UoroRowNorms {
-  static constexpr index_t kItemCost = 64;  // a loop over the row's W columns
+  static constexpr index_t kItemCost = 16;  // a vector loop over the row's W columns
   CellLayerDims d;
   const T* theta;
   const T* A;
-  const T* v;
+  const T* values;
   const T* h_prev;
   T* sums;
   RTRL_HD void operator()(index_t s, index_t r) const {
-    const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, u = r % H, I = d.inputs;
+    const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, u = r % H;
     const int rows = TraceRows<Cell>::kCount, gate = int(r / H);
     const T a_gate = A[(s * rows + gate) * H + u];
     const T a_input = A[(s * rows + TraceRows<Cell>::input_side(gate)) * H + u];
+    const T own = Cell::kElementwiseRecurrence ? h_prev[s * H + u] : T(0);
     const T* t = theta + (s * GH + r) * W;
-    const T* vs = v + s * W;
     // kLanes partial sums (lane k: the columns c = k mod kLanes, in increasing c), combined in a
-    // fixed order: the same for any thread count; whole blocks of kLanes columns as one vector.
+    // fixed order: the same for any thread count and vector width.
     constexpr index_t kLanes = 8;
-    T old[kLanes] = {}, fresh[kLanes] = {};
-    const index_t R = d.recurrent_cols();
-    auto add = [&](index_t c, index_t k) {
-      const bool input_column = c < I || c == I + R;
-      const T value = Cell::kElementwiseRecurrence && c == I ? h_prev[s * H + u] : vs[c];
-      const T n = (input_column ? a_input : a_gate) * value;
-      old[k] += t[c] * t[c];
-      fresh[k] += n * n;
-    };
+    T lane[kLanes] = {};
     index_t c = 0;
     for (; c + kLanes <= W; c += kLanes)
-      for (index_t k = 0; k < kLanes; ++k) add(c + k, k);
-    for (index_t k = 0; c < W; ++c, ++k) add(c, k);
-    T o = T(0), f = T(0);
-    for (index_t k = 0; k < kLanes; ++k) {
-      o += old[k];
-      f += fresh[k];
-    }
-    sums[(s * GH + r) * 2] = o;
-    sums[(s * GH + r) * 2 + 1] = f;
+      for (index_t k = 0; k < kLanes; ++k) lane[k] += t[c + k] * t[c + k];
+    for (index_t k = 0; c < W; ++c, ++k) lane[k] += t[c] * t[c];
+    T old = T(0);
+    for (index_t k = 0; k < kLanes; ++k) old += lane[k];
+    sums[(s * GH + r) * 2] = old;
+    sums[(s * GH + r) * 2 + 1] =
+        a_gate * a_gate * (values[s * 2] + own * own) + a_input * a_input * values[s * 2 + 1];
   }
 };
 
@@ -123,6 +139,7 @@ struct UoroRowNorms {
 //   sums: [B, G H, 2]   tilde_h, tilde_c: [B, H]   delta: [B, H]   rho: [B, 3] (rho0, rho1, kappa)
 template <class T>
 struct UoroScales {
+  static constexpr index_t kItemCost = 2048;  // loops over the stream's G H rows and H units
   index_t H, GH;
   bool cell_state;
   const T* sums;

@@ -32,10 +32,10 @@ class CellStackUoro {
   }
 
   // packed gradient [N_<L], errors below the top [L - 1, B, H], D [B, G H], w_hh s~_h [B, G H],
-  // A [B, rows, H], row norms [B, G H, 2], scales [B, 3].
+  // A [B, rows, H], row norms [B, G H, 2], scales [B, 3], the column values' norms [B, 2].
   static index_t buffer_size(const CellNetDims& d) {
     const index_t B = d.batch, BH = B * d.hidden, GH = d.gates() * d.hidden;
-    return d.n_theta() + (d.layers - 1) * BH + 2 * B * GH + kRows * BH + 2 * B * GH + 3 * B;
+    return d.n_theta() + (d.layers - 1) * BH + 2 * B * GH + kRows * BH + 2 * B * GH + 5 * B;
   }
 
   void propagate(Ctx& ctx, const Model& m, T* step_grad) {
@@ -74,6 +74,7 @@ class CellStackUoro {
     T* A = hw + B * GH;
     T* sums = A + kRows * BH;
     T* rho = sums + 2 * B * GH;
+    T* values = rho + 3 * B;
     spatial_errors<Cell, kLeaky>(ctx, d, m, st_.params, below, D);
     const Philox rng{random_.seed};
     for (index_t l = 0; l < d.layers; ++l) {
@@ -89,7 +90,8 @@ class CellStackUoro {
       ctx.for_each_2d(B, H, UoroStateStep<Cell, T, kLeaky>{H, B, s.coef, hw, tilde_h, tilde_c, A, rng,
                                                            random_.step, element, T(random_.immediate_scale)});
       T* theta = st_.P_h[l];
-      ctx.for_each_2d(B, GH, UoroRowNorms<Cell, T>{dl, theta, A, s.v, h_prev, sums});
+      ctx.for_each(B, UoroValueNorms<T>{dl.width(), dl.inputs, dl.recurrent_cols(), s.v, values});
+      ctx.for_each_2d(B, GH, UoroRowNorms<Cell, T>{dl, theta, A, values, h_prev, sums});
       const T* delta = l == top ? m.top_delta() : below + l * BH;
       ctx.for_each(B, UoroScales<T>{H, GH, Cell::kHasCellState, sums, tilde_h, tilde_c, delta, rho, rng,
                                     random_.step, element});
