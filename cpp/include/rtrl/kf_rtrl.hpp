@@ -42,23 +42,40 @@ struct KfResponse {
   }
 };
 
-// sums[s, r] = sum_u A_h[u, s rows + r]^2 (+ A_c^2). f(s, r)   A_h, A_c: [S_h, B rows]
+// sums[s, r] = sum_u A_h[u, s rows + r]^2 (+ A_c^2), the units summed in order: through
+// ctx.for_each_serial_k over the columns q = s rows + r with the units as depth, so that each unit's
+// row of A is read along its length (row(s, u) finds it).   A_h, A_c: [units, ld = B rows]
+//   sums: [B, rows]
 template <class T>
+struct KfColumnRow {
+  const T* h;
+  const T* c;
+  T* out;
+  bool first;
+};
+
+template <class T, bool kCellState>
 struct KfColumnNorms {
-  static constexpr index_t kItemCost = 64;  // a loop over the units
-  index_t units, rows, ld;
+  index_t rows, ld;
   const T* A_h;
   const T* A_c;
   T* sums;
-  RTRL_HD void operator()(index_t s, index_t r) const {
-    T sum = T(0);
-    for (index_t u = 0; u < units; ++u) {
-      const T h = A_h[u * ld + s * rows + r], c = A_c ? A_c[u * ld + s * rows + r] : T(0);
-      sum += h * h + c * c;
-    }
-    sums[s * rows + r] = sum;
+  RTRL_HD KfColumnRow<T> row(index_t s, index_t u) const {
+    return {A_h + u * ld + s * rows, kCellState ? A_c + u * ld + s * rows : nullptr, sums + s * rows, u == 0};
+  }
+  RTRL_HD void operator()(const KfColumnRow<T>& w, index_t, index_t, index_t r) const {
+    const T h = w.h[r], c = kCellState ? w.c[r] : T(0);
+    w.out[r] = (w.first ? T(0) : w.out[r]) + (h * h + c * c);
   }
 };
+
+// The same for both cells' state parts: A_c null for the rnn's.
+template <class Ctx, class T>
+void kf_column_norms(Ctx& ctx, index_t units, index_t rows, index_t batch, const T* A_h, const T* A_c, T* sums) {
+  const index_t ld = batch * rows;
+  if (A_c) ctx.for_each_serial_k(0, ld, rows, units, KfColumnNorms<T, true>{rows, ld, A_h, A_c, sums});
+  else ctx.for_each_serial_k(0, ld, rows, units, KfColumnNorms<T, false>{rows, ld, A_h, nullptr, sums});
+}
 
 // Per stream: p1, p2 from the norms, u <- c1 p1 u + c2 p2 v, and the factors k = (c1 / p1, c2 / p2)
 // of A's update. f(s)
@@ -121,19 +138,28 @@ void kf_update(Ctx& ctx, index_t units, index_t rows, index_t batch, const T* R,
   ctx.for_each_2d(units * batch * (rows / units), units, KfUpdate<T>{units, rows, batch, R, k, A, scale});
 }
 
-// w[s, r] = sum_i delta[s, i] A_h[i, s rows + r], the per-stream factor of the gradient. f(s, r)
+// w[s, r] = sum_i delta[s, i] A_h[i, s rows + r], the per-stream factor of the gradient, the units
+// summed in order: ctx.for_each_serial_k over the columns q = s rows + r with the units as depth.
 //   delta: [B, units]   A_h: [units, B rows]   w: [B, rows]
 template <class T>
+struct KfContractRow {
+  T delta;
+  const T* a;
+  T* out;
+  bool first;
+};
+
+template <class T>
 struct KfContract {
-  static constexpr index_t kItemCost = 64;  // a loop over the units
   index_t units, rows, batch;
   const T* delta;
   const T* A_h;
   T* w;
-  RTRL_HD void operator()(index_t s, index_t r) const {
-    T sum = T(0);
-    for (index_t i = 0; i < units; ++i) sum += delta[s * units + i] * A_h[i * batch * rows + s * rows + r];
-    w[s * rows + r] = sum;
+  RTRL_HD KfContractRow<T> row(index_t s, index_t i) const {
+    return {delta[s * units + i], A_h + i * batch * rows + s * rows, w + s * rows, i == 0};
+  }
+  RTRL_HD void operator()(const KfContractRow<T>& x, index_t, index_t, index_t r) const {
+    x.out[r] = (x.first ? T(0) : x.out[r]) + x.delta * x.a[r];
   }
 };
 

@@ -96,14 +96,14 @@ class CellStackKfRtrl {
         ctx.for_each_serial_k(q0, q0 + cols, GH, H, CellSensitivity<Cell, T, false, true, kLeaky>{a});
       });
       ctx.for_each_2d(B, H, KfResponse<Cell, T, kLeaky>{H, B, s.coef, R_h, A_c ? R_c : nullptr});
-      ctx.for_each_2d(B, GH, KfColumnNorms<T>{H, GH, ld, A_h, A_c, sums});
+      kf_column_norms(ctx, H, GH, B, A_h, A_c, sums);
       ctx.for_each(B, KfScales<T>{GH, W, sums, R_h, A_c ? R_c : nullptr, u_[l], s.v, k, rng, random_.step,
                                   2 * l});
       const T scale = T(random_.immediate_scale);
       kf_update(ctx, H, GH, B, R_h, k, A_h, scale);
       if (A_c) kf_update(ctx, H, GH, B, R_c, k, A_c, scale);
       const T* delta = l == top ? m.top_delta() : below + l * BH;
-      ctx.for_each_2d(B, GH, KfContract<T>{H, GH, B, delta, A_h, w});
+      ctx.for_each_serial_k(0, ld, GH, H, KfContract<T>{H, GH, B, delta, A_h, w});
       T* G = packed + dl.theta_at;
       ctx.gemm(true, false, GH, W, B, T(1), w, GH, u_[l], W, T(0), G, W);
       scatter_theta_gradient(ctx, dl, G, step_grad);

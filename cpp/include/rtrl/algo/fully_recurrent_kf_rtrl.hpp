@@ -40,11 +40,11 @@ class FullyRecurrentKfRtrl {
     const Philox rng{random_.seed};
     ctx.gemm(false, false, n, ld, n, T(1), m.params() + d_.recurrent_offset(), L, A_, ld, T(0), Q, ld);
     ctx.for_each_2d(n, ld, KfFullyRecurrentSlope<T>{n, u.slope, Q, A_, ld});
-    ctx.for_each_2d(B, n, KfColumnNorms<T>{n, n, ld, A_, nullptr, sums});
+    kf_column_norms(ctx, n, n, B, A_, static_cast<const T*>(nullptr), sums);
     ctx.for_each(B, KfScales<T>{n, L, sums, u.slope, nullptr, u_, m.z(), k, rng, random_.step, 0});
     kf_update(ctx, n, n, d_.batch, u.slope, k, A_, T(random_.immediate_scale));
     ctx.for_each(ld, ScaledCopy<T>{-m.loss_scale(), u.error, delta});
-    ctx.for_each_2d(B, n, KfContract<T>{n, n, B, delta, A_, w});
+    ctx.for_each_serial_k(0, ld, n, n, KfContract<T>{n, n, B, delta, A_, w});
     ctx.gemm(true, false, n, L, B, T(1), w, n, u_, L, T(0), step_grad, L);
     ctx.for_each_2d(n, ld, KfZeroForced<T>{n, ld, u.keep, A_});
     ++random_.step;
