@@ -46,6 +46,10 @@ def build(spec: dict, batch_size: int, seed_offset: int = 0, sharded: bool = Fal
                   clip_grad_norm=spec.get("clip"))
     if spec["learner"] == "bptt":
         return rtrl.BPTT(net, truncation=4, **common)
+    approximate = {"snap": rtrl.SnAp, "eprop": rtrl.EProp, "uoro": rtrl.UORO, "kf": rtrl.KFRTRL}
+    if spec["learner"] in approximate:
+        seeded = {"seed": 5} if spec["learner"] != "snap" else {}
+        return approximate[spec["learner"]](net, update=spec.get("update", "realtime"), **seeded, **common)
     kind = rtrl.distributed.ShardedRTRL if sharded else rtrl.RTRL
     return kind(net, update=spec.get("update", "realtime"), teacher_forcing=spec["model"] == "fully_recurrent",
                 **common)

@@ -31,12 +31,15 @@ def _models():
     yield "rnn", lambda: rtrl.RecurrentNet("rnn", 3, 4, 2, seed=2, dtype="float64")
     yield "lstm-2", lambda: rtrl.RecurrentNet("lstm", 3, 4, 2, num_layers=2, seed=2, dtype="float64")
     yield "gru", lambda: rtrl.RecurrentNet("gru", 3, 4, 2, seed=2, dtype="float64")
+    yield "elstm-2", lambda: rtrl.RecurrentNet("elstm", 3, 4, 2, num_layers=2, seed=2, dtype="float64")
+    yield "leaky", lambda: rtrl.RecurrentNet("rnn", 3, 4, 2, alpha=0.5, seed=2, dtype="float64")
 
 
 LEARNERS = {
     "rtrl": lambda m, **kw: rtrl.RTRL(m, **kw),
     "snap": lambda m, **kw: rtrl.SnAp(m, **kw),
     "eprop": lambda m, **kw: rtrl.EProp(m, **kw),
+    "rflo": lambda m, **kw: rtrl.RFLO(m, seed=3, **kw),
     "uoro": lambda m, **kw: rtrl.UORO(m, seed=3, **kw),
     "kf": lambda m, **kw: rtrl.KFRTRL(m, seed=3, **kw),
 }
@@ -100,7 +103,7 @@ def _assert_same_bits(a, b):
 def _cases():
     for name, make in _models():
         for learner in LEARNERS:
-            if learner == "kf" and name == "gru":
+            if (learner == "kf" and name in ("gru", "elstm-2")) or (learner == "rflo" and name not in ("rnn", "leaky")):
                 continue
             yield pytest.param(make, learner, id=f"{name}-{learner}")
 

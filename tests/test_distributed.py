@@ -69,6 +69,10 @@ CASES = {
     "stacked-gru-adam-clipped": dict(model="gru", layers=2, learner="rtrl", optimizer="adam", clip=0.05),
     "lstm-epoch": dict(model="lstm", learner="rtrl", optimizer="adam", update="epoch"),
     "gru-bptt": dict(model="gru", learner="bptt", optimizer="adam"),
+    "lstm-snap": dict(model="lstm", learner="snap", optimizer="adam"),
+    "gru-eprop-epoch": dict(model="gru", learner="eprop", optimizer="sgd", update="epoch"),
+    "lstm-uoro": dict(model="lstm", learner="uoro", optimizer="adam"),  # the signs of the global streams
+    "fully-recurrent-kf": dict(model="fully_recurrent", learner="kf", optimizer="sgd"),
 }
 
 

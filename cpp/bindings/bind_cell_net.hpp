@@ -390,11 +390,12 @@ struct CellNetBindings {
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
              bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream,
              const std::string& algorithm, py::object feedback, py::object tangent, std::int64_t seed,
-             std::int64_t random_step, double immediate_scale, py::object gradient_hook) {
+             std::int64_t random_step, double immediate_scale, py::object gradient_hook,
+             std::int64_t first_stream) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const OnlineAlgorithm algo = parse_online_algorithm(algorithm);
-            const RandomStream random = make_random_stream(seed, random_step, immediate_scale);
+            const RandomStream random = make_random_stream(seed, random_step, immediate_scale, first_stream);
             const ArrayRef p = Reader::read(params, "params");
             return FR::by_dtype(p, "params", [&](auto tag) {
               return rtrl<decltype(tag)>(c, params, h, cc, P_h, P_c, grad, opt_state, X, targets,
@@ -410,6 +411,7 @@ struct CellNetBindings {
           py::arg("algorithm") = "exact", py::arg("feedback") = py::none(),
           py::arg("tangent") = py::none(), py::arg("seed") = 0, py::arg("random_step") = 0,
           py::arg("immediate_scale") = 1.0, py::arg("gradient_hook") = py::none(),
+          py::arg("first_stream") = 0,
           "Runs exact RTRL for RecurrentNet over X (algorithm 'exact'), or SnAp-1 ('snap1') or "
           "e-prop ('eprop') with one trace array per layer (streams, N_l) in the sensitivities' "
           "place and, for e-prop, an optional feedback matrix (outputs, hidden) in weight_out's "

@@ -80,11 +80,14 @@ inline OnlineAlgorithm parse_online_algorithm(const std::string& name) {
   throw std::invalid_argument("algorithm: expected 'exact', 'snap1', 'eprop', 'uoro' or 'kf', got '" + name + "'");
 }
 
-// A stochastic learner's generator (seed, the learner's step count) from Python.
-inline RandomStream make_random_stream(std::int64_t seed, std::int64_t step, double immediate_scale) {
+// A stochastic learner's generator (seed, the learner's step count, the global index of its stream
+// 0) from Python.
+inline RandomStream make_random_stream(std::int64_t seed, std::int64_t step, double immediate_scale,
+                                       std::int64_t first_stream) {
   RTRL_CHECK(seed >= 0, "seed: expected a non-negative integer, got " + std::to_string(seed));
   RTRL_CHECK(step >= 0, "random_step: expected a non-negative integer, got " + std::to_string(step));
-  return RandomStream{std::uint64_t(seed), step, immediate_scale};
+  RTRL_CHECK(first_stream >= 0, "first_stream: expected a non-negative integer, got " + std::to_string(first_stream));
+  return RandomStream{std::uint64_t(seed), step, immediate_scale, first_stream};
 }
 
 inline TraceRule trace_rule(OnlineAlgorithm a) {
@@ -359,11 +362,12 @@ struct FullyRecurrentBindings {
              py::object outputs, py::object loss, const OptimizerConfig& opt, std::int64_t step,
              bool update_each_step, const std::string& on_nonfinite, std::uintptr_t stream,
              const std::string& algorithm, py::object tangent, std::int64_t seed,
-             std::int64_t random_step, double immediate_scale, py::object gradient_hook) {
+             std::int64_t random_step, double immediate_scale, py::object gradient_hook,
+             std::int64_t first_stream) {
             [[maybe_unused]] typename Reader::Call call(stream);
             const NonfinitePolicy policy = parse_nonfinite_policy(on_nonfinite);
             const OnlineAlgorithm algo = parse_online_algorithm(algorithm);
-            const RandomStream random = make_random_stream(seed, random_step, immediate_scale);
+            const RandomStream random = make_random_stream(seed, random_step, immediate_scale, first_stream);
             const ArrayRef w = Reader::read(weight, "weight");
             const ArrayRef x = Reader::read(X, "X");
             return by_dtype(w, "weight", [&](auto tag) {
@@ -379,16 +383,17 @@ struct FullyRecurrentBindings {
           py::arg("update_each_step"), py::arg("on_nonfinite") = "raise", py::arg("stream") = 0,
           py::arg("algorithm") = "exact", py::arg("tangent") = py::none(), py::arg("seed") = 0,
           py::arg("random_step") = 0, py::arg("immediate_scale") = 1.0,
-          py::arg("gradient_hook") = py::none(),
+          py::arg("gradient_hook") = py::none(), py::arg("first_stream") = 0,
           "Runs exact RTRL over X (algorithm 'exact'; sensitivities (units, streams, units, width)), "
           "or SnAp-1 ('snap1') or e-prop ('eprop') with their traces (streams, units, width) in "
           "sensitivities' place, or UORO ('uoro': theta~ (streams, units, width) there and the state "
           "tangent (streams, units), its signs keyed by seed at the learner's step count "
           "random_step; immediate_scale below 1 gives the deliberately biased estimate the "
           "unbiasedness tests check against), or KF-RTRL ('kf': A (units, streams, units) there and "
-          "u (streams, width) as tangent); gradient_hook(grad, finite) -> bool, when given, combines each "
-          "step's gradient with other processes' before the update; returns a dict: the optimizer's update count after the call "
-          "('updates') and what the non-finite check saw.");
+          "u (streams, width) as tangent; first_stream: the global index of stream 0 in the signs' key); "
+          "gradient_hook(grad, finite, streams) -> (everywhere, streams), when given, links the loop to "
+          "other processes (GradientCombiner, nonfinite.hpp); returns a dict: the optimizer's update count "
+          "after the call ('updates') and what the non-finite check saw.");
 
     m.def("fully_recurrent_bptt",
           [](const FullyRecurrentConfig& c, py::object weight, py::object y, py::object grad,

@@ -79,7 +79,8 @@ def _random_arguments(learner: Any, tangent: Any) -> dict:
     if tangent is None:
         return {}
     return {"tangent": tangent, "seed": learner.seed, "random_step": learner.steps,
-            "immediate_scale": learner._immediate_scale}
+            "immediate_scale": learner._immediate_scale,
+            "first_stream": getattr(learner, "_first_stream", 0)}  # a stream-parallel rank's first
 
 
 class RecurrentNetKernels:

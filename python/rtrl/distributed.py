@@ -61,7 +61,7 @@ class StreamParallel:
 
     Parameters
     ----------
-    learner : rtrl.RTRL or rtrl.BPTT
+    learner : rtrl.RTRL, rtrl.BPTT or an approximate learner (SnAp, EProp, RFLO, UORO, KFRTRL)
         On the CPU (gloo); the same model (seed, sizes, parameters) and settings on every rank — checked
         once here, a mismatch is a ValueError on every rank. ``batch_size`` may differ between ranks.
     group : torch.distributed.ProcessGroup, optional
@@ -72,7 +72,10 @@ class StreamParallel:
     chunk's update. With ``reduction="mean"`` the combined gradient is the mean over all the ranks'
     streams (each rank's mean weighted by its share of the streams); with ``"sum"`` their sum. A step
     that is not finite on one rank is dropped on all (only that rank's offending streams are reset),
-    in epoch mode too: there the ranks agree on each step's verdict (one value each) as they go.
+    in epoch mode too: there the ranks agree on each step's verdict (one value each) as they go, so
+    that every rank must run the same number of steps in each call, as in real time. UORO's and
+    KF-RTRL's random signs are those of the streams' global indices (this rank's first is the sum
+    of the lower ranks' ``batch_size``): the run is one process's with all the streams.
     """
 
     def __init__(self, learner: Any, *, group: Any = None) -> None:
@@ -89,6 +92,8 @@ class StreamParallel:
         dist.all_gather_object(everyone, learner.batch_size, group=group)
         streams = list(everyone)
         self.total_streams = sum(streams)
+        # the stochastic learners' signs keyed by the global stream index, as in one process
+        learner._first_stream = sum(streams[:self.rank])
         mean = learner.reduction == "mean"
         self._weights = [b / self.total_streams if mean else 1.0 for b in streams]
         # in epoch mode too, each step: a step not finite on one rank is dropped on all, as in one process

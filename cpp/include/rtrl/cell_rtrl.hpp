@@ -171,7 +171,7 @@ struct LoadColumnValues {
 // own columns, counted from their first; Q holds those from q0 on, r = s n_g + g' - g0 (all rows
 // unsharded: r = s G H + g'). The eLSTM's w_hh column of row g' takes h[s, g' mod H].
 //   Q: [G H, ldq]   v: [B, W]   h: [B, H]
-// What AddCellImmediateTerm reads once per row r = s G H + g' (the division stays out of the columns).
+// What AddCellImmediateTerm reads once per row r = s n_g + g' - g0 (the division stays out of the columns).
 template <class T>
 struct ImmediateTermRow {
   index_t at;     // Q's element of column (r, 0), less q0

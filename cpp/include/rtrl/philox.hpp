@@ -11,6 +11,7 @@ namespace rtrl {
 
 struct Philox {
   std::uint64_t seed;
+  std::int64_t first_stream = 0;  // the global index of this process's stream 0 (stream-parallel learning)
 
   RTRL_HD static void mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t& hi, std::uint32_t& lo) {
     const std::uint64_t p = std::uint64_t(a) * std::uint64_t(b);
@@ -20,7 +21,7 @@ struct Philox {
 
   // The first 32-bit word of Philox4x32-10 at counter (element, stream, step low, step high).
   RTRL_HD std::uint32_t bits(std::int64_t step, index_t stream, index_t element) const {
-    std::uint32_t c0 = std::uint32_t(element), c1 = std::uint32_t(stream);
+    std::uint32_t c0 = std::uint32_t(element), c1 = std::uint32_t(first_stream + stream);
     std::uint32_t c2 = std::uint32_t(std::uint64_t(step)), c3 = std::uint32_t(std::uint64_t(step) >> 32);
     std::uint32_t k0 = std::uint32_t(seed), k1 = std::uint32_t(seed >> 32);
     for (int round = 0; round < 10; ++round) {

@@ -24,6 +24,7 @@ struct RandomStream {
   std::uint64_t seed = 0;
   std::int64_t step = 0;  // the learner's step count at the call's first step
   double immediate_scale = 1.0;  // 1; the unbiasedness tests' deliberately biased control below 1
+  std::int64_t first_stream = 0;  // the global index of stream 0: a stream-parallel rank's first
 };
 
 template <class T>

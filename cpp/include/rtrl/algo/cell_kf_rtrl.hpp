@@ -83,7 +83,7 @@ class CellStackKfRtrl {
     T* w = sums + B * GH;
     T* k = w + B * GH;
     spatial_errors<Cell, kLeaky>(ctx, d, m, st_.params, below, D);
-    const Philox rng{random_.seed};
+    const Philox rng{random_.seed, random_.first_stream};
     for (index_t l = 0; l < d.layers; ++l) {
       const CellLayerDims dl = d.layer(l);
       const CellLayerStep<T>& s = m.step(l);
@@ -124,7 +124,8 @@ std::int64_t cell_net_kf(Ctx& ctx, const CellNetDims& d, const CellNetState<T>& 
                          const RandomStream& random, NonfiniteEvents& events) {
   CellStackModel<Cell, Ctx, T> model(ctx, d, st, seq, opt);
   CellStackKfRtrl<Cell, Ctx, T> algorithm(ctx, d, st, u, random);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 

@@ -113,7 +113,8 @@ std::int64_t cell_net_traces(Ctx& ctx, const CellNetDims& d, const CellNetState<
   CellStackModel<Cell, Ctx, T> model(ctx, d, st, seq, opt);
   model.use_feedback(feedback);
   CellStackTraces<Cell, Ctx, T> algorithm(ctx, d, st, rule);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 

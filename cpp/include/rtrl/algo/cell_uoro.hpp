@@ -76,7 +76,7 @@ class CellStackUoro {
     T* rho = sums + 2 * B * GH;
     T* values = rho + 3 * B;
     spatial_errors<Cell, kLeaky>(ctx, d, m, st_.params, below, D);
-    const Philox rng{random_.seed};
+    const Philox rng{random_.seed, random_.first_stream};
     for (index_t l = 0; l < d.layers; ++l) {
       const CellLayerDims dl = d.layer(l);
       const CellLayerStep<T>& s = m.step(l);
@@ -116,7 +116,8 @@ std::int64_t cell_net_uoro(Ctx& ctx, const CellNetDims& d, const CellNetState<T>
                            const RandomStream& random, NonfiniteEvents& events) {
   CellStackModel<Cell, Ctx, T> model(ctx, d, st, seq, opt);
   CellStackUoro<Cell, Ctx, T> algorithm(ctx, d, st, tangent, random);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 

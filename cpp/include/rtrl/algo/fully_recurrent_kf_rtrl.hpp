@@ -37,7 +37,7 @@ class FullyRecurrentKfRtrl {
     T* sums = delta + ld;
     T* w = sums + ld;
     T* k = w + ld;
-    const Philox rng{random_.seed};
+    const Philox rng{random_.seed, random_.first_stream};
     ctx.gemm(false, false, n, ld, n, T(1), m.params() + d_.recurrent_offset(), L, A_, ld, T(0), Q, ld);
     ctx.for_each_2d(n, ld, KfFullyRecurrentSlope<T>{n, u.slope, Q, A_, ld});
     kf_column_norms(ctx, n, n, B, A_, static_cast<const T*>(nullptr), sums);
@@ -81,7 +81,8 @@ std::int64_t fully_recurrent_kf(Ctx& ctx, const FullyRecurrentDims& d, const Ful
                                 NonfiniteEvents& events) {
   FullyRecurrentModel<Ctx, T> model(ctx, d, st, seq, opt);
   FullyRecurrentKfRtrl<Ctx, T> algorithm(ctx, d, st.P, u, random);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 

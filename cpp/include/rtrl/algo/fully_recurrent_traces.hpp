@@ -53,7 +53,8 @@ std::int64_t fully_recurrent_traces(Ctx& ctx, const FullyRecurrentDims& d,
                                     NonfiniteEvents& events) {
   FullyRecurrentModel<Ctx, T> model(ctx, d, st, seq, opt);
   FullyRecurrentTraces<Ctx, T> algorithm(d, rule, st.P);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 

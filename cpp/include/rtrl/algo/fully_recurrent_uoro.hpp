@@ -33,7 +33,7 @@ class FullyRecurrentUoro {
     T* next = buf_.data();
     T* A = next + B * n;
     T* rho = A + B * n;
-    const Philox rng{random_.seed};
+    const Philox rng{random_.seed, random_.first_stream};
     ctx.for_each_2d(B, n, FullyRecurrentUoroState<T>{d_, m.params(), tilde_, u.slope, next, A, rng,
                                                       random_.step, T(random_.immediate_scale)});
     ctx.for_each(B, FullyRecurrentUoroScales<T>{d_, -m.loss_scale(), theta_, m.z(), A, next, u.error, u.keep,
@@ -73,7 +73,8 @@ std::int64_t fully_recurrent_uoro(Ctx& ctx, const FullyRecurrentDims& d, const F
                                   NonfiniteEvents& events) {
   FullyRecurrentModel<Ctx, T> model(ctx, d, st, seq, opt);
   FullyRecurrentUoro<Ctx, T> algorithm(ctx, d, st.P, tilde, random);
-  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite};
+  const OnlineOptions loop{opt.update_each_step, opt.optimizer, opt.optimizer_step, opt.on_nonfinite,
+                           opt.combine_gradient};
   return online_loop<T>(ctx, model, algorithm, loop, seq.steps, events);
 }
 

@@ -32,7 +32,7 @@ struct OnlineOptions {
   OptimizerConfig optimizer;
   std::int64_t optimizer_step = 0;  // updates applied so far (Adam's t before this call)
   NonfinitePolicy on_nonfinite = NonfinitePolicy::raise;
-  GradientCombiner combine_gradient;  // with an update every step: the other processes' part
+  GradientCombiner combine_gradient;  // the other processes (nonfinite.hpp), or empty
 };
 
 // The loop's own buffers: the step's gradient (or, with an update every step, the copy of
@@ -117,7 +117,7 @@ std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const Onl
     const index_t state = opt.optimizer.state_rows() * np;
     const index_t carried = online_carried<Model, Algorithm>(model.dims(), np, state);
     const index_t window = opt.combine_gradient ? 1 : ctx.check_window();  // other processes: every step
-    if (window > 1 && carried <= kCheckWindowElements) {
+    if (window > 1 && steps > 1 && carried <= kCheckWindowElements) {
       auto saved = ctx.template alloc<T>(carried);
       std::vector<unsigned char> host;
       auto carry = [&](auto& s) {
