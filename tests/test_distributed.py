@@ -176,8 +176,9 @@ def test_a_shard_carries_its_rows_only():
     full = rtrl.memory.estimate("lstm", 3, 16, 1, batch_size=2, num_layers=2)
     half = rtrl.memory.estimate("lstm", 3, 16, 1, batch_size=2, num_layers=2, weight_rows=32)  # of 4 * 16
     assert half["sensitivities"] * 2 == full["sensitivities"]
-    with pytest.raises(ValueError, match="only exact RTRL"):
-        rtrl.memory.estimate("lstm", 3, 16, 1, learner="snap", weight_rows=32)
+    for model in ("lstm", "fully_recurrent"):
+        with pytest.raises(ValueError, match="only exact RTRL"):
+            rtrl.memory.estimate(model, 3, 16, 1, learner="snap", weight_rows=8)
 
 
 @pytest.mark.parametrize("update", ["realtime", "epoch"])

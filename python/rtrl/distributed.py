@@ -97,7 +97,9 @@ class StreamParallel:
         mean = learner.reduction == "mean"
         self._weights = [b / self.total_streams if mean else 1.0 for b in streams]
         # in epoch mode too, each step: a step not finite on one rank is dropped on all, as in one process
-        self._exchanges: dict[int, _Exchange] = {}
+        n, dtype = learner.model._flat.size, learner.model.dtype
+        self._exchanges = {True: _Exchange(group, self.world_size, n, 0, dtype),  # with the gradient
+                           False: _Exchange(group, self.world_size, 0, 0, dtype)}  # the verdict only
         learner._gradient_hook = _LoopHook(self._combine, each_step=True)
 
     def _combine(self, grad: Any, finite: bool, streams: list) -> tuple[bool, list]:
@@ -105,9 +107,7 @@ class StreamParallel:
         order (the same bits on every rank; None at a step of epoch mode: the ranks only agree on
         the verdict); returns whether every rank's step was finite, and this rank's own streams to
         reset (each rank runs its own streams)."""
-        size = 0 if grad is None else grad.size
-        exchange = self._exchanges.get(size) or self._exchanges.setdefault(
-            size, _Exchange(self.group, self.world_size, size, 0, self.learner.model.dtype))
+        exchange = self._exchanges[grad is not None]
         if grad is not None:
             grad = grad.reshape(-1)  # a view: the learner's gradient array is contiguous
             exchange.values[...] = grad
@@ -277,7 +277,10 @@ class ShardedRTRL(RTRLShard):
                              f"{shard_rows(rows, dist.get_world_size(group), self.rank)}")
         _same_everywhere(self, group, self.world_size)
         self._ranges = [self._shard_parameters(r) for r in range(self.world_size)]
-        self._exchanges: dict[int, _Exchange] = {}
+        widest = max(sum(count for _, count in ranges) for ranges in self._ranges)
+        B, dtype = self.batch_size, self.model.dtype
+        self._exchanges = {True: _Exchange(group, self.world_size, widest, B, dtype),  # with the rows
+                           False: _Exchange(group, self.world_size, 0, B, dtype)}  # the verdicts only
         # every step, in epoch mode too: every rank must drop the same steps and reset the same streams
         self._gradient_hook = _LoopHook(self._gather_gradient, each_step=True)
 
@@ -300,9 +303,7 @@ class ShardedRTRL(RTRLShard):
         reset (the ones the one-process run resets: every rank resets them). Each rank sends its rows'
         values (padded to the largest shard's, as all_gather wants equal parts), its verdict and
         its streams' flags."""
-        width = 0 if grad is None else max(sum(count for _, count in ranges) for ranges in self._ranges)
-        exchange = self._exchanges.get(width) or self._exchanges.setdefault(
-            width, _Exchange(self.group, self.world_size, width, self.batch_size, self.model.dtype))
+        exchange = self._exchanges[grad is not None]
         if grad is not None:
             grad, at = grad.reshape(-1), 0  # a view: the learner's gradient array is contiguous
             for start, count in self._ranges[self.rank]:

@@ -100,6 +100,8 @@ def estimate(model: str, input_size: int, hidden_size: int, output_size: int | N
     realtime = update == "realtime" and optimizer != "none"
     core = backend(where).core
     B, H, I = int(batch_size), int(hidden_size), int(input_size)
+    if weight_rows is not None and learner != "rtrl":
+        raise ValueError(f"weight_rows: only exact RTRL (learner='rtrl') shards its sensitivities, got {learner!r}")
     if learner == "rflo" and model != "rnn":
         raise ValueError(f"learner='rflo' runs on model='rnn' only, got {model!r}")
     if learner == "kf" and model not in ("fully_recurrent", "rnn", "lstm"):
@@ -199,8 +201,6 @@ def _fully_recurrent(core: Any, n: int, m: int, O: int, B: int, bias: bool, lear
 def _cell_net(core: Any, cell: str, I: int, H: int, O: int, B: int, learner: str,
               steps: int | None, item: int, device: str, layers: int, realtime: bool,
               rows: int, weight_rows: int = -1) -> dict[str, int]:
-    if weight_rows != -1 and learner != "rtrl":
-        raise ValueError(f"weight_rows: only exact RTRL (learner='rtrl') shards its sensitivities, got {learner!r}")
     config = core.CellNetConfig(cell, "tanh", I, H, O, B, "mse", "mean", layers=layers, shard_rows=weight_rows)
     if learner in _ONLINE:
         return _rtrl(config.layout(_ONLINE[learner], realtime, rows), item, device)
