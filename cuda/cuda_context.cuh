@@ -284,6 +284,8 @@ class CudaContext {
     if (q1 <= q0) return;
     for_each_serial_k_kernel<<<grid(q1 - q0), kThreads, 0, stream_>>>(q0, q1, width, depth, f);
     RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
+    if constexpr (HasFinish<F>::value)  // a second pass over the whole rows (row_functor.hpp)
+      for_each_2d(q1 / width - q0 / width, depth, FinishRows<F>{f, q0 / width});
   }
 
   // C [M, N] = A [M, lda] B [N, ldb]^T over K columns: one cuBLAS call (coalesced, unlike a thread

@@ -256,9 +256,36 @@ class CpuContext {
   // row(), see row_functor.hpp). Runs over chunks of columns that stay in L1,
   // each chunk k by k with the columns vectorised: no division in the inner loop, and what f
   // accumulates per column across k stays in cache.
+  // A functor with finish(s, k) (row_functor.hpp) runs whole rows, k by k: row s's columns for k,
+  // then finish(s, k) while they are in L1; threads take equal runs of rows.
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& functor) {
     const F shared = functor;
+    if constexpr (HasFinish<F>::value) {
+      auto rows = [&](index_t s0, index_t s1) {
+        const F f = shared;
+        for (index_t s = s0; s < s1; ++s)
+          for (index_t k = 0; k < depth; ++k) {
+            if constexpr (HasRow<F>::value) {
+              const auto row = f.row(s, k);
+#pragma omp simd
+              for (index_t c = 0; c < width; ++c) f(row, s, k, c);
+            } else {
+#pragma omp simd
+              for (index_t c = 0; c < width; ++c) f(s, k, c);
+            }
+            f.finish(s, k);
+          }
+      };
+      const index_t s0 = q0 / width, s1 = q1 / width;
+      if (threads_ == 1 || omp_in_parallel() || (q1 - q0) * depth < kParallelItems || s1 - s0 < 2) {
+        rows(s0, s1);
+        return;
+      }
+      in_equal_runs(int(std::min<index_t>(threads_, s1 - s0)), s1 - s0,
+                    [&](index_t lo, index_t hi, int) { rows(s0 + lo, s0 + hi); });
+      return;
+    }
     auto part = [&](index_t lo, index_t hi) {
       const F f = shared;  // this thread's own copy (see for_each)
       for (index_t s = lo / width; s * width < hi; ++s) {

@@ -117,7 +117,8 @@ class SimtContext {
     for_each_2d(cols, rows, Transpose<T>{rows, cols, in, out});
   }
 
-  // One logical thread per column q in [q0, q1) (q = s * width + c), looping over k in order.
+  // One logical thread per column q in [q0, q1) (q = s * width + c), looping over k in order; then
+  // a functor's finish(s, k) for each whole row, a second pass.
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
     for (index_t q = q0; q < q1; ++q) {
@@ -127,6 +128,8 @@ class SimtContext {
         else f(s, k, c);
       }
     }
+    if constexpr (HasFinish<F>::value)
+      for_each_2d(q1 / width - q0 / width, depth, FinishRows<F>{f, q0 / width});
   }
 
   template <class T, class Ranges>

@@ -77,73 +77,52 @@ struct UoroStateStep {
   }
 };
 
-// Per stream: the squared norms of the column values on the two sides of a gate row (the gate's
-// side, and the input side: w_ih's columns and b_ih's), values[s] = (|v_gate|^2, |v_input|^2). f(s)
-//   v: [B, W]   values: [B, 2]
+// |t[0, W)|^2 in kUoroLanes partial sums (lane k: the columns c = k mod kUoroLanes, in increasing c),
+// combined in a fixed order: the same for any thread count and vector width. Every norm of a theta~
+// row is taken by this one function, so a norm carried from the last step (UoroParamStep::finish) and
+// one taken afresh (UoroRowNorms) are the same bits.
+constexpr index_t kUoroLanes = 8;
 template <class T>
-struct UoroValueNorms {
-  index_t W, I, R;  // columns per row, inputs, w_hh's columns per row
-  const T* v;
-  T* values;
-  RTRL_HD void operator()(index_t s) const {
-    T gate_side = T(0), input_side = T(0);
-    for (index_t c = 0; c < W; ++c) {
-      const T x = v[s * W + c];
-      if (c < I || c == I + R) input_side += x * x;
-      else gate_side += x * x;
-    }
-    values[s * 2] = gate_side;
-    values[s * 2 + 1] = input_side;
-  }
-};
+RTRL_HD T uoro_row_norm2(const T* t, index_t W) {
+  T lane[kUoroLanes] = {};
+  index_t c = 0;
+  for (; c + kUoroLanes <= W; c += kUoroLanes)
+    for (index_t k = 0; k < kUoroLanes; ++k) lane[k] += t[c + k] * t[c + k];
+  for (index_t k = 0; c < W; ++c, ++k) lane[k] += t[c] * t[c];
+  T sum = T(0);
+  for (index_t k = 0; k < kUoroLanes; ++k) sum += lane[k];
+  return sum;
+}
 
-// Per stream and parameter row: sums[s, r] = (|theta~[s, r, :]|^2, |theta~_nu[s, r, :]|^2). The
-// row of theta~_nu is the signs' response a times the column values — a_gate v_c on the gate's
-// side of the row, a_input v_c on its input side (the GRU's n gate; the same response elsewhere),
-// the eLSTM's w_hh column h_prev[u] (v holds 0 there) — so its norm is
-//   a_gate^2 (|v_gate|^2 + h_own^2) + a_input^2 |v_input|^2, without forming it. f(s, r)
-//   theta: [B, G H, W]   A: [B, rows, H]   values: [B, 2] (UoroValueNorms)   h_prev: [B, H]
-//   sums: [B, G H, 2]
-template <class Cell, class T>
+// Per stream and parameter row: norms[s, r] = |theta~[s, r, :]|^2 (at a call's start; afterwards
+// each step's parameter pass leaves them for the next, UoroParamStep::finish). f(s, r)
+//   theta: [B, G H, W]   norms: [B, G H]
+template <class T>
 struct UoroRowNorms {
   static constexpr index_t kItemCost = 16;  // a vector loop over the row's W columns
-  CellLayerDims d;
+  index_t W, GH;
   const T* theta;
-  const T* A;
-  const T* values;
-  const T* h_prev;
-  T* sums;
+  T* norms;
   RTRL_HD void operator()(index_t s, index_t r) const {
-    const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, u = r % H;
-    const int rows = TraceRows<Cell>::kCount, gate = int(r / H);
-    const T a_gate = A[(s * rows + gate) * H + u];
-    const T a_input = A[(s * rows + TraceRows<Cell>::input_side(gate)) * H + u];
-    const T own = Cell::kElementwiseRecurrence ? h_prev[s * H + u] : T(0);
-    const T* t = theta + (s * GH + r) * W;
-    // kLanes partial sums (lane k: the columns c = k mod kLanes, in increasing c), combined in a
-    // fixed order: the same for any thread count and vector width.
-    constexpr index_t kLanes = 8;
-    T lane[kLanes] = {};
-    index_t c = 0;
-    for (; c + kLanes <= W; c += kLanes)
-      for (index_t k = 0; k < kLanes; ++k) lane[k] += t[c + k] * t[c + k];
-    for (index_t k = 0; c < W; ++c, ++k) lane[k] += t[c] * t[c];
-    T old = T(0);
-    for (index_t k = 0; k < kLanes; ++k) old += lane[k];
-    sums[(s * GH + r) * 2] = old;
-    sums[(s * GH + r) * 2 + 1] =
-        a_gate * a_gate * (values[s * 2] + own * own) + a_input * a_input * values[s * 2 + 1];
+    norms[s * GH + r] = uoro_row_norm2(theta + (s * GH + r) * W, W);
   }
 };
 
 // Per stream: rho0, rho1 from the norms, s~ <- rho0 s~' + rho1 nu, and kappa = delta . s~_h. f(s)
-//   sums: [B, G H, 2]   tilde_h, tilde_c: [B, H]   delta: [B, H]   rho: [B, 3] (rho0, rho1, kappa)
-template <class T>
+// |theta~|^2 sums the rows' norms; |theta~_nu|^2 sums, over the rows, the row's signs' response a
+// times the column values — a_gate v_c on the gate's side of the row, a_input v_c on its input side
+// (the GRU's n gate; the same response elsewhere), the eLSTM's w_hh column h_prev[u] (v holds 0
+// there) — without forming it: a_gate^2 (|v_gate|^2 + h_own^2) + a_input^2 |v_input|^2.
+//   norms: [B, G H]   A: [B, rows, H]   v: [B, W]   h_prev: [B, H]   tilde_h, tilde_c: [B, H]
+//   delta: [B, H]   rho: [B, 3] (rho0, rho1, kappa)
+template <class Cell, class T>
 struct UoroScales {
   static constexpr index_t kItemCost = 2048;  // loops over the stream's G H rows and H units
-  index_t H, GH;
-  bool cell_state;
-  const T* sums;
+  CellLayerDims d;
+  const T* norms;
+  const T* A;
+  const T* v;
+  const T* h_prev;
   T* tilde_h;
   T* tilde_c;
   const T* delta;
@@ -152,23 +131,35 @@ struct UoroScales {
   std::int64_t step;
   index_t element;
   RTRL_HD void operator()(index_t s) const {
-    T old = T(0), fresh = T(0), state = T(0);
-    for (index_t r = 0; r < GH; ++r) {
-      old += sums[(s * GH + r) * 2];
-      fresh += sums[(s * GH + r) * 2 + 1];
+    constexpr int rows = TraceRows<Cell>::kCount;
+    const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, I = d.inputs, R = d.recurrent_cols();
+    T gate_side = T(0), input_side = T(0);
+    for (index_t c = 0; c < W; ++c) {
+      const T x = v[s * W + c];
+      if (c < I || c == I + R) input_side += x * x;
+      else gate_side += x * x;
     }
+    T old = T(0), fresh = T(0), state = T(0);
+    for (index_t r = 0; r < GH; ++r) old += norms[s * GH + r];
+    for (int gate = 0; gate < int(d.gates()); ++gate)
+      for (index_t u = 0; u < H; ++u) {
+        const T a_gate = A[(s * rows + gate) * H + u];
+        const T a_input = A[(s * rows + TraceRows<Cell>::input_side(gate)) * H + u];
+        const T own = Cell::kElementwiseRecurrence ? h_prev[s * H + u] : T(0);
+        fresh += a_gate * a_gate * (gate_side + own * own) + a_input * a_input * input_side;
+      }
     for (index_t u = 0; u < H; ++u) {
-      const T h = tilde_h[s * H + u], c = cell_state ? tilde_c[s * H + u] : T(0);
+      const T h = tilde_h[s * H + u], c = tilde_c ? tilde_c[s * H + u] : T(0);
       state += h * h + c * c;
     }
-    const T eps = uoro_eps<T>(), nu_norm = math::sqrt(T((cell_state ? 2 : 1) * H));
+    const T eps = uoro_eps<T>(), nu_norm = math::sqrt(T((tilde_c ? 2 : 1) * H));
     const T rho0 = math::sqrt((math::sqrt(old) + eps) / (math::sqrt(state) + eps));
     const T rho1 = math::sqrt((math::sqrt(fresh) + eps) / (nu_norm + eps));
     T kappa = T(0);
     for (index_t u = 0; u < H; ++u) {
       const index_t at = s * H + u;
       tilde_h[at] = rho0 * tilde_h[at] + rho1 * rng.sign<T>(step, s, element + u);
-      if (cell_state) tilde_c[at] = rho0 * tilde_c[at] + rho1 * rng.sign<T>(step, s, element + H + u);
+      if (tilde_c) tilde_c[at] = rho0 * tilde_c[at] + rho1 * rng.sign<T>(step, s, element + H + u);
       kappa += delta[at] * tilde_h[at];
     }
     rho[s * 3] = rho0;
@@ -179,8 +170,9 @@ struct UoroScales {
 
 // theta~ <- theta~ / rho0 + theta~_nu / rho1 and G[g', c] = sum_s kappa_s theta~[s, g', c], through
 // ctx.for_each_serial_k over the columns q = g' W + c with the streams as depth (row(g', s) gathers
-// what depends on the row and stream only).
+// what depends on the row and stream only; finish(g', s) the new row's norm).
 //   theta: [B, G H, W]   A: [B, rows, H]   v: [B, W]   h_prev: [B, H]   rho: [B, 3]   G: [G H, W]
+//   norms: [B, G H]
 template <class T>
 struct UoroRow {
   T* theta;
@@ -199,6 +191,7 @@ struct UoroParamStep {
   const T* h_prev;
   const T* rho;
   T* G;
+  T* norms;  // [B, G H]: out, the rows' norms of the new theta~ (the next step's UoroRowNorms)
   RTRL_HD UoroRow<T> row(index_t r, index_t s) const {
     const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, u = r % H;
     const int rows = TraceRows<Cell>::kCount, gate = int(r / H);
@@ -222,6 +215,11 @@ struct UoroParamStep {
     const T x = t.theta[c] * t.inv_rho0 + (input_column ? t.a_input : t.a_gate) * value * t.inv_rho1;
     t.theta[c] = x;
     t.g[c] = (t.first ? T(0) : t.g[c]) + t.kappa * x;
+  }
+  // After row r's columns for stream s (row_functor.hpp): its norm, read back while in cache.
+  RTRL_HD void finish(index_t r, index_t s) const {
+    const index_t GH = d.gates() * d.hidden, W = d.width();
+    norms[s * GH + r] = uoro_row_norm2(theta + (s * GH + r) * W, W);
   }
 };
 

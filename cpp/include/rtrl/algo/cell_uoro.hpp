@@ -2,8 +2,10 @@
 // (online_loop.hpp): the model is exact RTRL's (CellStackModel); the algorithm keeps per layer the
 // state tangent s~ and the parameter tangent theta~ (uoro.hpp), each layer's error taken by spatial
 // backprop as for the traces (cell_traces.hpp). Per layer and step: the product w_hh s~_h (B rows),
-// the cell's pass over (stream, unit), per-row norms, per-stream scales, then one pass over the
-// layer's parameters that rescales theta~, adds theta~_nu and contracts.
+// the cell's pass over (stream, unit), per-stream scales, then one pass over the layer's parameters
+// that rescales theta~, adds theta~_nu, contracts, and leaves the new rows' norms for the next step
+// (taken afresh once, when a call starts; a stream the non-finite guard resets has its norms zeroed
+// with it).
 #pragma once
 
 #include <cstdint>
@@ -22,20 +24,27 @@ class CellStackUoro {
   // st.P_h[l]: layer l's theta~ [B, N_l]; tangent: s~ [L, parts, B, H] (parts: h, and c for LSTM).
   CellStackUoro(Ctx& ctx, const CellNetDims& d, const CellNetState<T>& st, T* tangent,
                 const RandomStream& random)
-      : d_(d), st_(st), tangent_(tangent), random_(random), buf_(ctx.template alloc<T>(buffer_size(d))) {}
+      : d_(d), st_(st), tangent_(tangent), random_(random), buf_(ctx.template alloc<T>(buffer_size(d))),
+        norms_(buf_.data()) {
+    const index_t GH = d.gates() * d.hidden;
+    for (index_t l = 0; l < d.layers; ++l)
+      ctx.for_each_2d(d.batch, GH, UoroRowNorms<T>{d.layer(l).width(), GH, st.P_h[l], norms(l)});
+  }
 
   static index_t parts() { return Cell::kHasCellState ? 2 : 1; }
 
   static void declare(const CellNetDims& d, OnlineLayout& l) {
     l.sensitivities += d.batch * d.n_theta() + parts() * d.layers * d.batch * d.hidden;
     l.workspace += buffer_size(d);
+    l.carried += norms_size(d);
   }
 
-  // packed gradient [N_<L], errors below the top [L - 1, B, H], D [B, G H], w_hh s~_h [B, G H],
-  // A [B, rows, H], row norms [B, G H, 2], scales [B, 3], the column values' norms [B, 2].
+  // theta~'s row norms [L, B, G H] (carried from step to step), packed gradient [N_<L], errors below
+  // the top [L - 1, B, H], D [B, G H], w_hh s~_h [B, G H], A [B, rows, H], scales [B, 3].
+  static index_t norms_size(const CellNetDims& d) { return d.layers * d.batch * d.gates() * d.hidden; }
   static index_t buffer_size(const CellNetDims& d) {
     const index_t B = d.batch, BH = B * d.hidden, GH = d.gates() * d.hidden;
-    return d.n_theta() + (d.layers - 1) * BH + 2 * B * GH + kRows * BH + 2 * B * GH + 5 * B;
+    return norms_size(d) + d.n_theta() + (d.layers - 1) * BH + 2 * B * GH + kRows * BH + 3 * B;
   }
 
   void propagate(Ctx& ctx, const Model& m, T* step_grad) {
@@ -52,6 +61,8 @@ class CellStackUoro {
       c.reset.push_back(StreamBlock<T>{st_.P_h[l], 1, 0, n, n});
       c.watched.push_back(StreamBlock<const T>{tangent_ + l * parts() * B * H, parts(), B * H, H, H});
       c.reset.push_back(StreamBlock<T>{tangent_ + l * parts() * B * H, parts(), B * H, H, H});
+      const index_t GH = d_.gates() * H;
+      c.reset.push_back(StreamBlock<T>{norms(l), 1, 0, GH, GH});
     }
   }
 
@@ -59,22 +70,23 @@ class CellStackUoro {
   void carry(S& s) {
     for (index_t l = 0; l < d_.layers; ++l) s.device(st_.P_h[l], d_.batch * d_.layer(l).n_theta());
     s.device(tangent_, parts() * d_.layers * d_.batch * d_.hidden);
+    s.device(norms(0), norms_size(d_));
     s.host(random_.step);
   }
 
  private:
+  T* norms(index_t l) const { return norms_ + l * d_.batch * d_.gates() * d_.hidden; }
+
   template <bool kLeaky>
   void run(Ctx& ctx, const Model& m, T* step_grad) {
     const CellNetDims& d = d_;
     const index_t B = d.batch, H = d.hidden, GH = d.gates() * H, BH = B * H, top = d.layers - 1;
-    T* packed = buf_.data();
+    T* packed = buf_.data() + norms_size(d);
     T* below = packed + d.n_theta();
     T* D = below + top * BH;
     T* hw = D + B * GH;
     T* A = hw + B * GH;
-    T* sums = A + kRows * BH;
-    T* rho = sums + 2 * B * GH;
-    T* values = rho + 3 * B;
+    T* rho = A + kRows * BH;
     spatial_errors<Cell, kLeaky>(ctx, d, m, st_.params, below, D);
     const Philox rng{random_.seed, random_.first_stream};
     for (index_t l = 0; l < d.layers; ++l) {
@@ -90,14 +102,12 @@ class CellStackUoro {
       ctx.for_each_2d(B, H, UoroStateStep<Cell, T, kLeaky>{H, B, s.coef, hw, tilde_h, tilde_c, A, rng,
                                                            random_.step, element, T(random_.immediate_scale)});
       T* theta = st_.P_h[l];
-      ctx.for_each(B, UoroValueNorms<T>{dl.width(), dl.inputs, dl.recurrent_cols(), s.v, values});
-      ctx.for_each_2d(B, GH, UoroRowNorms<Cell, T>{dl, theta, A, values, h_prev, sums});
       const T* delta = l == top ? m.top_delta() : below + l * BH;
-      ctx.for_each(B, UoroScales<T>{H, GH, Cell::kHasCellState, sums, tilde_h, tilde_c, delta, rho, rng,
-                                    random_.step, element});
+      ctx.for_each(B, UoroScales<Cell, T>{dl, norms(l), A, s.v, h_prev, tilde_h, tilde_c, delta, rho, rng,
+                                          random_.step, element});
       T* G = packed + dl.theta_at;
       ctx.for_each_serial_k(0, GH * dl.width(), dl.width(), B,
-                            UoroParamStep<Cell, T>{dl, theta, A, s.v, h_prev, rho, G});
+                            UoroParamStep<Cell, T>{dl, theta, A, s.v, h_prev, rho, G, norms(l)});
       scatter_theta_gradient(ctx, dl, G, step_grad);
     }
   }
@@ -107,6 +117,7 @@ class CellStackUoro {
   T* tangent_;
   RandomStream random_;
   decltype(std::declval<Ctx&>().template alloc<T>(0)) buf_;
+  T* norms_;  // [L, B, G H] at buf_'s start
 };
 
 // Returns the optimizer's update count after the call.

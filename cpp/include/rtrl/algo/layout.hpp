@@ -24,8 +24,9 @@ struct OnlineLayout {
   index_t sensitivities = 0;  // the algorithm's state, kept between calls
   std::vector<index_t> layer_sensitivities;  // its part per layer of a stack
   index_t workspace = 0;      // allocated per call, besides the products' scratch
-  index_t carried = 0;        // the model's part of what carries from step to step (check_window.hpp);
-                              // the algorithm's is its sensitivities
+  index_t carried = 0;        // what carries from step to step (check_window.hpp) besides the
+                              // algorithm's sensitivities: the model's part, and an algorithm's
+                              // workspace that carries (UORO's row norms)
   std::vector<ProductShape> products;
 };
 
