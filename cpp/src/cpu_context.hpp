@@ -256,25 +256,30 @@ class CpuContext {
   // row(), see row_functor.hpp). Runs over chunks of columns that stay in L1,
   // each chunk k by k with the columns vectorised: no division in the inner loop, and what f
   // accumulates per column across k stays in cache.
-  // A functor with finish(s, k) (row_functor.hpp) runs whole rows, k by k: row s's columns for k,
-  // then finish(s, k) while they are in L1; threads take equal runs of rows.
+  // A functor that sums a value over each row (row_functor.hpp) runs whole rows, k by k: row s's
+  // columns for k, summed in row_lane_sum's lanes, then finish(s, k, sum); threads take equal runs
+  // of rows.
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& functor) {
     const F shared = functor;
     if constexpr (HasFinish<F>::value) {
       auto rows = [&](index_t s0, index_t s1) {
         const F f = shared;
+        using T = decltype(f.row_sum(index_t(), index_t()));
         for (index_t s = s0; s < s1; ++s)
           for (index_t k = 0; k < depth; ++k) {
-            if constexpr (HasRow<F>::value) {
-              const auto row = f.row(s, k);
+            const auto row = f.row(s, k);
+            T lane[kRowLanes] = {};
+            index_t c = 0;
+            for (; c + kRowLanes <= width; c += kRowLanes) {
 #pragma omp simd
-              for (index_t c = 0; c < width; ++c) f(row, s, k, c);
-            } else {
-#pragma omp simd
-              for (index_t c = 0; c < width; ++c) f(s, k, c);
+              for (index_t j = 0; j < kRowLanes; ++j) lane[j] += f(row, s, k, c + j);
             }
-            f.finish(s, k);
+#pragma omp simd
+            for (index_t j = 0; j < width - c; ++j) lane[j] += f(row, s, k, c + j);
+            T sum = T(0);
+            for (index_t j = 0; j < kRowLanes; ++j) sum += lane[j];
+            f.finish(s, k, sum);
           }
       };
       const index_t s0 = q0 / width, s1 = q1 / width;

@@ -118,7 +118,7 @@ class SimtContext {
   }
 
   // One logical thread per column q in [q0, q1) (q = s * width + c), looping over k in order; then
-  // a functor's finish(s, k) for each whole row, a second pass.
+  // a functor's row sums, a second pass (row_functor.hpp).
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
     for (index_t q = q0; q < q1; ++q) {

@@ -32,10 +32,23 @@ RTRL_HD T uoro_eps() {
   return T(1e-7);
 }
 
+// One layer's signs, nu[s, i] = the sign at (step, s, element + i) for its state parts' entries
+// i = part H + u (in a loop of their own: the generator vectorises there). f(s, i)
+//   nu: [B, parts, H]
+template <class T>
+struct UoroSigns {
+  index_t n;  // parts H
+  Philox rng;
+  std::int64_t step;
+  index_t element;  // of this layer's first h entry
+  T* nu;
+  RTRL_HD void operator()(index_t s, index_t i) const { nu[s * n + i] = rng.sign<T>(step, s, element + i); }
+};
+
 // s~ <- D_t s~ for one layer, and A[s, x, u] = scale (nu_h dh'_u/dA_x + nu_c dc'_u/dA_x) for each
 // pre-activation row x (its input side last for the GRU's n gate). f(s, u).
 //   coef: [K, B, H]   hw: [B, G H] w_hh s~_h (the GRU's n rows: W_hn s~_h)
-//   tilde_h, tilde_c: [B, H] in: s~, out: D_t s~   A: [B, rows, H]
+//   tilde_h, tilde_c: [B, H] in: s~, out: D_t s~   nu: [B, parts, H] (UoroSigns)   A: [B, rows, H]
 template <class Cell, class T, bool kLeaky>
 struct UoroStateStep {
   static constexpr index_t kItemCost = 16;  // the cell's pass for each pre-activation row
@@ -44,10 +57,8 @@ struct UoroStateStep {
   const T* hw;
   T* tilde_h;
   T* tilde_c;
+  const T* nu;
   T* A;
-  Philox rng;
-  std::int64_t step;
-  index_t element;  // of this layer's first h entry
   T scale;          // 1; below 1 a deliberately biased estimate (the unbiasedness tests' control)
   static constexpr int kRows = TraceRows<Cell>::kCount;
   RTRL_HD void operator()(index_t s, index_t u) const {
@@ -63,8 +74,9 @@ struct UoroStateStep {
     Cell::template propagate<true, kLeaky>(row, 0);
     tilde_h[at] = p_h;
     if (tilde_c) tilde_c[at] = p_c;
-    const T nu_h = rng.sign<T>(step, s, element + u);
-    const T nu_c = tilde_c ? rng.sign<T>(step, s, element + H + u) : T(0);
+    const index_t parts = tilde_c ? 2 : 1;
+    const T nu_h = nu[s * parts * H + u];
+    const T nu_c = tilde_c ? nu[(s * parts + 1) * H + u] : T(0);
     for (int x = 0; x < kRows; ++x) {
       for (int y = 0; y < kRows; ++y) q[y] = T(0);
       q[x] = T(1);
@@ -77,21 +89,11 @@ struct UoroStateStep {
   }
 };
 
-// |t[0, W)|^2 in kUoroLanes partial sums (lane k: the columns c = k mod kUoroLanes, in increasing c),
-// combined in a fixed order: the same for any thread count and vector width. Every norm of a theta~
-// row is taken by this one function, so a norm carried from the last step (UoroParamStep::finish) and
-// one taken afresh (UoroRowNorms) are the same bits.
-constexpr index_t kUoroLanes = 8;
+// |t[0, W)|^2 in row_lane_sum's order: every norm of a theta~ row is taken in it, so a norm carried
+// from the last step (UoroParamStep's row sums) and one taken afresh (UoroRowNorms) are the same bits.
 template <class T>
 RTRL_HD T uoro_row_norm2(const T* t, index_t W) {
-  T lane[kUoroLanes] = {};
-  index_t c = 0;
-  for (; c + kUoroLanes <= W; c += kUoroLanes)
-    for (index_t k = 0; k < kUoroLanes; ++k) lane[k] += t[c + k] * t[c + k];
-  for (index_t k = 0; c < W; ++c, ++k) lane[k] += t[c] * t[c];
-  T sum = T(0);
-  for (index_t k = 0; k < kUoroLanes; ++k) sum += lane[k];
-  return sum;
+  return row_lane_sum<T>(W, [t](index_t c) { return t[c] * t[c]; });
 }
 
 // Per stream and parameter row: norms[s, r] = |theta~[s, r, :]|^2 (at a call's start; afterwards
@@ -114,7 +116,7 @@ struct UoroRowNorms {
 // (the GRU's n gate; the same response elsewhere), the eLSTM's w_hh column h_prev[u] (v holds 0
 // there) — without forming it: a_gate^2 (|v_gate|^2 + h_own^2) + a_input^2 |v_input|^2.
 //   norms: [B, G H]   A: [B, rows, H]   v: [B, W]   h_prev: [B, H]   tilde_h, tilde_c: [B, H]
-//   delta: [B, H]   rho: [B, 3] (rho0, rho1, kappa)
+//   nu: [B, parts, H] (UoroSigns)   delta: [B, H]   rho: [B, 3] (rho0, rho1, kappa)
 template <class Cell, class T>
 struct UoroScales {
   static constexpr index_t kItemCost = 2048;  // loops over the stream's G H rows and H units
@@ -125,11 +127,9 @@ struct UoroScales {
   const T* h_prev;
   T* tilde_h;
   T* tilde_c;
+  const T* nu;
   const T* delta;
   T* rho;
-  Philox rng;
-  std::int64_t step;
-  index_t element;
   RTRL_HD void operator()(index_t s) const {
     constexpr int rows = TraceRows<Cell>::kCount;
     const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, I = d.inputs, R = d.recurrent_cols();
@@ -156,10 +156,11 @@ struct UoroScales {
     const T rho0 = math::sqrt((math::sqrt(old) + eps) / (math::sqrt(state) + eps));
     const T rho1 = math::sqrt((math::sqrt(fresh) + eps) / (nu_norm + eps));
     T kappa = T(0);
+    const index_t parts = tilde_c ? 2 : 1;
     for (index_t u = 0; u < H; ++u) {
       const index_t at = s * H + u;
-      tilde_h[at] = rho0 * tilde_h[at] + rho1 * rng.sign<T>(step, s, element + u);
-      if (tilde_c) tilde_c[at] = rho0 * tilde_c[at] + rho1 * rng.sign<T>(step, s, element + H + u);
+      tilde_h[at] = rho0 * tilde_h[at] + rho1 * nu[s * parts * H + u];
+      if (tilde_c) tilde_c[at] = rho0 * tilde_c[at] + rho1 * nu[(s * parts + 1) * H + u];
       kappa += delta[at] * tilde_h[at];
     }
     rho[s * 3] = rho0;
@@ -208,19 +209,21 @@ struct UoroParamStep {
     t.first = s == 0;
     return t;
   }
-  RTRL_HD void operator()(const UoroRow<T>& t, index_t, index_t, index_t c) const {
+  // Returns x^2: the row's sum is its new norm (row_functor.hpp).
+  RTRL_HD T operator()(const UoroRow<T>& t, index_t, index_t, index_t c) const {
     const index_t I = d.inputs;
     const bool input_column = c < I || c == I + d.recurrent_cols();
     const T value = Cell::kElementwiseRecurrence && c == I ? t.h_own : t.v[c];
     const T x = t.theta[c] * t.inv_rho0 + (input_column ? t.a_input : t.a_gate) * value * t.inv_rho1;
     t.theta[c] = x;
     t.g[c] = (t.first ? T(0) : t.g[c]) + t.kappa * x;
+    return x * x;
   }
-  // After row r's columns for stream s (row_functor.hpp): its norm, read back while in cache.
-  RTRL_HD void finish(index_t r, index_t s) const {
+  RTRL_HD T row_sum(index_t r, index_t s) const {
     const index_t GH = d.gates() * d.hidden, W = d.width();
-    norms[s * GH + r] = uoro_row_norm2(theta + (s * GH + r) * W, W);
+    return uoro_row_norm2(theta + (s * GH + r) * W, W);
   }
+  RTRL_HD void finish(index_t r, index_t s, T norm) const { norms[s * d.gates() * d.hidden + r] = norm; }
 };
 
 // The fully recurrent network (n units, z = [x; 1; y]): s~' = f' (W_U s~), A = scale f' nu.

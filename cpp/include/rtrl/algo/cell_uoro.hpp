@@ -40,11 +40,12 @@ class CellStackUoro {
   }
 
   // theta~'s row norms [L, B, G H] (carried from step to step), packed gradient [N_<L], errors below
-  // the top [L - 1, B, H], D [B, G H], w_hh s~_h [B, G H], A [B, rows, H], scales [B, 3].
+  // the top [L - 1, B, H], D [B, G H], w_hh s~_h [B, G H], A [B, rows, H], scales [B, 3], the signs
+  // [B, parts, H].
   static index_t norms_size(const CellNetDims& d) { return d.layers * d.batch * d.gates() * d.hidden; }
   static index_t buffer_size(const CellNetDims& d) {
     const index_t B = d.batch, BH = B * d.hidden, GH = d.gates() * d.hidden;
-    return norms_size(d) + d.n_theta() + (d.layers - 1) * BH + 2 * B * GH + kRows * BH + 3 * B;
+    return norms_size(d) + d.n_theta() + (d.layers - 1) * BH + 2 * B * GH + kRows * BH + 3 * B + parts() * BH;
   }
 
   void propagate(Ctx& ctx, const Model& m, T* step_grad) {
@@ -87,6 +88,7 @@ class CellStackUoro {
     T* hw = D + B * GH;
     T* A = hw + B * GH;
     T* rho = A + kRows * BH;
+    T* nu = rho + 3 * B;
     spatial_errors<Cell, kLeaky>(ctx, d, m, st_.params, below, D);
     const Philox rng{random_.seed, random_.first_stream};
     for (index_t l = 0; l < d.layers; ++l) {
@@ -99,12 +101,12 @@ class CellStackUoro {
       const index_t element = l * parts() * H;
       if (dl.elementwise()) ctx.for_each_2d(B, GH, ElementwiseRecurrence<T>{H, GH, w_hh, tilde_h, H, hw});
       else ctx.gemm(false, true, B, GH, H, T(1), tilde_h, H, w_hh, H, T(0), hw, GH);
-      ctx.for_each_2d(B, H, UoroStateStep<Cell, T, kLeaky>{H, B, s.coef, hw, tilde_h, tilde_c, A, rng,
-                                                           random_.step, element, T(random_.immediate_scale)});
+      ctx.for_each_2d(B, parts() * H, UoroSigns<T>{parts() * H, rng, random_.step, element, nu});
+      ctx.for_each_2d(B, H, UoroStateStep<Cell, T, kLeaky>{H, B, s.coef, hw, tilde_h, tilde_c, nu, A,
+                                                           T(random_.immediate_scale)});
       T* theta = st_.P_h[l];
       const T* delta = l == top ? m.top_delta() : below + l * BH;
-      ctx.for_each(B, UoroScales<Cell, T>{dl, norms(l), A, s.v, h_prev, tilde_h, tilde_c, delta, rho, rng,
-                                          random_.step, element});
+      ctx.for_each(B, UoroScales<Cell, T>{dl, norms(l), A, s.v, h_prev, tilde_h, tilde_c, nu, delta, rho});
       T* G = packed + dl.theta_at;
       ctx.for_each_serial_k(0, GH * dl.width(), dl.width(), B,
                             UoroParamStep<Cell, T>{dl, theta, A, s.v, h_prev, rho, G, norms(l)});
