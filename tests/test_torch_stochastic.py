@@ -29,6 +29,35 @@ def test_torch_stochastic_learner_equals_the_library(name, alpha, seed):
         np.testing.assert_allclose(ref.p[k].numpy(), v, rtol=1e-10, atol=1e-12, err_msg=k)
 
 
+def test_the_generator_gives_the_published_known_answers():
+    """Philox4x32-10's known-answer vectors (Salmon et al. 2011, the Random123 distribution): counter
+    (c0, c1, c2, c3), key (k0, k1) -> four words; here c0 = block, c1 = stream, (c2, c3) = step,
+    (k0, k1) = seed. The library's generator equals this one (the runs above)."""
+    from rtrl.bench.torch_stochastic import philox_words
+
+    cases = [((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+             ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+             ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+              (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1))]
+    for (c0, c1, c2, c3), (k0, k1), expected in cases:
+        words = philox_words(k0 | k1 << 32, c2 | c3 << 32, np.array([c0]), np.array([c1]))
+        assert [int(w) for w in words[0]] == list(expected)
+
+
+def test_signs_are_the_bits_of_the_generator_blocks():
+    """Element e's sign is bit e mod 32 of word (e / 32) mod 4 of block e / 128, and the signs are
+    balanced (a binomial count over 2 x 1000 signs, 5 standard deviations)."""
+    from rtrl.bench.torch_stochastic import philox_signs, philox_words
+
+    signs = philox_signs(9, 7, 2, 1000)
+    words = philox_words(9, 7, np.arange(8)[None, :], np.arange(2)[:, None])
+    for s, e in [(0, 0), (0, 31), (0, 32), (1, 127), (1, 128), (1, 999), (0, 517)]:
+        bit = (int(words[s, e // 128, (e // 32) % 4]) >> (e % 32)) & 1
+        assert signs[s, e] == (1.0 if bit else -1.0)
+    assert abs(signs.sum()) < 5 * np.sqrt(signs.size)
+    assert not np.array_equal(signs[0], signs[1])
+
+
 @pytest.mark.parametrize("name", ["UORO", "KFRTRL"])
 def test_other_signs_give_another_run(name):
     """The comparison above can fail: another seed's signs move the weights elsewhere."""

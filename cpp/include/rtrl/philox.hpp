@@ -19,9 +19,10 @@ struct Philox {
     lo = std::uint32_t(p);
   }
 
-  // The first 32-bit word of Philox4x32-10 at counter (element, stream, step low, step high).
-  RTRL_HD std::uint32_t bits(std::int64_t step, index_t stream, index_t element) const {
-    std::uint32_t c0 = std::uint32_t(element), c1 = std::uint32_t(first_stream + stream);
+  // The four 32-bit words of Philox4x32-10 at counter (block, stream, step low, step high) under the
+  // key (seed low, seed high).
+  RTRL_HD void words(std::int64_t step, index_t stream, index_t block, std::uint32_t out[4]) const {
+    std::uint32_t c0 = std::uint32_t(block), c1 = std::uint32_t(first_stream + stream);
     std::uint32_t c2 = std::uint32_t(std::uint64_t(step)), c3 = std::uint32_t(std::uint64_t(step) >> 32);
     std::uint32_t k0 = std::uint32_t(seed), k1 = std::uint32_t(seed >> 32);
     for (int round = 0; round < 10; ++round) {
@@ -36,13 +37,26 @@ struct Philox {
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
-    return c0;
+    out[0] = c0;
+    out[1] = c1;
+    out[2] = c2;
+    out[3] = c3;
+  }
+
+  // Element e's sign is bit e mod 32 of word (e / 32) mod 4 of the block e / kSignsPerBlock: one
+  // generator call gives kSignsPerBlock signs (sign_of).
+  static constexpr index_t kSignsPerBlock = 128;
+  template <class T>
+  RTRL_HD static T sign_of(const std::uint32_t w[4], index_t e) {
+    return ((w[(e / 32) % 4] >> (e % 32)) & 1u) ? T(1) : T(-1);
   }
 
   // +1 or -1 with equal probability.
   template <class T>
   RTRL_HD T sign(std::int64_t step, index_t stream, index_t element) const {
-    return (bits(step, stream, element) & 1u) ? T(1) : T(-1);
+    std::uint32_t w[4];
+    words(step, stream, element / kSignsPerBlock, w);
+    return sign_of<T>(w, element);
   }
 };
 

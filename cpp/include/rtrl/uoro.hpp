@@ -33,7 +33,8 @@ RTRL_HD T uoro_eps() {
 }
 
 // One layer's signs, nu[s, i] = the sign at (step, s, element + i) for its state parts' entries
-// i = part H + u (in a loop of their own: the generator vectorises there). f(s, i)
+// i = part H + u, a generator block (Philox::kSignsPerBlock signs) at a time. f(s, b) for the blocks
+// b in [0, blocks(n, element)) that the entries [element, element + n) touch.
 //   nu: [B, parts, H]
 template <class T>
 struct UoroSigns {
@@ -42,7 +43,18 @@ struct UoroSigns {
   std::int64_t step;
   index_t element;  // of this layer's first h entry
   T* nu;
-  RTRL_HD void operator()(index_t s, index_t i) const { nu[s * n + i] = rng.sign<T>(step, s, element + i); }
+  static index_t blocks(index_t n, index_t element) {
+    constexpr index_t K = Philox::kSignsPerBlock;
+    return n > 0 ? (element + n - 1) / K - element / K + 1 : 0;
+  }
+  RTRL_HD void operator()(index_t s, index_t b) const {
+    constexpr index_t K = Philox::kSignsPerBlock;
+    const index_t block = element / K + b, e0 = block * K;
+    std::uint32_t w[4];
+    rng.words(step, s, block, w);
+    const index_t lo = e0 > element ? e0 : element, hi = e0 + K < element + n ? e0 + K : element + n;
+    for (index_t e = lo; e < hi; ++e) nu[s * n + e - element] = Philox::sign_of<T>(w, e);
+  }
 };
 
 // s~ <- D_t s~ for one layer, and A[s, x, u] = scale (nu_h dh'_u/dA_x + nu_c dc'_u/dA_x) for each

@@ -20,18 +20,19 @@ import numpy as np
 
 from .torch_snap import adam_step
 
-__all__ = ["TorchKFRTRL", "TorchUORO", "philox_signs"]
+__all__ = ["TorchKFRTRL", "TorchUORO", "philox_signs", "philox_words"]
 
 _MASK = np.uint64(0xFFFFFFFF)
 EPS = 1e-7  # the norms' guard (uoro.hpp)
 
 
-def philox_signs(seed: int, step: int, streams: int, elements: int) -> np.ndarray:
-    """(streams, elements) of +-1: the low bit of the first word of Philox4x32-10 at the counter
-    (element, stream, step low, step high) under the key (seed low, seed high)."""
-    element = np.arange(elements, dtype=np.uint64)[None, :]
-    stream = np.arange(streams, dtype=np.uint64)[:, None]
-    c0, c1 = element + np.zeros_like(stream), stream + np.zeros_like(element)
+def philox_words(seed: int, step: int, counters: np.ndarray, streams: np.ndarray) -> np.ndarray:
+    """The four 32-bit words of Philox4x32-10 (Salmon et al. 2011) at the counters
+    (block, stream, step low, step high) under the key (seed low, seed high): ``counters`` and
+    ``streams`` broadcast to a shape S, the result is S + (4,), uint64 holding 32-bit values."""
+    c0 = np.asarray(counters, dtype=np.uint64) & _MASK
+    c1 = np.asarray(streams, dtype=np.uint64) & _MASK
+    c0, c1 = np.broadcast_arrays(c0, c1)
     step = np.uint64(step)
     c2 = np.full_like(c0, step & _MASK)
     c3 = np.full_like(c0, step >> np.uint64(32))
@@ -42,7 +43,23 @@ def philox_signs(seed: int, step: int, streams: int, elements: int) -> np.ndarra
         hi0, lo0, hi1, lo1 = p0 >> np.uint64(32), p0 & _MASK, p1 >> np.uint64(32), p1 & _MASK
         c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
         k0, k1 = (k0 + np.uint64(0x9E3779B9)) & _MASK, (k1 + np.uint64(0xBB67AE85)) & _MASK
-    return np.where(c0 & np.uint64(1), 1.0, -1.0)
+    return np.stack([c0, c1, c2, c3], axis=-1)
+
+
+SIGNS_PER_BLOCK = 128  # one generator call's signs (philox.hpp)
+
+
+def philox_signs(seed: int, step: int, streams: int, elements: int) -> np.ndarray:
+    """(streams, elements) of +-1: element e's sign is bit e mod 32 of word (e / 32) mod 4 of the
+    Philox4x32-10 words at the counter (e / 128, stream, step low, step high)."""
+    element = np.arange(elements, dtype=np.uint64)[None, :]
+    stream = np.arange(streams, dtype=np.uint64)[:, None]
+    words = philox_words(seed, step, element // np.uint64(SIGNS_PER_BLOCK), stream)
+    which = np.broadcast_to(((element // np.uint64(32)) % np.uint64(4)).astype(np.intp)[..., None],
+                            words.shape[:-1] + (1,))
+    word = np.take_along_axis(words, which, axis=-1)[..., 0]
+    bit = (word >> (element % np.uint64(32))) & np.uint64(1)
+    return np.where(bit, 1.0, -1.0)
 
 
 class _TorchRnn:

@@ -101,7 +101,8 @@ class CellStackUoro {
       const index_t element = l * parts() * H;
       if (dl.elementwise()) ctx.for_each_2d(B, GH, ElementwiseRecurrence<T>{H, GH, w_hh, tilde_h, H, hw});
       else ctx.gemm(false, true, B, GH, H, T(1), tilde_h, H, w_hh, H, T(0), hw, GH);
-      ctx.for_each_2d(B, parts() * H, UoroSigns<T>{parts() * H, rng, random_.step, element, nu});
+      ctx.for_each_2d(B, UoroSigns<T>::blocks(parts() * H, element),
+                      UoroSigns<T>{parts() * H, rng, random_.step, element, nu});
       ctx.for_each_2d(B, H, UoroStateStep<Cell, T, kLeaky>{H, B, s.coef, hw, tilde_h, tilde_c, nu, A,
                                                            T(random_.immediate_scale)});
       T* theta = st_.P_h[l];
