@@ -23,26 +23,26 @@ from .torch_snap import adam_step
 __all__ = ["TorchKFRTRL", "TorchUORO", "philox_signs", "philox_words"]
 
 _MASK = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(32)
+_M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)  # the rounds' multipliers
+_W0, _W1 = np.uint64(0x9E3779B9), np.uint64(0xBB67AE85)  # the key schedule's increments
 EPS = 1e-7  # the norms' guard (uoro.hpp)
 
 
 def philox_words(seed: int, step: int, counters: np.ndarray, streams: np.ndarray) -> np.ndarray:
     """The four 32-bit words of Philox4x32-10 (Salmon et al. 2011) at the counters
     (block, stream, step low, step high) under the key (seed low, seed high): ``counters`` and
-    ``streams`` broadcast to a shape S, the result is S + (4,), uint64 holding 32-bit values."""
-    c0 = np.asarray(counters, dtype=np.uint64) & _MASK
-    c1 = np.asarray(streams, dtype=np.uint64) & _MASK
-    c0, c1 = np.broadcast_arrays(c0, c1)
-    step = np.uint64(step)
-    c2 = np.full_like(c0, step & _MASK)
-    c3 = np.full_like(c0, step >> np.uint64(32))
-    seed = np.uint64(seed)
-    k0, k1 = seed & _MASK, seed >> np.uint64(32)
+    ``streams`` (32-bit values) broadcast to a shape S, the result is S + (4,), uint64 holding 32-bit
+    values."""
+    c0, c1 = (a.copy() for a in np.broadcast_arrays(np.asarray(counters, dtype=np.uint64),
+                                                     np.asarray(streams, dtype=np.uint64)))
+    step, seed = np.uint64(step), np.uint64(seed)
+    c2, c3 = np.full_like(c0, step & _MASK), np.full_like(c0, step >> _SHIFT)
+    k0, k1 = seed & _MASK, seed >> _SHIFT
     for _ in range(10):
-        p0, p1 = np.uint64(0xD2511F53) * c0, np.uint64(0xCD9E8D57) * c2
-        hi0, lo0, hi1, lo1 = p0 >> np.uint64(32), p0 & _MASK, p1 >> np.uint64(32), p1 & _MASK
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-        k0, k1 = (k0 + np.uint64(0x9E3779B9)) & _MASK, (k1 + np.uint64(0xBB67AE85)) & _MASK
+        p0, p1 = _M0 * c0, _M1 * c2
+        c0, c1, c2, c3 = (p1 >> _SHIFT) ^ c1 ^ k0, p1 & _MASK, (p0 >> _SHIFT) ^ c3 ^ k1, p0 & _MASK
+        k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
     return np.stack([c0, c1, c2, c3], axis=-1)
 
 
@@ -52,13 +52,11 @@ SIGNS_PER_BLOCK = 128  # one generator call's signs (philox.hpp)
 def philox_signs(seed: int, step: int, streams: int, elements: int) -> np.ndarray:
     """(streams, elements) of +-1: element e's sign is bit e mod 32 of word (e / 32) mod 4 of the
     Philox4x32-10 words at the counter (e / 128, stream, step low, step high)."""
-    element = np.arange(elements, dtype=np.uint64)[None, :]
-    stream = np.arange(streams, dtype=np.uint64)[:, None]
-    words = philox_words(seed, step, element // np.uint64(SIGNS_PER_BLOCK), stream)
-    which = np.broadcast_to(((element // np.uint64(32)) % np.uint64(4)).astype(np.intp)[..., None],
-                            words.shape[:-1] + (1,))
-    word = np.take_along_axis(words, which, axis=-1)[..., 0]
-    bit = (word >> (element % np.uint64(32))) & np.uint64(1)
+    blocks = -(-elements // SIGNS_PER_BLOCK)
+    words = philox_words(seed, step, np.arange(blocks)[None, :], np.arange(streams)[:, None])
+    element = np.arange(elements)
+    word = words[:, element // SIGNS_PER_BLOCK, (element // 32) % 4]  # (streams, elements)
+    bit = (word >> (element % 32).astype(np.uint64)) & np.uint64(1)
     return np.where(bit, 1.0, -1.0)
 
 
