@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <initializer_list>
 #include <utility>
 #include <cstdint>
@@ -284,8 +285,11 @@ class CudaContext {
     if (q1 <= q0) return;
     for_each_serial_k_kernel<<<grid(q1 - q0), kThreads, 0, stream_>>>(q0, q1, width, depth, f);
     RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
-    if constexpr (HasFinish<F>::value)  // a second pass over the whole rows (row_functor.hpp)
+    if constexpr (HasFinish<F>::value) {  // a second pass over the whole rows (row_functor.hpp)
+      if (q0 % width != 0 || q1 % width != 0)
+        throw std::logic_error("for_each_serial_k: a functor that sums its rows needs whole rows");
       for_each_2d(q1 / width - q0 / width, depth, FinishRows<F>{f, q0 / width});
+    }
   }
 
   // C [M, N] = A [M, lda] B [N, ldb]^T over K columns: one cuBLAS call (coalesced, unlike a thread

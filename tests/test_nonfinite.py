@@ -98,7 +98,12 @@ APPROXIMATE = [
 ]
 
 
-@pytest.mark.parametrize("make", MODELS)
+STACKED = [pytest.param(lambda device, c=cell: rtrl.RecurrentNet(c, I, 5, O, num_layers=2, seed=1, dtype="float64",
+                                                             device=device), id=f"{cell}-2")
+           for cell in ("lstm", "elstm")]
+
+
+@pytest.mark.parametrize("make", MODELS + STACKED)
 @pytest.mark.parametrize("learner_class, kwargs", APPROXIMATE)
 @pytest.mark.parametrize("update", ["realtime", "epoch"])
 def test_approximate_skip_equals_emulation(make, learner_class, kwargs, update, device):
@@ -106,8 +111,8 @@ def test_approximate_skip_equals_emulation(make, learner_class, kwargs, update, 
     rows' norms of theta~); the reset of a skipped stream must reach that too, so that the run equals
     the emulation, which starts a call at every step."""
     model = make(device)
-    if learner_class is rtrl.KFRTRL and getattr(model, "cell", None) == "gru":
-        pytest.skip("KF-RTRL does not run on the GRU")
+    if learner_class is rtrl.KFRTRL and getattr(model, "cell", None) in ("gru", "elstm"):
+        pytest.skip("KF-RTRL does not run on the GRU or the eLSTM")
     X, D = corrupt(*problem(), "input_nan")
     learner = learner_class(model, lr=0.3, batch_size=B, update=update, on_nonfinite="skip", **kwargs)
     result = learner.run(X, D)

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <memory>
@@ -263,6 +264,8 @@ class CpuContext {
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& functor) {
     const F shared = functor;
     if constexpr (HasFinish<F>::value) {
+      if (q0 % width != 0 || q1 % width != 0)
+        throw std::logic_error("for_each_serial_k: a functor that sums its rows needs whole rows");
       auto rows = [&](index_t s0, index_t s1) {
         const F f = shared;
         using T = decltype(f.row_sum(index_t(), index_t()));

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <stdexcept>
 #include <cstring>
 #include <vector>
 
@@ -128,8 +129,11 @@ class SimtContext {
         else f(s, k, c);
       }
     }
-    if constexpr (HasFinish<F>::value)
+    if constexpr (HasFinish<F>::value) {
+      if (q0 % width != 0 || q1 % width != 0)
+        throw std::logic_error("for_each_serial_k: a functor that sums its rows needs whole rows");
       for_each_2d(q1 / width - q0 / width, depth, FinishRows<F>{f, q0 / width});
+    }
   }
 
   template <class T, class Ranges>

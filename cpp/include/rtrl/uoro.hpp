@@ -204,7 +204,7 @@ struct UoroParamStep {
   const T* h_prev;
   const T* rho;
   T* G;
-  T* norms;  // [B, G H]: out, the rows' norms of the new theta~ (the next step's UoroRowNorms)
+  T* norms;  // [B, G H]: out, the rows' norms of the new theta~ (what the next step's UoroScales reads)
   RTRL_HD UoroRow<T> row(index_t r, index_t s) const {
     const index_t H = d.hidden, W = d.width(), GH = d.gates() * H, u = r % H;
     const int rows = TraceRows<Cell>::kCount, gate = int(r / H);
