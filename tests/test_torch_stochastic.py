@@ -12,13 +12,14 @@ torch = pytest.importorskip("torch")
 @pytest.mark.parametrize("name", ["UORO", "KFRTRL"])
 @pytest.mark.parametrize("alpha", [1.0, 0.4])
 @pytest.mark.parametrize("seed", [3, 2**40 + 7])
-def test_torch_stochastic_learner_equals_the_library(name, alpha, seed):
+@pytest.mark.parametrize("hidden", [5, 150])  # 150 units: UORO's signs from every word and two blocks
+def test_torch_stochastic_learner_equals_the_library(name, alpha, seed, hidden):
     from rtrl.bench import torch_stochastic
 
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(15, 3, 4)), rng.normal(size=(15, 3, 2))
     Y[rng.random(Y.shape) < 0.3] = np.nan
-    net = rtrl.RecurrentNet("rnn", 4, 5, 2, alpha=alpha, seed=1, dtype="float64", device="cpu")
+    net = rtrl.RecurrentNet("rnn", 4, hidden, 2, alpha=alpha, seed=1, dtype="float64", device="cpu")
     ref = getattr(torch_stochastic, f"Torch{name}")({k: v.copy() for k, v in net.parameters().items()}, seed,
                                                     batch=3, lr=0.02, alpha=alpha, dtype="float64")
     outputs = np.stack([ref.step(X[t], Y[t]).numpy() for t in range(15)])
