@@ -283,13 +283,12 @@ class CudaContext {
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
     if (q1 <= q0) return;
+    if (HasFinish<F>::value && (q0 % width != 0 || q1 % width != 0))
+      throw std::logic_error("for_each_serial_k: a functor that sums its rows needs whole rows");
     for_each_serial_k_kernel<<<grid(q1 - q0), kThreads, 0, stream_>>>(q0, q1, width, depth, f);
     RTRL_CUDA_CHECK_LAUNCH(stream_, __PRETTY_FUNCTION__);
-    if constexpr (HasFinish<F>::value) {  // a second pass over the whole rows (row_functor.hpp)
-      if (q0 % width != 0 || q1 % width != 0)
-        throw std::logic_error("for_each_serial_k: a functor that sums its rows needs whole rows");
+    if constexpr (HasFinish<F>::value)  // a second pass over the whole rows (row_functor.hpp)
       for_each_2d(q1 / width - q0 / width, depth, FinishRows<F>{f, q0 / width});
-    }
   }
 
   // C [M, N] = A [M, lda] B [N, ldb]^T over K columns: one cuBLAS call (coalesced, unlike a thread

@@ -258,12 +258,13 @@ class CpuContext {
   // each chunk k by k with the columns vectorised: no division in the inner loop, and what f
   // accumulates per column across k stays in cache.
   // A functor that sums a value over each row (row_functor.hpp) runs whole rows, k by k: row s's
-  // columns for k, summed in row_lane_sum's lanes, then finish(s, k, sum); threads take equal runs
-  // of rows.
+  // columns for k, summed in row_lane_sum's lanes and order (written out here so that the columns
+  // vectorise), then finish(s, k, sum); threads take equal runs of rows.
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& functor) {
     const F shared = functor;
     if constexpr (HasFinish<F>::value) {
+      static_assert(HasRow<F>::value, "a functor that sums its rows has a row(s, k)");
       if (q0 % width != 0 || q1 % width != 0)
         throw std::logic_error("for_each_serial_k: a functor that sums its rows needs whole rows");
       auto rows = [&](index_t s0, index_t s1) {

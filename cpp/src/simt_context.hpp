@@ -122,6 +122,8 @@ class SimtContext {
   // a functor's row sums, a second pass (row_functor.hpp).
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& f) {
+    if (HasFinish<F>::value && (q0 % width != 0 || q1 % width != 0))
+      throw std::logic_error("for_each_serial_k: a functor that sums its rows needs whole rows");
     for (index_t q = q0; q < q1; ++q) {
       const index_t s = q / width, c = q % width;
       for (index_t k = 0; k < depth; ++k) {
@@ -129,11 +131,7 @@ class SimtContext {
         else f(s, k, c);
       }
     }
-    if constexpr (HasFinish<F>::value) {
-      if (q0 % width != 0 || q1 % width != 0)
-        throw std::logic_error("for_each_serial_k: a functor that sums its rows needs whole rows");
-      for_each_2d(q1 / width - q0 / width, depth, FinishRows<F>{f, q0 / width});
-    }
+    if constexpr (HasFinish<F>::value) for_each_2d(q1 / width - q0 / width, depth, FinishRows<F>{f, q0 / width});
   }
 
   template <class T, class Ranges>
