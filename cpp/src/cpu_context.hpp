@@ -254,15 +254,20 @@ class CpuContext {
 
   // f(s, k, c) for every column q = s * width + c in [q0, q1) and k in [0, depth), where the calls
   // for one q happen in increasing k on one thread (f(f.row(s, k), s, k, c) for functors with a
-  // row(), see row_functor.hpp). Runs over chunks of columns that stay in L1,
-  // each chunk k by k with the columns vectorised: no division in the inner loop, and what f
-  // accumulates per column across k stays in cache.
-  // A functor that sums a value over each row (row_functor.hpp) runs whole rows, k by k: row s's
-  // columns for k, summed in row_lane_sum's lanes and order (written out here so that the columns
-  // vectorise), then finish(s, k, sum); threads take equal runs of rows.
+  // row(), see row_functor.hpp). Runs over tiles of about kTileItems columns: whole rows, or a row's
+  // columns when a row is wider; each tile is taken k by k, its rows in turn with the columns
+  // vectorised. What f accumulates per column across k stays in L1, each k reads its rows of the
+  // tile as one contiguous run (the rows of one k are adjacent in the callers' layouts), and there
+  // is no division in the inner loop. The columns of one q are independent of the others', so the
+  // tiling changes no result.
+  // A functor that sums a value over each row (row_functor.hpp) runs whole rows in tiles the same
+  // way: row s's columns for k, summed in row_lane_sum's lanes and order (written out here so that
+  // the columns vectorise), then finish(s, k, sum); threads take equal runs of rows.
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& functor) {
     const F shared = functor;
+    const index_t tile_rows = std::max<index_t>(1, kTileItems / width);
+    const index_t chunk = std::min(width, kTileItems);
     if constexpr (HasFinish<F>::value) {
       static_assert(HasRow<F>::value, "a functor that sums its rows has a row(s, k)");
       if (q0 % width != 0 || q1 % width != 0)
@@ -270,21 +275,22 @@ class CpuContext {
       auto rows = [&](index_t s0, index_t s1) {
         const F f = shared;
         using T = decltype(f.row_sum(index_t(), index_t()));
-        for (index_t s = s0; s < s1; ++s)
-          for (index_t k = 0; k < depth; ++k) {
-            const auto row = f.row(s, k);
-            T lane[kRowLanes] = {};
-            index_t c = 0;
-            for (; c + kRowLanes <= width; c += kRowLanes) {
+        for (index_t t0 = s0; t0 < s1; t0 += tile_rows)
+          for (index_t k = 0; k < depth; ++k)
+            for (index_t s = t0; s < std::min(t0 + tile_rows, s1); ++s) {
+              const auto row = f.row(s, k);
+              T lane[kRowLanes] = {};
+              index_t c = 0;
+              for (; c + kRowLanes <= width; c += kRowLanes) {
 #pragma omp simd
-              for (index_t j = 0; j < kRowLanes; ++j) lane[j] += f(row, s, k, c + j);
+                for (index_t j = 0; j < kRowLanes; ++j) lane[j] += f(row, s, k, c + j);
+              }
+#pragma omp simd
+              for (index_t j = 0; j < width - c; ++j) lane[j] += f(row, s, k, c + j);
+              T sum = T(0);
+              for (index_t j = 0; j < kRowLanes; ++j) sum += lane[j];
+              f.finish(s, k, sum);
             }
-#pragma omp simd
-            for (index_t j = 0; j < width - c; ++j) lane[j] += f(row, s, k, c + j);
-            T sum = T(0);
-            for (index_t j = 0; j < kRowLanes; ++j) sum += lane[j];
-            f.finish(s, k, sum);
-          }
       };
       const index_t s0 = q0 / width, s1 = q1 / width;
       if (threads_ == 1 || omp_in_parallel() || (q1 - q0) * depth < kParallelItems || s1 - s0 < 2) {
@@ -297,19 +303,24 @@ class CpuContext {
     }
     auto part = [&](index_t lo, index_t hi) {
       const F f = shared;  // this thread's own copy (see for_each)
-      for (index_t s = lo / width; s * width < hi; ++s) {
-        const index_t c0 = std::max(lo - s * width, index_t(0));
-        const index_t c1 = std::min(hi - s * width, width);
-        for (index_t cb = c0; cb < c1; cb += kColumnChunk) {
-          const index_t ce = std::min(cb + kColumnChunk, c1);
+      const index_t end_row = (hi + width - 1) / width;
+      for (index_t s0 = lo / width; s0 < end_row; s0 += tile_rows) {
+        const index_t s1 = std::min(s0 + tile_rows, end_row);
+        for (index_t cb = 0; cb < width; cb += chunk) {
+          const index_t ce = std::min(cb + chunk, width);
           for (index_t k = 0; k < depth; ++k) {
-            if constexpr (HasRow<F>::value) {
-              const auto row = f.row(s, k);
+            for (index_t s = s0; s < s1; ++s) {
+              const index_t c0 = std::max(lo - s * width, cb);
+              const index_t c1 = std::min(hi - s * width, ce);
+              if (c0 >= c1) continue;
+              if constexpr (HasRow<F>::value) {
+                const auto row = f.row(s, k);
 #pragma omp simd
-              for (index_t c = cb; c < ce; ++c) f(row, s, k, c);
-            } else {
+                for (index_t c = c0; c < c1; ++c) f(row, s, k, c);
+              } else {
 #pragma omp simd
-              for (index_t c = cb; c < ce; ++c) f(s, k, c);
+                for (index_t c = c0; c < c1; ++c) f(s, k, c);
+              }
             }
           }
         }
@@ -407,7 +418,7 @@ class CpuContext {
   static constexpr index_t kGemmPartMin = 128;  // rows or columns of a part of a large GEMM, at least
   static constexpr index_t kGemmMaxParts = 16;
   static constexpr index_t kParallelItems = 1 << 15;
-  static constexpr index_t kColumnChunk = 256;
+  static constexpr index_t kTileItems = 4096;  // a for_each_serial_k tile's columns
   static constexpr double kParallelProductFlops = 1.0e6;
   static constexpr index_t kCacheLine = 64;
   static constexpr index_t kPanelBytes = 24 * 1024;
