@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "rtrl/common.hpp"
+#include "rtrl/algo/update_bounds.hpp"
 #include "rtrl/array_ops.hpp"
 #include "rtrl/item_cost.hpp"
 #include "rtrl/reduce.hpp"
@@ -49,7 +51,8 @@ class HostBuffer {
 
 class CpuContext {
  public:
-  // A check costs no wait on the host: the online loop checks every step (check_window.hpp).
+  // A check costs no wait on the host: the online loop checks every step (check_window.hpp), and
+  // reads the bounds that let an update go without its backup (update_bounds.hpp, for_each_max).
   static constexpr bool kDefersChecks = false;
 
   CpuContext() : threads_(std::max(1, omp_get_max_threads())) {}
@@ -134,26 +137,26 @@ class CpuContext {
     });
   }
 
-  // True when no value in the ranges (pointer, count) is +-inf or NaN: the largest magnitude as an
-  // unsigned integer (the bits without the sign) stays below the all-ones exponent. An integer max
-  // has a one-cycle latency, so the reduction runs at the load rate.
+  // The largest magnitude in the ranges (pointer, count), +inf when any value is +-inf or NaN: the
+  // largest magnitude as an unsigned integer (the bits without the sign) is at least the all-ones
+  // exponent exactly then. An integer max has a one-cycle latency, so the reduction runs at the
+  // load rate.
   //   ranges: a range of (const T*, count) pairs
   template <class T, class Ranges>
-  bool all_finite(const Ranges& ranges) {
-    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-    constexpr Bits magnitude = ~Bits(0) >> 1;
-    constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
-    Bits largest = 0;
+  T largest_magnitude(const Ranges& ranges) {
+    FloatBits<T> largest = 0;
     for (const auto& r : ranges) {
       const T* data = r.first;
 #pragma omp simd reduction(max : largest)
-      for (index_t i = 0; i < r.second; ++i) {
-        Bits bits;
-        __builtin_memcpy(&bits, data + i, sizeof(T));
-        largest = std::max(largest, Bits(bits & magnitude));
-      }
+      for (index_t i = 0; i < r.second; ++i) largest = std::max(largest, magnitude_bits(data[i]));
     }
-    return largest < exponent;
+    return magnitude_from_bits<T>(largest);
+  }
+
+  // True when no value in the ranges is +-inf or NaN.
+  template <class T, class Ranges>
+  bool all_finite(const Ranges& ranges) {
+    return largest_magnitude<T>(ranges) < std::numeric_limits<T>::infinity();
   }
 
   template <class T>
@@ -199,6 +202,26 @@ class CpuContext {
       for (index_t i = 0; i < count; ++i) failed |= g(i) ? 0 : 1;
     }
     return failed == 0;
+  }
+
+  // Runs f(i) for every i in [0, count), split among threads as for_each splits it; returns the
+  // largest value the calls returned (an unsigned integer type), 0 when count is 0.
+  template <class F>
+  auto for_each_max(index_t count, const F& functor) {
+    const F f = functor;
+    decltype(f(index_t(0))) largest = 0;
+    if (threads_ == 1 || omp_in_parallel() || count * ItemCost<F>::value < kParallelItems) {
+#pragma omp simd reduction(max : largest)
+      for (index_t i = 0; i < count; ++i) largest = std::max(largest, f(i));
+      return largest;
+    }
+#pragma omp parallel num_threads(threads_)
+    {
+      const F g = f;
+#pragma omp for simd schedule(static) reduction(max : largest)
+      for (index_t i = 0; i < count; ++i) largest = std::max(largest, g(i));
+    }
+    return largest;
   }
 
   // The reductions of reduce.hpp in the serial order: one item per result, summed in increasing index.

@@ -7,14 +7,18 @@
 // "skip" it goes on. Either way the learner stays consistent: weights and optimizer state are those
 // before the step, the other streams have moved on by one step. An update that would make a weight
 // or the optimizer's state non-finite (an overflow in the optimizer itself) is undone from a copy
-// taken before it and counted the same way, without resetting any stream.
+// taken before it and counted the same way, without resetting any stream. On a context that does
+// not defer its checks, the guard carries bounds on the checked values and on what the last update
+// left, and the update takes no copy when they prove it finite (update_bounds.hpp).
 #pragma once
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 #include <vector>
 
 #include "rtrl/algo/optimizer_step.hpp"
+#include "rtrl/algo/update_bounds.hpp"
 #include "rtrl/array_ops.hpp"
 #include "rtrl/nonfinite.hpp"
 
@@ -52,12 +56,23 @@ class NonfiniteGuard {
   template <class Ranges, class Watched, class Reset>
   bool step_ok(index_t t, const Ranges& ranges, const Watched& watched, const Reset& reset) {
     events_.steps_done = t + 1;
-    if (ctx_.template all_finite<T>(ranges)) return true;
+    bool finite;
+    if constexpr (kBounds) {
+      bounds_.grad = ctx_.template largest_magnitude<T>(ranges);  // a bound on every range, the gradient's too
+      finite = bounds_.grad < std::numeric_limits<T>::infinity();
+    } else {
+      finite = ctx_.template all_finite<T>(ranges);
+    }
+    if (finite) return true;
     reset_ = offending_streams(watched);
     zero_streams(reset_, reset);
     record(t, reset_);
     return false;
   }
+
+  // The gradient changed after step_ok checked it (another process's part was added): the bound
+  // step_ok took no longer holds.
+  void gradient_changed() { bounds_.grad = std::numeric_limits<T>::infinity(); }
 
   // The streams the last step_ok that failed reset, in increasing order.
   const std::vector<index_t>& reset_streams() const { return reset_; }
@@ -81,15 +96,20 @@ class NonfiniteGuard {
     if (events_.first_step == t) events_.first_streams = all;
   }
 
-  // update(backup) applies an optimizer step to params [param_count] and state [state_count], and
-  // to grad [param_count] when clipping scales it (`clips`; else grad is only read), copying what it
-  // changes into backup on the way (optimizer_step's layout), and returns whether the parameters and
-  // the state it leaves are finite. Returns that; when false, puts back what the step changed and
-  // records step t.
+  // update(backup, bounds) applies an optimizer step to params [param_count] and state
+  // [state_count], and to grad [param_count] when clipping scales it (`clips`; else grad is only
+  // read), copying what it changes into backup on the way (optimizer_step's layout) unless `bounds`
+  // (null on a context that defers its checks) prove it finite, and returns whether the parameters
+  // and the state it leaves are finite. Returns that; when false, puts back what the step changed
+  // and records step t. The gradient it reads is the one the last step_ok checked (or see
+  // gradient_changed).
   template <class Update>
   bool update_ok(index_t t, T* params, T* grad, T* state, bool clips, Update&& update) {
     T* backup = backup_.data();
-    if (update(backup)) return true;
+    UpdateBounds<T>* bounds = kBounds ? &bounds_ : nullptr;
+    const bool ok = update(backup, bounds);
+    bounds_.grad = std::numeric_limits<T>::infinity();  // the next step brings its own gradient
+    if (ok) return true;
     ctx_.for_each(params_, CopyInto<T>{backup, params});
     if (clips) ctx_.for_each(params_, CopyInto<T>{backup + params_, grad});
     if (state) ctx_.for_each(state_, CopyInto<T>{backup + 2 * params_, state});
@@ -100,6 +120,8 @@ class NonfiniteGuard {
   bool stop() const { return events_.stopped; }
 
  private:
+  static constexpr bool kBounds = !Ctx::kDefersChecks;
+
   void record(index_t t, const std::vector<index_t>& streams) {
     if (events_.first_step < 0) {
       events_.first_step = t;
@@ -151,6 +173,7 @@ class NonfiniteGuard {
   index_t params_, state_;
   std::vector<index_t> reset_;
   decltype(std::declval<Ctx&>().template alloc<T>(0)) backup_;
+  UpdateBounds<T> bounds_;  // unknown (+inf) until step_ok and the first update
 };
 
 // One optimizer step, undone when it would leave a non-finite parameter; returns whether it was kept.
@@ -159,7 +182,7 @@ bool optimizer_step_if_finite(Ctx& ctx, const OptimizerConfig& opt, std::int64_t
                               T* param, T* grad, T* state) {
   NonfiniteEvents events;
   NonfiniteGuard<Ctx, T> guard(ctx, NonfinitePolicy::skip, 1, events, count, opt.state_rows() * count);
-  return guard.update_ok(0, param, grad, state, opt.max_grad_norm > 0.0, [&](T* backup) {
+  return guard.update_ok(0, param, grad, state, opt.max_grad_norm > 0.0, [&](T* backup, UpdateBounds<T>*) {
     return optimizer_step(ctx, opt, step, count, param, grad, state, static_cast<T*>(nullptr), backup);
   });
 }

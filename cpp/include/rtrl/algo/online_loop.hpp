@@ -94,15 +94,17 @@ std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const Onl
       std::vector<index_t> streams = finite ? std::vector<index_t>() : guard.reset_streams();
       const bool everywhere = opt.combine_gradient.combine(update ? step_grad : nullptr, np, finite, streams);
       if (!everywhere) guard.adopt(t, finite, streams, check.reset);  // another process's step was not finite
+      guard.gradient_changed();
       finite = everywhere;
     }
     if (finite && update) {
       ++updates;
       const bool clips = opt.optimizer.max_grad_norm > 0.0;  // clipping scales the gradient in place
-      if (!guard.update_ok(t, model.params(), model.grad(), model.opt_state(), clips, [&](T* backup) {
-            return optimizer_step(ctx, opt.optimizer, updates, np, model.params(), model.grad(),
-                                  model.opt_state(), norm, backup);
-          }))
+      if (!guard.update_ok(t, model.params(), model.grad(), model.opt_state(), clips,
+                           [&](T* backup, UpdateBounds<T>* bounds) {
+                             return optimizer_step(ctx, opt.optimizer, updates, np, model.params(),
+                                                   model.grad(), model.opt_state(), norm, backup, bounds);
+                           }))
         --updates;
     } else if (finite) {
       ctx.for_each(np, AddInto<T>{step_grad, model.grad()});

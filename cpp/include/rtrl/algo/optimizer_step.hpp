@@ -3,7 +3,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <type_traits>
 
+#include "rtrl/algo/update_bounds.hpp"
 #include "rtrl/array_ops.hpp"
 #include "rtrl/optimizer.hpp"
 
@@ -32,8 +35,58 @@ struct BackedUpUpdate {
   }
 };
 
-template <int kStateRows, class Ctx, class T, class Update>
-bool update_backed_up(Ctx& ctx, index_t count, const Update& update, T* param, T* state, T* backup) {
+// The update of element i, with its backup when kBackup, returning the bits of the largest value
+// it leaves (update_bounds.hpp): the magnitudes of the parameter and the state rows, and of the last
+// row itself when kNonnegativeLast (Adam's v: a negative v's bits are those of no bound).
+template <class T, int kStateRows, bool kNonnegativeLast, bool kBackup, class Update>
+struct BoundedUpdate {
+  static constexpr int kRows = kStateRows > 0 ? kStateRows : 1;
+  Update update;
+  T* param;
+  T* param_backup;
+  T* state[kRows];
+  T* state_backup[kRows];
+  RTRL_HD FloatBits<T> operator()(index_t i) const {
+    if constexpr (kBackup) {
+      param_backup[i] = param[i];
+      for (int r = 0; r < kStateRows; ++r) state_backup[r][i] = state[r][i];
+    }
+    update(i);
+    FloatBits<T> largest = magnitude_bits(param[i]);
+    for (int r = 0; r < kStateRows; ++r) {
+      const bool signed_bits = kNonnegativeLast && r == kStateRows - 1;
+      const FloatBits<T> bits = signed_bits ? raw_bits(state[r][i]) : magnitude_bits(state[r][i]);
+      largest = largest > bits ? largest : bits;
+    }
+    return largest;
+  }
+};
+
+// The update over count elements (see optimizer_step for backup and bounds); returns whether what
+// it leaves is finite (always true without a backup or bounds: nothing was checked).
+template <int kStateRows, bool kNonnegativeLast, class Ctx, class T, class Update>
+bool update_guarded(Ctx& ctx, index_t count, const Update& update, T* param, T* state, T* backup,
+                    UpdateBounds<T>* bounds) {
+  if (bounds) {
+    if constexpr (!Ctx::kDefersChecks) {
+      auto run = [&](auto backed_up) {
+        BoundedUpdate<T, kStateRows, kNonnegativeLast, decltype(backed_up)::value, Update> f{
+            update, param, backup, {}, {}};
+        for (int r = 0; r < kStateRows; ++r) {
+          f.state[r] = state + r * count;
+          f.state_backup[r] = backup ? backup + (2 + r) * count : nullptr;
+        }
+        return ctx.for_each_max(count, f);
+      };
+      const FloatBits<T> largest = backup ? run(std::true_type()) : run(std::false_type());
+      if (largest >= finite_limit_bits<T>()) {
+        if (!backup) throw std::logic_error("rtrl: an update its bounds proved finite left a non-finite value");
+        return false;
+      }
+      bounds->state = magnitude_from_bits<T>(largest);
+      return true;
+    }
+  }
   if (!backup) {
     ctx.for_each(count, update);
     return true;
@@ -50,13 +103,17 @@ bool update_backed_up(Ctx& ctx, index_t count, const Update& update, T* param, T
 // With max_grad_norm > 0 the gradient is first clipped in place, as torch's clip_grad_norm_ does.
 // With a backup, what the step changes is copied there first (see BackedUpUpdate) and the step
 // returns whether the parameters and the state it leaves are all finite; without one it returns true.
+// With bounds (a context that does not defer its checks), the step takes no backup when the bounds
+// prove it finite (update_bounds.hpp), and when it returns true bounds->state bounds what it left.
 //   param, grad: [count]   state: [state_rows, count] or null   norm: [1] workspace, or null
 //   (then allocated here: loops pass theirs, so that a step allocates nothing)
 //   backup: [(2 + state_rows) count] or null
 template <class Ctx, class T>
 bool optimizer_step(Ctx& ctx, const OptimizerConfig& opt, std::int64_t step, index_t count,
-                    T* param, T* grad, T* state, T* norm = nullptr, T* backup = nullptr) {
+                    T* param, T* grad, T* state, T* norm = nullptr, T* backup = nullptr,
+                    UpdateBounds<T>* bounds = nullptr) {
   if (opt.kind == OptimizerKind::none) return true;
+  if (bounds && update_stays_finite(opt, step, *bounds)) backup = nullptr;
   if (opt.max_grad_norm > 0.0) {
     auto own = ctx.template alloc<T>(norm ? 0 : 1);
     if (!norm) norm = own.data();
@@ -65,13 +122,14 @@ bool optimizer_step(Ctx& ctx, const OptimizerConfig& opt, std::int64_t step, ind
     ctx.for_each(count, ClipToNorm<T>{T(opt.max_grad_norm), norm, grad});
   }
   if (opt.kind == OptimizerKind::adam)
-    return update_backed_up<2>(ctx, count, adam_update(opt, step, param, grad, state, count), param, state,
-                               backup);
+    return update_guarded<2, true>(ctx, count, adam_update(opt, step, param, grad, state, count), param,
+                                   state, backup, bounds);
   if (opt.momentum != 0.0)
-    return update_backed_up<1>(ctx, count, SgdUpdate<T, true>{T(opt.lr), T(opt.momentum), param, grad, state},
-                               param, state, backup);
-  return update_backed_up<0>(ctx, count, SgdUpdate<T, false>{T(opt.lr), T(0), param, grad, nullptr}, param,
-                             state, backup);
+    return update_guarded<1, false>(ctx, count,
+                                    SgdUpdate<T, true>{T(opt.lr), T(opt.momentum), param, grad, state}, param,
+                                    state, backup, bounds);
+  return update_guarded<0, false>(ctx, count, SgdUpdate<T, false>{T(opt.lr), T(0), param, grad, nullptr},
+                                  param, state, backup, bounds);
 }
 
 }  // namespace rtrl

@@ -1,0 +1,92 @@
+// Bounds that prove an optimizer update finite before it runs (the CPU's online loop, DESIGN §8).
+//
+// The non-finite guard undoes an update that overflows from a copy it takes on the update's way
+// (nonfinite_guard.hpp): three more arrays written per step, about as much memory traffic again
+// as Adam's own. An update whose inputs are finite can only overflow when they are huge, so the
+// loop carries two bounds instead and skips the copy when they prove the update finite:
+//   grad:  the largest magnitude of the step's gradient (its finiteness check computes it);
+//   state: the largest magnitude of every parameter and optimizer state the update reads, and of
+//          Adam's v itself (a negative v counts as unbounded: its root would be NaN), computed by
+//          the previous update's own pass over them.
+// update_stays_finite bounds each operation of the update (optimizer.hpp) in real arithmetic and asks
+// for a margin of 16 below the largest T, which covers every rounding on the way. A bound that is
+// unknown is +inf, which proves nothing: the first update of each call takes the copy.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "rtrl/common.hpp"
+#include "rtrl/optimizer.hpp"
+
+namespace rtrl {
+
+template <class T>
+struct UpdateBounds {
+  T state = std::numeric_limits<T>::infinity();
+  T grad = std::numeric_limits<T>::infinity();
+};
+
+// A float's bits as an unsigned integer of its size: for values of one sign their order is the
+// order of the magnitudes, so that an integer max (one cycle) reduces magnitudes at the load rate.
+template <class T>
+using FloatBits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+
+template <class T>
+RTRL_HD FloatBits<T> raw_bits(T x) {
+  FloatBits<T> bits;
+  __builtin_memcpy(&bits, &x, sizeof(T));
+  return bits;
+}
+
+// |x|'s bits; those of +-inf and NaN are at least finite_limit_bits.
+template <class T>
+RTRL_HD FloatBits<T> magnitude_bits(T x) {
+  return raw_bits(x) & (~FloatBits<T>(0) >> 1);
+}
+
+template <class T>
+constexpr FloatBits<T> finite_limit_bits() {
+  return sizeof(T) == 4 ? FloatBits<T>(0x7f800000u) : FloatBits<T>(0x7ff0000000000000ull);
+}
+
+// The magnitude whose bits these are, +inf for bits of no finite non-negative value.
+template <class T>
+T magnitude_from_bits(FloatBits<T> bits) {
+  if (bits >= finite_limit_bits<T>()) return std::numeric_limits<T>::infinity();
+  T x;
+  std::memcpy(&x, &bits, sizeof(T));
+  return x;
+}
+
+// True when update `step` (1-based) of `opt`, reading a gradient and a state within `bounds`, leaves
+// every parameter and state finite. Conservative: false whenever a bound or a scalar of the update
+// could let an operation overflow, divide by zero or take the root of a negative.
+template <class T>
+bool update_stays_finite(const OptimizerConfig& opt, std::int64_t step, const UpdateBounds<T>& bounds) {
+  const double limit = double(std::numeric_limits<T>::max()) / 16;
+  const double s = double(bounds.state), g = double(bounds.grad);
+  if (!(s < limit && g < limit)) return false;  // NaN compares false too
+  if (opt.kind == OptimizerKind::sgd) {
+    const double lr = std::fabs(double(T(opt.lr)));
+    if (opt.momentum == 0.0) return s + lr * g < limit;  // p - lr g
+    const double velocity = std::fabs(double(T(opt.momentum))) * s + g;  // momentum v + g
+    return velocity < limit && s + lr * velocity < limit;
+  }
+  if (opt.kind != OptimizerKind::adam) return opt.kind == OptimizerKind::none;
+  const AdamUpdate<T> a = adam_update<T>(opt, step, nullptr, nullptr, nullptr, 0);
+  const double b1 = double(a.beta1), b2 = double(a.beta2), eps = double(a.eps);
+  const double sqrt_c2 = double(a.sqrt_c2), step_size = std::fabs(double(a.step_size));
+  // m and v are convex combinations (betas in [0, 1]), v of non-negative terms; the denominator
+  // sqrt(v) / sqrt_c2 + eps is then at least eps.
+  if (!(b1 >= 0 && b1 <= 1 && b2 >= 0 && b2 <= 1 && eps > 0 && eps < limit && sqrt_c2 > 0)) return false;
+  const double m = std::fmax(s, g), v = std::fmax(s, g * g);
+  const double root = std::sqrt(v) / sqrt_c2;
+  const double update = step_size * m;  // step_size m, then divided by the denominator
+  return v < limit && root < limit && update < limit && s + update / eps < limit;
+}
+
+}  // namespace rtrl
