@@ -13,6 +13,7 @@
 #include "bind_cell_step.hpp"
 #include "bind_layers.hpp"
 #include "bind_reduce.hpp"
+#include "rtrl/algo/update_bounds.hpp"
 #include "rtrl/gemm_layout.hpp"
 #include "rtrl/math.hpp"
 #include "src/cpu_context.hpp"
@@ -178,6 +179,14 @@ PYBIND11_MODULE(RTRL_MODULE_NAME, m) {
     RTRL_CHECK(memory_type >= 0 && memory_type <= 3, "memory_type: expected 0..3 (cudaMemoryType)");
     return device_pointer_problem(name.c_str(), MemoryKind(memory_type), pointer_device, call_device);
   }, py::arg("name"), py::arg("memory_type"), py::arg("pointer_device"), py::arg("call_device"));
+  // update_stays_finite (algo/update_bounds.hpp) for T of `itemsize` bytes, for the tests.
+  m.def("_update_stays_finite", [](const OptimizerConfig& opt, std::int64_t step, double state_bound,
+                                   double grad_bound, int itemsize) {
+    RTRL_CHECK(itemsize == 4 || itemsize == 8, "itemsize: expected 4 or 8");
+    if (itemsize == 4)
+      return update_stays_finite(opt, step, UpdateBounds<float>{float(state_bound), float(grad_bound)});
+    return update_stays_finite(opt, step, UpdateBounds<double>{state_bound, grad_bound});
+  }, py::arg("optimizer"), py::arg("step"), py::arg("state_bound"), py::arg("grad_bound"), py::arg("itemsize"));
   m.def("_elementwise", &elementwise<float>, py::arg("fn"), py::arg("x").noconvert());
   m.def("_elementwise", &elementwise<double>, py::arg("fn"), py::arg("x").noconvert());
   m.def("_time_sgemm", &time_sgemm, py::arg("M"), py::arg("N"), py::arg("K"),

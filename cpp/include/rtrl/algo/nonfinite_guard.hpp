@@ -70,9 +70,14 @@ class NonfiniteGuard {
     return false;
   }
 
-  // The gradient changed after step_ok checked it (another process's part was added): the bound
-  // step_ok took no longer holds.
-  void gradient_changed() { bounds_.grad = std::numeric_limits<T>::infinity(); }
+  // The gradient grad [count] changed after step_ok checked it (the other processes' parts were
+  // added): its bound is taken again, so that the update may still go without its backup.
+  void gradient_changed(const T* grad, index_t count) {
+    if constexpr (kBounds) {
+      const std::pair<const T*, index_t> range[1] = {{grad, count}};
+      bounds_.grad = ctx_.template largest_magnitude<T>(range);
+    }
+  }
 
   // The streams the last step_ok that failed reset, in increasing order.
   const std::vector<index_t>& reset_streams() const { return reset_; }

@@ -94,8 +94,8 @@ std::int64_t online_loop(Ctx& ctx, Model& model, Algorithm& algorithm, const Onl
       std::vector<index_t> streams = finite ? std::vector<index_t>() : guard.reset_streams();
       const bool everywhere = opt.combine_gradient.combine(update ? step_grad : nullptr, np, finite, streams);
       if (!everywhere) guard.adopt(t, finite, streams, check.reset);  // another process's step was not finite
-      guard.gradient_changed();
       finite = everywhere;
+      if (finite && update) guard.gradient_changed(step_grad, np);
     }
     if (finite && update) {
       ++updates;

@@ -36,8 +36,8 @@ struct BackedUpUpdate {
 };
 
 // The update of element i, with its backup when kBackup, returning the bits of the largest value
-// it leaves (update_bounds.hpp): the magnitudes of the parameter and the state rows, and of the last
-// row itself when kNonnegativeLast (Adam's v: a negative v's bits are those of no bound).
+// it leaves (update_bounds.hpp): the magnitudes of the parameter and the state rows; when
+// kNonnegativeLast (Adam's v) a negative last row, or NaN, gives all-ones bits: no bound (-0 is 0).
 template <class T, int kStateRows, bool kNonnegativeLast, bool kBackup, class Update>
 struct BoundedUpdate {
   static constexpr int kRows = kStateRows > 0 ? kStateRows : 1;
@@ -54,8 +54,9 @@ struct BoundedUpdate {
     update(i);
     FloatBits<T> largest = magnitude_bits(param[i]);
     for (int r = 0; r < kStateRows; ++r) {
-      const bool signed_bits = kNonnegativeLast && r == kStateRows - 1;
-      const FloatBits<T> bits = signed_bits ? raw_bits(state[r][i]) : magnitude_bits(state[r][i]);
+      const T value = state[r][i];
+      FloatBits<T> bits = magnitude_bits(value);
+      if (kNonnegativeLast && r == kStateRows - 1 && !(value >= T(0))) bits = ~FloatBits<T>(0);
       largest = largest > bits ? largest : bits;
     }
     return largest;

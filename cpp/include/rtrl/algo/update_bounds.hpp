@@ -5,9 +5,9 @@
 // as Adam's own. An update whose inputs are finite can only overflow when they are huge, so the
 // loop carries two bounds instead and skips the copy when they prove the update finite:
 //   grad:  the largest magnitude of the step's gradient (its finiteness check computes it);
-//   state: the largest magnitude of every parameter and optimizer state the update reads, and of
-//          Adam's v itself (a negative v counts as unbounded: its root would be NaN), computed by
-//          the previous update's own pass over them.
+//   state: the largest magnitude of every parameter and optimizer state the update reads (a
+//          negative Adam v counts as unbounded: its root would be NaN), computed by the previous
+//          update's own pass over them.
 // update_stays_finite bounds each operation of the update (optimizer.hpp) in real arithmetic and asks
 // for a margin of 16 below the largest T, which covers every rounding on the way. A bound that is
 // unknown is +inf, which proves nothing: the first update of each call takes the copy.
@@ -81,8 +81,11 @@ bool update_stays_finite(const OptimizerConfig& opt, std::int64_t step, const Up
   const double b1 = double(a.beta1), b2 = double(a.beta2), eps = double(a.eps);
   const double sqrt_c2 = double(a.sqrt_c2), step_size = std::fabs(double(a.step_size));
   // m and v are convex combinations (betas in [0, 1]), v of non-negative terms; the denominator
-  // sqrt(v) / sqrt_c2 + eps is then at least eps.
-  if (!(b1 >= 0 && b1 <= 1 && b2 >= 0 && b2 <= 1 && eps > 0 && eps < limit && sqrt_c2 > 0)) return false;
+  // sqrt(v) / sqrt_c2 + eps is then at least eps. eps and sqrt_c2 must be normal numbers: where the
+  // CPU flushes subnormal results to zero, sqrt(v) / sqrt_c2 + eps with a subnormal eps is 0.
+  constexpr double smallest = double(std::numeric_limits<T>::min());
+  if (!(b1 >= 0 && b1 <= 1 && b2 >= 0 && b2 <= 1 && eps >= smallest && eps < limit && sqrt_c2 >= smallest))
+    return false;
   const double m = std::fmax(s, g), v = std::fmax(s, g * g);
   const double root = std::sqrt(v) / sqrt_c2;
   const double update = step_size * m;  // step_size m, then divided by the denominator
