@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "rtrl/common.hpp"
-#include "rtrl/algo/update_bounds.hpp"
 #include "rtrl/array_ops.hpp"
+#include "rtrl/float_bits.hpp"
 #include "rtrl/item_cost.hpp"
 #include "rtrl/reduce.hpp"
 #include "rtrl/row_functor.hpp"

@@ -15,11 +15,9 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
-#include <type_traits>
 
-#include "rtrl/common.hpp"
+#include "rtrl/float_bits.hpp"
 #include "rtrl/optimizer.hpp"
 
 namespace rtrl {
@@ -29,38 +27,6 @@ struct UpdateBounds {
   T state = std::numeric_limits<T>::infinity();
   T grad = std::numeric_limits<T>::infinity();
 };
-
-// A float's bits as an unsigned integer of its size: for values of one sign their order is the
-// order of the magnitudes, so that an integer max (one cycle) reduces magnitudes at the load rate.
-template <class T>
-using FloatBits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-
-template <class T>
-RTRL_HD FloatBits<T> raw_bits(T x) {
-  FloatBits<T> bits;
-  __builtin_memcpy(&bits, &x, sizeof(T));
-  return bits;
-}
-
-// |x|'s bits; those of +-inf and NaN are at least finite_limit_bits.
-template <class T>
-RTRL_HD FloatBits<T> magnitude_bits(T x) {
-  return raw_bits(x) & (~FloatBits<T>(0) >> 1);
-}
-
-template <class T>
-constexpr FloatBits<T> finite_limit_bits() {
-  return sizeof(T) == 4 ? FloatBits<T>(0x7f800000u) : FloatBits<T>(0x7ff0000000000000ull);
-}
-
-// The magnitude whose bits these are, +inf for bits of no finite non-negative value.
-template <class T>
-T magnitude_from_bits(FloatBits<T> bits) {
-  if (bits >= finite_limit_bits<T>()) return std::numeric_limits<T>::infinity();
-  T x;
-  std::memcpy(&x, &bits, sizeof(T));
-  return x;
-}
 
 // True when update `step` (1-based) of `opt`, reading a gradient and a state within `bounds`, leaves
 // every parameter and state finite. Conservative: false whenever a bound or a scalar of the update

@@ -1,0 +1,46 @@
+// Floats read as unsigned integers: magnitudes compared and reduced with integer operations
+// (the CPU's finiteness check and the update bounds of algo/update_bounds.hpp).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "rtrl/common.hpp"
+
+namespace rtrl {
+
+// A float's bits as an unsigned integer of its size: for values of one sign their order is the
+// order of the magnitudes, so that an integer max (one cycle) reduces magnitudes at the load rate.
+template <class T>
+using FloatBits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+
+template <class T>
+RTRL_HD FloatBits<T> raw_bits(T x) {
+  FloatBits<T> bits;
+  __builtin_memcpy(&bits, &x, sizeof(T));
+  return bits;
+}
+
+// |x|'s bits; those of +-inf and NaN are at least finite_limit_bits.
+template <class T>
+RTRL_HD FloatBits<T> magnitude_bits(T x) {
+  return raw_bits(x) & (~FloatBits<T>(0) >> 1);
+}
+
+template <class T>
+constexpr FloatBits<T> finite_limit_bits() {
+  return sizeof(T) == 4 ? FloatBits<T>(0x7f800000u) : FloatBits<T>(0x7ff0000000000000ull);
+}
+
+// The magnitude whose bits these are, +inf for bits of no finite non-negative value.
+template <class T>
+T magnitude_from_bits(FloatBits<T> bits) {
+  if (bits >= finite_limit_bits<T>()) return std::numeric_limits<T>::infinity();
+  T x;
+  std::memcpy(&x, &bits, sizeof(T));
+  return x;
+}
+
+}  // namespace rtrl
