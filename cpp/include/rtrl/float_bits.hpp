@@ -18,9 +18,14 @@ using FloatBits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_
 
 template <class T>
 RTRL_HD FloatBits<T> raw_bits(T x) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(T) == 4) return __float_as_uint(x);
+  else return FloatBits<T>(__double_as_longlong(x));
+#else
   FloatBits<T> bits;
   __builtin_memcpy(&bits, &x, sizeof(T));
   return bits;
+#endif
 }
 
 // |x|'s bits; those of +-inf and NaN are at least finite_limit_bits.
@@ -30,7 +35,7 @@ RTRL_HD FloatBits<T> magnitude_bits(T x) {
 }
 
 template <class T>
-constexpr FloatBits<T> finite_limit_bits() {
+RTRL_HD constexpr FloatBits<T> finite_limit_bits() {
   return sizeof(T) == 4 ? FloatBits<T>(0x7f800000u) : FloatBits<T>(0x7ff0000000000000ull);
 }
 

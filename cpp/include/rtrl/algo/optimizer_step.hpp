@@ -15,36 +15,17 @@ namespace rtrl {
 // What an update changes, copied on its way so that the update can be undone: param at 0, grad at
 // count (when clipping scales it), the state rows from 2 count.   backup: [(2 + state_rows) count]
 //
-// The update of element i with its backup, and whether what it leaves is finite: one pass over the
-// parameters (ctx.for_each_all), so that the copy and the check read nothing a second time.
-template <class T, int kStateRows, class Update>
-struct BackedUpUpdate {
+// The update of element i, with its backup when kBackup, returning the bits of the largest value it
+// leaves (float_bits.hpp): the magnitudes of the parameter and the state rows; when kNonnegativeLast
+// (Adam's v) a negative last row, or NaN, gives all-ones bits (-0 is 0). One pass over the
+// parameters, so that the copy, the check and the bound (update_bounds.hpp) read nothing twice.
+template <class T, int kStateRows, bool kNonnegativeLast, bool kBackup, class Update>
+struct GuardedUpdate {
   static constexpr int kRows = kStateRows > 0 ? kStateRows : 1;
   Update update;
   T* param;
   T* param_backup;
   T* state[kRows];  // each row's start, so that every access is contiguous (no gathers)
-  T* state_backup[kRows];
-  RTRL_HD bool operator()(index_t i) const {
-    param_backup[i] = param[i];
-    for (int r = 0; r < kStateRows; ++r) state_backup[r][i] = state[r][i];
-    update(i);
-    bool finite = param[i] - param[i] == T(0);
-    for (int r = 0; r < kStateRows; ++r) finite &= state[r][i] - state[r][i] == T(0);
-    return finite;
-  }
-};
-
-// The update of element i, with its backup when kBackup, returning the bits of the largest value
-// it leaves (update_bounds.hpp): the magnitudes of the parameter and the state rows; when
-// kNonnegativeLast (Adam's v) a negative last row, or NaN, gives all-ones bits: no bound (-0 is 0).
-template <class T, int kStateRows, bool kNonnegativeLast, bool kBackup, class Update>
-struct BoundedUpdate {
-  static constexpr int kRows = kStateRows > 0 ? kStateRows : 1;
-  Update update;
-  T* param;
-  T* param_backup;
-  T* state[kRows];
   T* state_backup[kRows];
   RTRL_HD FloatBits<T> operator()(index_t i) const {
     if constexpr (kBackup) {
@@ -63,23 +44,31 @@ struct BoundedUpdate {
   }
 };
 
+// Whether what a GuardedUpdate's item leaves is finite (ctx.for_each_all).
+template <class T, class Guarded>
+struct LeavesFinite {
+  Guarded guarded;
+  RTRL_HD bool operator()(index_t i) const { return guarded(i) < finite_limit_bits<T>(); }
+};
+
 // The update over count elements (see optimizer_step for backup and bounds); returns whether what
 // it leaves is finite (always true without a backup or bounds: nothing was checked).
 template <int kStateRows, bool kNonnegativeLast, class Ctx, class T, class Update>
 bool update_guarded(Ctx& ctx, index_t count, const Update& update, T* param, T* state, T* backup,
                     UpdateBounds<T>* bounds) {
-  if (bounds) {
-    if constexpr (!Ctx::kDefersChecks) {
-      auto run = [&](auto backed_up) {
-        BoundedUpdate<T, kStateRows, kNonnegativeLast, decltype(backed_up)::value, Update> f{
-            update, param, backup, {}, {}};
-        for (int r = 0; r < kStateRows; ++r) {
-          f.state[r] = state + r * count;
-          f.state_backup[r] = backup ? backup + (2 + r) * count : nullptr;
-        }
-        return ctx.for_each_max(count, f);
-      };
-      const FloatBits<T> largest = backup ? run(std::true_type()) : run(std::false_type());
+  auto guarded = [&](auto backed_up) {
+    GuardedUpdate<T, kStateRows, kNonnegativeLast, decltype(backed_up)::value, Update> f{
+        update, param, backup, {}, {}};
+    for (int r = 0; r < kStateRows; ++r) {
+      f.state[r] = state + r * count;
+      f.state_backup[r] = backup ? backup + (2 + r) * count : nullptr;
+    }
+    return f;
+  };
+  if constexpr (!Ctx::kDefersChecks) {
+    if (bounds) {
+      const FloatBits<T> largest = backup ? ctx.for_each_max(count, guarded(std::true_type()))
+                                          : ctx.for_each_max(count, guarded(std::false_type()));
       if (largest >= finite_limit_bits<T>()) {
         if (!backup) throw std::logic_error("rtrl: an update its bounds proved finite left a non-finite value");
         return false;
@@ -92,17 +81,13 @@ bool update_guarded(Ctx& ctx, index_t count, const Update& update, T* param, T* 
     ctx.for_each(count, update);
     return true;
   }
-  BackedUpUpdate<T, kStateRows, Update> f{update, param, backup, {}, {}};
-  for (int r = 0; r < kStateRows; ++r) {
-    f.state[r] = state + r * count;
-    f.state_backup[r] = backup + (2 + r) * count;
-  }
-  return ctx.for_each_all(count, f);
+  using Guarded = decltype(guarded(std::true_type()));
+  return ctx.for_each_all(count, LeavesFinite<T, Guarded>{guarded(std::true_type())});
 }
 
 // One optimizer step over `count` parameters. `step` is the 1-based index of this update (Adam).
 // With max_grad_norm > 0 the gradient is first clipped in place, as torch's clip_grad_norm_ does.
-// With a backup, what the step changes is copied there first (see BackedUpUpdate) and the step
+// With a backup, what the step changes is copied there first (see GuardedUpdate) and the step
 // returns whether the parameters and the state it leaves are all finite; without one it returns true.
 // With bounds (a context that does not defer its checks), the step takes no backup when the bounds
 // prove it finite (update_bounds.hpp), and when it returns true bounds->state bounds what it left.
