@@ -19,6 +19,21 @@ RTRL_HD double sqrt(double x) { return ::sqrt(x); }
 RTRL_HD float log(float x) { return ::logf(x); }
 RTRL_HD double log(double x) { return ::log(x); }
 
+// a * b + c, rounded once where the machine has a fused multiply-add (the CUDA device; a host
+// instruction set with FMA), else twice. Written out where a sum's rounding must not depend on how
+// the compiler contracts an expression: a loop's vector body and its remainder (and so one thread
+// count and another, whose runs split a row at different columns) then round alike.
+#if defined(__CUDA_ARCH__)
+__device__ __forceinline__ float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
+__device__ __forceinline__ double fma(double a, double b, double c) { return ::fma(a, b, c); }
+#elif defined(__FMA__)
+RTRL_HD float fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+RTRL_HD double fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+#else
+RTRL_HD float fma(float a, float b, float c) { return a * b + c; }
+RTRL_HD double fma(double a, double b, double c) { return a * b + c; }
+#endif
+
 #if defined(__CUDA_ARCH__)
 __device__ __forceinline__ float exp(float x) { return ::expf(x); }
 __device__ __forceinline__ double exp(double x) { return ::exp(x); }

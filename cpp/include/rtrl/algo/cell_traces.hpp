@@ -78,7 +78,7 @@ class CellStackTraces {
   template <bool kLeaky>
   void run(Ctx& ctx, const Model& m, T* step_grad) {
     const CellNetDims& d = d_;
-    const index_t B = d.batch, H = d.hidden, GH = d.gates() * H, BH = B * H, top = d.layers - 1;
+    const index_t BH = d.batch * d.hidden, top = d.layers - 1;
     T* packed = buf_.data();
     T* below = packed + d.n_theta();  // [L - 1, B, H]
     T* D = below + top * BH;          // [B, G H]
@@ -89,11 +89,8 @@ class CellStackTraces {
       const CellLayerDims dl = d.layer(l);
       const CellLayerStep<T>& s = m.step(l);
       T* G = packed + dl.theta_at;
-      const index_t W = dl.width();
-      ctx.for_each_serial_k(0, GH * W, W, B,
-                            CellTraceStep<Cell, T, kLeaky>{dl, recurrent, st_.params + dl.off_w_hh(), s.coef,
-                                                           s.v, st_.h + l * BH, delta_of(l), st_.P_h[l],
-                                                           st_.P_c ? st_.P_c[l] : nullptr, G});
+      move_cell_traces<Cell, kLeaky>(ctx, dl, recurrent, st_.params + dl.off_w_hh(), s.coef, s.v, st_.h + l * BH,
+                                     delta_of(l), st_.P_h[l], st_.P_c ? st_.P_c[l] : nullptr, G);
       scatter_theta_gradient(ctx, dl, G, step_grad);
     }
   }
