@@ -255,7 +255,7 @@ for cls, extra in ((rtrl.SnAp, {}), (rtrl.EProp, {"feedback": "random", "seed": 
         rd = learner.run(rng.normal(size=(8, 7, 6)).astype(np.float32), rng.normal(size=(8, 7, 3)).astype(np.float32))
         state = learner.state_dict()
         out += [rd.outputs, rd.loss, net._flat] + [state[k] for k in sorted(state) if k.startswith("traces")]
-for dtype in ("float64", "float32"):  # rows of 103 columns: the threads' runs end mid-row, mid-vector
+for dtype in ("float64", "float32"):  # rows of ~100 columns: the threads' runs end mid-row, mid-vector
     for cell in ("rnn", "gru", "lstm", "elstm"):
         for cls in (rtrl.SnAp, rtrl.EProp):
             net = rtrl.RecurrentNet(cell, 6, 95, 3, seed=5, dtype=dtype, device="cpu")

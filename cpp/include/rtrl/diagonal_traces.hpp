@@ -80,11 +80,11 @@ struct TraceCoefficients {
   T delta;
 };
 
-// Row g' of K consecutive streams s0 + i: their traces lie one layer's traces apart (stride), their
-// column values one row of v apart. A column then adds the K streams' terms to G[g', c] in a register,
-// in stream order, and stores it once: the same sums as one stream at a time, with a K-th of G's
-// loads and stores.
-template <class T, int K>
+// Row g' of kStreams consecutive streams s0 + i: their traces lie one layer's traces apart (stride),
+// their column values one row of v apart. A column then adds the streams' terms to G[g', c] in a
+// register, in stream order, and stores it once: the same sums as one stream at a time, with a
+// kStreams-th of G's loads and stores.
+template <class T, int kStreams>
 struct TraceRow {
   T* j_h;           // J_h[s0, g', :]
   T* j_c;           // J_c[s0, g', :] (LSTM)
@@ -92,15 +92,15 @@ struct TraceRow {
   const T* v;       // v[s0, :]
   index_t stride;   // G H W
   index_t width;    // W
-  TraceCoefficients<T> k[K];
+  TraceCoefficients<T> stream[kStreams];
   bool first;       // s0 = 0: G[g', :] starts from zero
 };
 
-// Called through ctx.for_each_serial_k over the columns q = g' W + c with the groups of K streams
-// from first_stream on as depth (group k: streams first_stream + k K + i).
-//   w_hh: [G H, H] (eLSTM [G H])   coef: [K, B, H]   v: [B, W]   h_prev, delta: [B, H]
+// Called through ctx.for_each_serial_k over the columns q = g' W + c with the groups of kStreams
+// streams from first_stream on as depth (group k: streams first_stream + k kStreams + i).
+//   w_hh: [G H, H] (eLSTM [G H])   coef: [Cell::kCoefficients, B, H]   v: [B, W]   h_prev, delta: [B, H]
 //   J_h, J_c: [B, G H, W]   G: [G H, W]
-template <class Cell, class T, bool kLeaky, int K>
+template <class Cell, class T, bool kLeaky, int kStreams>
 struct CellTraceStep {
   CellLayerDims d;
   bool recurrent;
@@ -152,10 +152,10 @@ struct CellTraceStep {
     return t;
   }
 
-  RTRL_HD TraceRow<T, K> row(index_t r, index_t group) const {
-    const index_t W = d.width(), s0 = first_stream + group * K, at = (s0 * d.gates() * d.hidden + r) * W;
-    TraceRow<T, K> t{};
-    for (int i = 0; i < K; ++i) t.k[i] = coefficients(r, s0 + i);
+  RTRL_HD TraceRow<T, kStreams> row(index_t r, index_t group) const {
+    const index_t W = d.width(), s0 = first_stream + group * kStreams, at = (s0 * d.gates() * d.hidden + r) * W;
+    TraceRow<T, kStreams> t{};
+    for (int i = 0; i < kStreams; ++i) t.stream[i] = coefficients(r, s0 + i);
     t.j_h = J_h + at;
     t.j_c = J_c ? J_c + at : nullptr;
     t.g = G + r * W;
@@ -166,12 +166,12 @@ struct CellTraceStep {
     return t;
   }
 
-  RTRL_HD void operator()(const TraceRow<T, K>& t, index_t, index_t, index_t c) const {
+  RTRL_HD void operator()(const TraceRow<T, kStreams>& t, index_t, index_t, index_t c) const {
     const index_t I = d.inputs;
     const bool input_column = c < I || c == I + d.recurrent_cols();
     T g = t.first ? T(0) : t.g[c];
-    for (int i = 0; i < K; ++i) {
-      const TraceCoefficients<T>& k = t.k[i];
+    for (int i = 0; i < kStreams; ++i) {
+      const TraceCoefficients<T>& k = t.stream[i];
       const T value = Cell::kElementwiseRecurrence && c == I ? k.h_own : t.v[i * t.width + c];
       T* j_h = t.j_h + i * t.stride;
       const T h = j_h[c];

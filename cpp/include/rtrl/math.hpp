@@ -26,7 +26,7 @@ RTRL_HD double log(double x) { return ::log(x); }
 #if defined(__CUDA_ARCH__)
 __device__ __forceinline__ float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
 __device__ __forceinline__ double fma(double a, double b, double c) { return ::fma(a, b, c); }
-#elif defined(__FMA__)
+#elif defined(__FMA__) || defined(__ARM_FEATURE_FMA)
 RTRL_HD float fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 RTRL_HD double fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
 #else
