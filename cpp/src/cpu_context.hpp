@@ -289,6 +289,7 @@ class CpuContext {
   template <class F>
   void for_each_serial_k(index_t q0, index_t q1, index_t width, index_t depth, const F& functor) {
     const F shared = functor;
+    const index_t items = (q1 - q0) * depth * ItemCost<F>::value;  // shared among threads from kParallelItems
     const index_t tile_rows = std::max<index_t>(1, kTileItems / width);
     const index_t chunk = std::min(width, kTileItems);
     if constexpr (HasFinish<F>::value) {
@@ -316,7 +317,7 @@ class CpuContext {
             }
       };
       const index_t s0 = q0 / width, s1 = q1 / width;
-      if (threads_ == 1 || omp_in_parallel() || (q1 - q0) * depth < kParallelItems || s1 - s0 < 2) {
+      if (threads_ == 1 || omp_in_parallel() || items < kParallelItems || s1 - s0 < 2) {
         rows(s0, s1);
         return;
       }
@@ -350,7 +351,7 @@ class CpuContext {
       }
     };
     const index_t count = q1 - q0;
-    if (threads_ == 1 || omp_in_parallel() || count * depth < kParallelItems) {
+    if (threads_ == 1 || omp_in_parallel() || items < kParallelItems) {
       part(q0, q1);
       return;
     }

@@ -15,6 +15,7 @@
 #include "rtrl/fully_recurrent.hpp"
 #include "rtrl/item_cost.hpp"
 #include "rtrl/row_functor.hpp"
+#include "rtrl/stream_groups.hpp"
 
 namespace rtrl {
 
@@ -102,6 +103,7 @@ struct TraceRow {
 //   J_h, J_c: [B, G H, W]   G: [G H, W]
 template <class Cell, class T, bool kLeaky, int kStreams>
 struct CellTraceStep {
+  static constexpr index_t kItemCost = kStreams;  // a column moves kStreams streams
   CellLayerDims d;
   bool recurrent;
   const T* w_hh;
@@ -200,16 +202,12 @@ template <class Cell, bool kLeaky, class Ctx, class T>
 void move_cell_traces(Ctx& ctx, const CellLayerDims& dl, bool recurrent, const T* w_hh, const T* coef,
                       const T* v, const T* h_prev, const T* delta, T* J_h, T* J_c, T* G) {
   constexpr int kTraceStreams = Cell::kHasCellState ? 1 : 4;
-  const index_t B = dl.batch, rows = dl.gates() * dl.hidden, W = dl.width();
-  const index_t groups = B / kTraceStreams, rest = B - groups * kTraceStreams;
-  if (groups > 0)
+  const index_t rows = dl.gates() * dl.hidden, W = dl.width();
+  in_stream_groups<kTraceStreams>(dl.batch, [&](auto streams, index_t first, index_t groups) {
     ctx.for_each_serial_k(0, rows * W, W, groups,
-                          CellTraceStep<Cell, T, kLeaky, kTraceStreams>{dl, recurrent, w_hh, coef, v, h_prev,
-                                                                         delta, J_h, J_c, G, 0});
-  if (rest > 0)
-    ctx.for_each_serial_k(0, rows * W, W, rest,
-                          CellTraceStep<Cell, T, kLeaky, 1>{dl, recurrent, w_hh, coef, v, h_prev, delta, J_h,
-                                                             J_c, G, groups * kTraceStreams});
+                          CellTraceStep<Cell, T, kLeaky, streams()>{dl, recurrent, w_hh, coef, v, h_prev, delta,
+                                                                    J_h, J_c, G, first});
+  });
 }
 
 // The step's error of a layer below, by back-propagating the layer above's through the current step

@@ -1,5 +1,5 @@
 // Floats read as unsigned integers: magnitudes compared and reduced with integer operations
-// (the CPU's finiteness check and the update bounds of algo/update_bounds.hpp).
+// (the CPU's finiteness check and the update bounds of algo/update_bounds.hpp), and values selected.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,22 @@ RTRL_HD FloatBits<T> raw_bits(T x) {
   FloatBits<T> bits;
   __builtin_memcpy(&bits, &x, sizeof(T));
   return bits;
+#endif
+}
+
+// c ? a : b, chosen on the host with integer operations: a loop that picks one of two values per
+// element then has no branch for the compiler to keep, and vectorises where IEEE trapping rules
+// would forbid running a branch's arithmetic unconditionally.
+template <class T>
+RTRL_HD T select_bits(bool c, T a, T b) {
+#if defined(__CUDA_ARCH__)
+  return c ? a : b;
+#else
+  const FloatBits<T> pick = FloatBits<T>(0) - FloatBits<T>(c);
+  const FloatBits<T> bits = (raw_bits(a) & pick) | (raw_bits(b) & ~pick);
+  T x;
+  __builtin_memcpy(&x, &bits, sizeof(T));
+  return x;
 #endif
 }
 

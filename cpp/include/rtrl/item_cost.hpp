@@ -1,6 +1,8 @@
 // A functor whose items cost far more than a few flops (the cells' pointwise steps, with their
-// exponentials) declares `static constexpr index_t kItemCost` (in units of a cheap item); the CPU
-// context shares a loop among threads from fewer items accordingly. Default 1.
+// exponentials; Adam's square root and divisions; a trace column that moves several streams)
+// declares `static constexpr index_t kItemCost` (in units of a cheap item); the CPU context shares
+// a loop among threads from fewer items accordingly (for_each_serial_k: per column and depth).
+// Default 1.
 #pragma once
 
 #include <type_traits>

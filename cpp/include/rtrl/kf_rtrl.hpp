@@ -10,6 +10,7 @@
 #pragma once
 
 #include "rtrl/diagonal_traces.hpp"
+#include "rtrl/float_bits.hpp"
 #include "rtrl/philox.hpp"
 #include "rtrl/uoro.hpp"
 
@@ -127,7 +128,9 @@ struct KfUpdate {
   RTRL_HD void operator()(index_t row, index_t j) const {
     const index_t blocks = rows / units, o = row / blocks, g = row % blocks, i = o / batch, s = o % batch;
     const index_t at = row * units + j;
-    const T fresh = j == i ? scale * R[s * rows + g * units + j] : T(0);
+    // read and scaled for every j, chosen without a branch: a load or a product in a branch keeps
+    // the loop scalar
+    const T fresh = select_bits(j == i, scale * R[s * rows + g * units + j], T(0));
     A[at] = k[s * 2] * A[at] + k[s * 2 + 1] * fresh;
   }
 };

@@ -51,6 +51,7 @@ struct SgdUpdate {
 //   param, grad, m, v: [count]
 template <class T>
 struct AdamUpdate {
+  static constexpr index_t kItemCost = 8;  // a square root and two divisions (item_cost.hpp)
   T beta1, beta2, eps, step_size, sqrt_c2;
   T* param;
   const T* grad;

@@ -8,6 +8,7 @@
 
 #include "rtrl/algo/update_bounds.hpp"
 #include "rtrl/array_ops.hpp"
+#include "rtrl/item_cost.hpp"
 #include "rtrl/optimizer.hpp"
 
 namespace rtrl {
@@ -22,6 +23,7 @@ namespace rtrl {
 template <class T, int kStateRows, bool kNonnegativeLast, bool kBackup, class Update>
 struct GuardedUpdate {
   static constexpr int kRows = kStateRows > 0 ? kStateRows : 1;
+  static constexpr index_t kItemCost = ItemCost<Update>::value;
   Update update;
   T* param;
   T* param_backup;
@@ -47,6 +49,7 @@ struct GuardedUpdate {
 // Whether what a GuardedUpdate's item leaves is finite (ctx.for_each_all).
 template <class T, class Guarded>
 struct LeavesFinite {
+  static constexpr index_t kItemCost = ItemCost<Guarded>::value;
   Guarded guarded;
   RTRL_HD bool operator()(index_t i) const { return guarded(i) < finite_limit_bits<T>(); }
 };
