@@ -438,7 +438,7 @@ class CpuContext {
     }
   }
 
-  static constexpr double kParallelFlops = 4.0e6;
+  static constexpr double kParallelFlops = 1.0e6;
   static constexpr index_t kGemmPartMin = 128;  // rows or columns of a part of a large GEMM, at least
   static constexpr index_t kGemmMaxParts = 16;
   static constexpr index_t kParallelItems = 1 << 15;

@@ -25,12 +25,12 @@ struct GruCell {
     const T xz = gates[H + j] + a.b_ih[H + j] + a.b_hh[H + j], hz = hw[H + j];
     const T xn = gates[2 * H + j] + a.b_ih[2 * H + j], hn = hw[2 * H + j] + a.b_hh[2 * H + j];
     const T r = math::sigmoid(xr + hr), z = math::sigmoid(xz + hz);
-    const T n = math::tanh(xn + r * hn);
+    const T n = math::tanh(math::fma(r, hn, xn));
     gates[j] = r;
     gates[H + j] = z;
     gates[2 * H + j] = n;
     a.aux[idx] = hn;
-    a.h[b * a.ldh + j] = (T(1) - z) * n + z * a.h_prev[b * a.ld_h_prev + j];
+    a.h[b * a.ldh + j] = math::fma(T(1) - z, n, z * a.h_prev[b * a.ld_h_prev + j]);
   }
 
   // Also writes the part of dL/dh(t-1) that does not pass through W_hh (z dh) into a.dh.

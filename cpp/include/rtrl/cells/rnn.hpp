@@ -21,10 +21,11 @@ struct RnnCell {
     const index_t idx = b * a.H + j;
     const T pre = a.gates[idx] + a.hw[idx] + a.b_ih[j] + a.b_hh[j];
     const T squashed = math::tanh(pre);  // computed either way: a select, not a branch, per lane
-    const T f = a.nonlinearity == Nonlinearity::tanh ? squashed : (pre > T(0) ? pre : T(0));
+    const T relu = select_bits(pre > T(0), pre, T(0));
+    const T f = select_bits(a.nonlinearity == Nonlinearity::tanh, squashed, relu);
     a.gates[idx] = f;
-    const T leaky = (T(1) - a.alpha) * a.h_prev[b * a.ld_h_prev + j] + a.alpha * f;
-    a.h[b * a.ldh + j] = a.alpha == T(1) ? f : leaky;
+    const T leaky = math::fma(a.alpha, f, (T(1) - a.alpha) * a.h_prev[b * a.ld_h_prev + j]);
+    a.h[b * a.ldh + j] = select_bits(a.alpha == T(1), f, leaky);
   }
 
   template <class T>
