@@ -5,10 +5,11 @@ of H units is computed partly in the loop's vector body and partly in its remain
 alike (DESIGN §11's rule that a result never depends on how a loop is split), which holds only when
 every multiply-add is written as one (``math::fma``) rather than left to the compiler to contract.
 
-These tests permute the hidden units of a network whose recurrent weights are diagonal (so that every
-unit's sums are the same sums, in the same order, at any position) and require the permuted run to give
-exactly the permuted result, bit for bit. H = 37 puts units in a vector body, a narrower vector
-epilogue and a scalar remainder.
+These tests permute the hidden units of a network whose weights give each unit's pre-activations a
+single product each (one input weight per row, diagonal recurrent weights: the GEMMs then add exact
+zeros, so a unit's sums are the same at any position, whatever the BLAS kernel) and require the
+permuted run to give exactly the permuted result, bit for bit. H = 37 puts units in a vector body, a
+narrower vector epilogue and a scalar remainder.
 """
 
 import numpy as np
@@ -23,6 +24,12 @@ DTYPES = ["float32", "float64"]
 
 def _permutation() -> np.ndarray:
     return np.random.default_rng(7).permutation(H)
+
+
+def _one_input_per_row(rng, rows: int, dtype) -> np.ndarray:
+    w = np.zeros((rows, I), dtype=dtype)
+    w[np.arange(rows), np.arange(rows) % I] = rng.uniform(-1, 1, rows)
+    return w
 
 
 def _gate_rows(perm: np.ndarray, gates: int) -> np.ndarray:
@@ -53,6 +60,7 @@ def test_layer_forward_is_equivariant_to_unit_order(name, kwargs, gates, dtype):
     layer = getattr(rtrl.nn, name)(I, H, dtype=dtype, seed=3, **kwargs)
     params = {k: np.array(v) for k, v in layer.state_dict().items()}
     rng = np.random.default_rng(2)
+    params["weight_ih_l0"] = _one_input_per_row(rng, gates * H, dtype)
     params["weight_hh_l0"] = np.zeros_like(params["weight_hh_l0"])
     for g in range(gates):  # a diagonal block per gate: unit u sees only its own previous state
         params["weight_hh_l0"][g * H + np.arange(H), np.arange(H)] = rng.uniform(-1, 1, H)
@@ -87,6 +95,7 @@ def test_online_forward_is_equivariant_to_unit_order(cell, alpha, dtype):
     params = {k: np.array(v) for k, v in net.parameters().items()}
     gates = 2 if cell == "elstm" else 1
     rng = np.random.default_rng(5)
+    params["weight_ih"] = _one_input_per_row(rng, gates * H, dtype)
     if cell == "rnn":
         params["weight_hh"] = np.diag(rng.uniform(-1, 1, H)).astype(dtype)
     x = rng.standard_normal((T, B, I)).astype(dtype)
